@@ -1,0 +1,134 @@
+"""The one typed configuration of a fedrec run.
+
+Every knob lives here once. The CLI builds its flags from these fields and Flower's run
+config (kebab-case keys) maps onto the same names, so a run is described the same way
+wherever it starts. The resolved config (model defaults filled in) is written into every
+metrics file and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from fedrec.errors import ConfigError
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what data, and how. ``None`` means "the model's own default"."""
+
+    model: str = _opt("lstm", "recommender to train", ("pop", "itemknn", "mf", "lstm"))
+    data: str = _opt("beauty", "'beauty' (embedded) or a path to .txt/.csv/.parquet")
+    seed: int = _opt(42, "random seed for sampling, initialisation and batching")
+    epochs: int | None = _opt(None, "maximum training epochs (model default if unset)")
+    patience: int = _opt(5, "stop after this many epochs without validation HR@10 gain")
+    max_minutes: float | None = _opt(None, "stop training after this wall time; best epoch kept")
+    batch_size: int | None = _opt(None, "training batch size (model default if unset)")
+    lr: float | None = _opt(None, "Adam learning rate (model default if unset)")
+    weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
+    dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
+    dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
+    max_len: int = _opt(50, "longest history a sequential model reads (most recent items)")
+    neighbors: int = _opt(100, "itemknn: neighbours kept per item")
+    similarity: str = _opt(
+        "cosine", "itemknn: item-item similarity", ("cosine", "adjusted-cosine")
+    )
+    min_interactions: int = _opt(3, "users with fewer interactions cannot be split (>= 3)")
+    short_users: str = _opt(
+        "drop", "what to do with users below --min-interactions", ("drop", "error")
+    )
+    mask_history: bool = _opt(True, "exclude already-seen items from ranking (S3-Rec protocol)")
+    threads: int | None = _opt(None, "torch CPU threads (all cores if unset)")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{f.name}={value!r} is not one of {', '.join(choices)}; pick one of those."
+                )
+        positive = ("epochs", "batch_size", "dim", "max_len", "neighbors", "threads")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be a positive integer.")
+        if self.patience < 0:
+            raise ConfigError(f"patience={self.patience} must be >= 0.")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"lr={self.lr} must be > 0.")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
+        if self.min_interactions < 3:
+            raise ConfigError(
+                f"min_interactions={self.min_interactions}: leave-one-out needs at least 3 "
+                "interactions per user (train, validation, test); use 3 or more."
+            )
+
+    def with_model_defaults(self, defaults: Mapping[str, Any]) -> "TrainConfig":
+        """Fill unset (None) fields from a model's defaults; explicit values win."""
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **filled)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a dict with snake_case or kebab-case keys; unknown keys are errors."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        parsed: dict[str, Any] = {}
+        for raw_key, raw_value in values.items():
+            key = raw_key.replace("-", "_")
+            if key not in known:
+                raise ConfigError(
+                    f"unknown config key {raw_key!r}; known keys: "
+                    f"{', '.join(sorted(k.replace('_', '-') for k in known))}."
+                )
+            parsed[key] = coerce(raw_value, field_type(known[key]), key)
+        return cls(**parsed)
+
+
+def field_type(f: dataclasses.Field) -> tuple[type, bool]:
+    """(base type, optional?) of a config field, from its annotation string."""
+    hint = typing.get_type_hints(TrainConfig)[f.name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        base = next(a for a in args if a is not type(None))
+        return base, True
+    return hint, False
+
+
+def coerce(value: Any, kind: tuple[type, bool], name: str) -> Any:
+    """Turn a CLI string or run-config value into the field's type, or say why not."""
+    base, optional = kind
+    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+        if optional:
+            return None
+        raise ConfigError(f"{name} needs a value of type {base.__name__}.")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return base(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name}={value!r} is not a valid {base.__name__}; give e.g. "
+            f"{name.replace('_', '-')}={base(1) if base is not bool else 'true'}."
+        ) from None

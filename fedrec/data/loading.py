@@ -1,0 +1,43 @@
+"""One entry point from a ``--data`` value to :class:`Interactions`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from importlib import resources
+from pathlib import Path
+
+from fedrec.data.interactions import Interactions
+from fedrec.data.readers import SEQUENCE_SUFFIXES, TABULAR_SUFFIXES, read_interaction_log, read_sequence_file
+from fedrec.errors import DataError
+
+log = logging.getLogger("fedrec.data")
+
+BEAUTY = "beauty"
+
+
+def beauty_path() -> Path:
+    """The embedded Amazon Beauty sequence file (S3-Rec preprocessing), shipped in the package."""
+    return Path(str(resources.files("fedrec.data").joinpath("beauty", "Beauty.txt")))
+
+
+def load_dataset(spec: str, *, min_interactions: int = 3, short_users: str = "drop") -> Interactions:
+    """``beauty`` or a path; the suffix picks the reader (.txt sequences, .csv/.parquet logs)."""
+    path = beauty_path() if spec == BEAUTY else Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in SEQUENCE_SUFFIXES:
+        data = read_sequence_file(path, min_interactions=min_interactions, short_users=short_users)
+    elif suffix in TABULAR_SUFFIXES:
+        data = read_interaction_log(path, min_interactions=min_interactions, short_users=short_users)
+    else:
+        raise DataError(
+            f"{spec!r}: unknown data format {suffix or '(no suffix)'!r}. Use 'beauty', a sequence "
+            f"file ({', '.join(SEQUENCE_SUFFIXES)}) or an interaction log ({', '.join(TABULAR_SUFFIXES)})."
+        )
+    if spec == BEAUTY:
+        data = dataclasses.replace(data, source=BEAUTY)
+    log.info(
+        "loaded %s: %d users, %d items, %d interactions",
+        data.source, data.n_users, data.n_items, data.n_interactions,
+    )
+    return data

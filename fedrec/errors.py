@@ -1,0 +1,17 @@
+"""fedrec's error types. Each message names the bad value and how to fix it."""
+
+
+class FedrecError(Exception):
+    """Base of every error fedrec raises on purpose; the CLI prints these without a trace."""
+
+
+class ConfigError(FedrecError, ValueError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+class DataError(FedrecError, ValueError):
+    """An input data file is missing, empty, malformed or unusable for the protocol."""
+
+
+class ModelError(FedrecError, RuntimeError):
+    """A model was used out of order (scored before fit) or a saved model does not match."""

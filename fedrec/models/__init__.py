@@ -1,0 +1,13 @@
+"""Recommenders behind one interface (see ``base.Recommender``); importing registers them."""
+
+from fedrec.models.base import FitResult, Recommender
+from fedrec.models.itemknn import ItemKNN
+from fedrec.models.lstm import LSTMRecommender
+from fedrec.models.mf import MatrixFactorization
+from fedrec.models.pop import Popularity
+from fedrec.models.registry import create_model, model_names, register_model
+
+__all__ = [
+    "FitResult", "ItemKNN", "LSTMRecommender", "MatrixFactorization", "Popularity",
+    "Recommender", "create_model", "model_names", "register_model",
+]

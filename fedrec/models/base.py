@@ -1,0 +1,92 @@
+"""The one interface every recommender implements, documented once here.
+
+- ``fit(split)``: learn from ``split.train``; sequence models may early-stop on ``split.valid``.
+- ``score(users, histories)``: (B, n_items + 1) scores over ALL items; column 0 is padding.
+  ``users`` are dense user indices (MF needs them), ``histories`` what each user has seen.
+- ``recommend(users, histories, k)``: top-k item indices, seen items excluded.
+- ``save(path)`` / ``Recommender.load(path)``: one file with the model name, sizes, the
+  resolved config and the tensors; loading rebuilds the right class by name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from fedrec.config import TrainConfig
+from fedrec.data.split import LeaveOneOut
+from fedrec.errors import ModelError
+from fedrec.metrics import mask_seen
+from fedrec.training.loop import FitResult
+
+FORMAT_VERSION = 1
+
+
+class Recommender(ABC):
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
+        self.config = config.with_model_defaults(self.defaults)
+        self.n_users = n_users
+        self.n_items = n_items
+
+    @abstractmethod
+    def fit(self, split: LeaveOneOut) -> FitResult: ...
+
+    @abstractmethod
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor: ...
+
+    @abstractmethod
+    def state(self) -> dict[str, torch.Tensor]:
+        """Everything needed to score again, as tensors."""
+
+    @abstractmethod
+    def load_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    def recommend(self, users: np.ndarray, histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
+        """(B, k) item indices, best first, never an item the user has already seen."""
+        with torch.inference_mode():
+            scores = mask_seen(self.score(users, histories).float(), histories)
+        return torch.topk(scores, k=min(k, self.n_items), dim=1).indices.numpy()
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "config": self.config.to_dict(),
+            "state": self.state(),
+        }
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(path)  # atomic: a crash never leaves a half-written model
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> "Recommender":
+        from fedrec.models.registry import create_model
+
+        try:
+            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError) as err:
+            raise ModelError(f"{path}: not a readable fedrec model file ({err}).") from None
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"{path}: model format {payload.get('format_version')} is not {FORMAT_VERSION}.")
+        config = TrainConfig.from_mapping(payload["config"])
+        model = create_model(payload["model"], config, n_users=payload["n_users"], n_items=payload["n_items"])
+        model.load_state(payload["state"])
+        return model
+
+
+def check_fitted(model: Recommender, ready: bool) -> None:
+    if not ready:
+        raise ModelError(f"{model.name}: call fit() (or load a saved model) before scoring.")
+

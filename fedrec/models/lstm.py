@@ -1,0 +1,93 @@
+"""Next-item prediction: item embedding -> LSTM -> scores over all items.
+
+The recurrent layer is ``nn.LSTM`` (fused, fast) when training is not private and Opacus'
+``DPLSTM`` when it is: Opacus refuses ``nn.LSTM``, and DPLSTM keeps nn.LSTM's parameter
+names, so weights move between the two unchanged.
+
+Training predicts the next item at every position of a user's train sequence; the output
+layer is computed only at positions that have a target (padding carries most of a batch of
+short Beauty sequences, and the item softmax is most of the cost). Batches group sequences
+of similar length so padding stays small.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from opacus.layers import DPLSTM
+from torch import nn
+
+from fedrec.data.split import LeaveOneOut
+from fedrec.models.registry import register_model
+from fedrec.models.torch_model import TorchRecommender
+
+
+class SequenceNet(nn.Module):
+    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False) -> None:
+        super().__init__()
+        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        recurrent = DPLSTM if private else nn.LSTM
+        self.rnn = recurrent(dim, dim, batch_first=True)
+        self.output = nn.Linear(dim, n_items + 1)
+
+    def hidden(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(B, L) right-padded item ids -> (B, L, dim); position t has read items 0..t."""
+        states, _ = self.rnn(self.dropout(self.item_embedding(sequences)))
+        return self.dropout(states)
+
+    def forward(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over all items, at positions with a target only."""
+        states = self.hidden(sequences)
+        present = targets > 0
+        return F.cross_entropy(self.output(states[present]), targets[present])
+
+
+def right_pad(sequences: Sequence[np.ndarray], length: int | None = None) -> torch.Tensor:
+    length = length or max((len(s) for s in sequences), default=1)
+    padded = np.zeros((len(sequences), max(1, length)), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        padded[row, : len(seq)] = seq
+    return torch.from_numpy(padded)
+
+
+@register_model
+class LSTMRecommender(TorchRecommender):
+    name = "lstm"
+    defaults = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
+    shareable_parameters = None  # every parameter is shared in federation
+    private = False
+
+    def build_net(self) -> SequenceNet:
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.private)
+
+    def batches(self, split: LeaveOneOut, rng: np.random.Generator) -> tuple[Iterable, int]:
+        # Each user's most recent max_len + 1 train items: inputs [:-1] predict targets [1:].
+        windows = [s[-(self.config.max_len + 1) :] for s in split.train if len(s) >= 2]
+        lengths = np.array([len(w) for w in windows])
+        order = np.lexsort((rng.random(len(windows)), lengths))  # by length, random within
+        size = self.config.batch_size
+        groups = [order[i : i + size] for i in range(0, len(order), size)]
+        rng.shuffle(groups)
+
+        def make(group: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            chosen = [windows[i] for i in group]
+            return right_pad([w[:-1] for w in chosen]), right_pad([w[1:] for w in chosen])
+
+        return (make(g) for g in groups), len(groups)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        return self.net(inputs, targets)
+
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        self.net.eval()
+        recent = [h[-self.config.max_len :] for h in histories]
+        lengths = torch.tensor([max(1, len(h)) for h in recent])
+        with torch.no_grad():
+            states = self.net.hidden(right_pad(recent))  # (B, L, dim)
+            last = states[torch.arange(len(recent)), lengths - 1]  # (B, dim)
+            return self.net.output(last)

@@ -1,0 +1,28 @@
+"""Models by name: ``register_model(cls)`` and ``create_model(name, ...)``."""
+
+from __future__ import annotations
+
+from fedrec.config import TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.models.base import Recommender
+
+_MODELS: dict[str, type[Recommender]] = {}
+
+
+def register_model(cls: type[Recommender]) -> type[Recommender]:
+    if cls.name in _MODELS and _MODELS[cls.name] is not cls:
+        raise ConfigError(f"a model named {cls.name!r} is already registered ({_MODELS[cls.name]}).")
+    _MODELS[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, config: TrainConfig, *, n_users: int, n_items: int) -> Recommender:
+    try:
+        cls = _MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(model_names())}.") from None
+    return cls(config, n_users=n_users, n_items=n_items)

@@ -1,0 +1,106 @@
+"""Epochs, early stopping on validation HR@10, and a wall-time budget."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, TypeVar
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+log = logging.getLogger("fedrec.train")
+
+Batch = TypeVar("Batch")
+
+
+@dataclass
+class FitResult:
+    """What training did: per-epoch records and which epoch's weights were kept."""
+
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_valid_hr10: float | None = None
+    stopped_because: str = "done"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def run_epoch(
+    net: nn.Module,
+    batches: Iterable[Batch],
+    loss_of: Callable[[Batch], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    description: str = "train",
+    total: int | None = None,
+) -> float:
+    """One pass over the batches; returns the mean loss."""
+    net.train()
+    total_loss, count = 0.0, 0
+    bar = tqdm(batches, desc=description, total=total, leave=False, mininterval=1.0, unit="batch")
+    for batch in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(batch)
+        loss.backward()
+        optimizer.step()
+        total_loss += float(loss.detach())
+        count += 1
+        if count % 20 == 0:
+            bar.set_postfix(loss=f"{total_loss / count:.4f}")
+    return total_loss / max(1, count)
+
+
+def fit_with_early_stopping(
+    net: nn.Module,
+    *,
+    epoch_batches: Callable[[int], tuple[Iterable[Batch], int]],
+    loss_of: Callable[[Batch], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    patience: int,
+    validate: Callable[[], float],
+    max_seconds: float | None = None,
+) -> FitResult:
+    """Train up to ``epochs``; keep the weights of the best validation HR@10.
+
+    ``epoch_batches(epoch)`` returns (batches, number of batches) so shuffling is seeded
+    per epoch and the progress bar knows its length.
+    """
+    result = FitResult()
+    best_state = copy.deepcopy(net.state_dict())
+    best = -1.0
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        batches, n_batches = epoch_batches(epoch)
+        loss = run_epoch(net, batches, loss_of, optimizer, description=f"epoch {epoch}/{epochs}", total=n_batches)
+        net.eval()
+        valid_hr10 = validate()
+        seconds = time.perf_counter() - epoch_start
+        result.history.append({"epoch": epoch, "loss": loss, "valid_hr@10": valid_hr10, "seconds": seconds})
+        result.epochs_run = epoch
+        improved = valid_hr10 > best
+        if improved:
+            best, result.best_epoch = valid_hr10, epoch
+            best_state = copy.deepcopy(net.state_dict())
+        log.info(
+            "epoch %d/%d loss %.4f valid HR@10 %.4f%s (%.1f s)",
+            epoch, epochs, loss, valid_hr10, " *best" if improved else "", seconds,
+        )
+        if epoch - result.best_epoch >= patience > 0:
+            result.stopped_because = f"no validation gain for {patience} epochs"
+            break
+        if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+            result.stopped_because = f"wall-time budget of {max_seconds:.0f} s reached"
+            break
+    else:
+        result.stopped_because = f"reached {epochs} epochs"
+    net.load_state_dict(best_state)
+    net.eval()
+    result.best_valid_hr10 = best
+    log.info("kept epoch %d (valid HR@10 %.4f); stopped: %s", result.best_epoch, best, result.stopped_because)
+    return result
