@@ -94,7 +94,7 @@ def read_interaction_log(path: Path, *, min_interactions: int = 3, short_users: 
                 f"{path}: column {column!r} has {int(empty.sum())} empty/NaN value(s), first at "
                 f"{row_label}(s) {rows}. Fill or remove those rows; fedrec does not guess ids or times."
             )
-    frame = frame.assign(timestamp=_parse_timestamps(path, frame["timestamp"]))
+    frame = frame.assign(timestamp=_parse_timestamps(path, frame["timestamp"], row_offset, row_label))
     if "rating" in frame.columns and not pd.api.types.is_numeric_dtype(frame["rating"]):
         raise DataError(f"{path}: column 'rating' must be numeric; found {frame['rating'].dtype}.")
     frame = frame.sort_values(["user_id", "timestamp"], kind="stable")
@@ -151,16 +151,23 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: could not be read as {kind} ({err}).") from None
 
 
-def _parse_timestamps(path: Path, column: pd.Series) -> pd.Series:
-    """Numbers stay numbers (epoch seconds or sequence numbers); strings must parse as dates."""
+def _parse_timestamps(path: Path, column: pd.Series, row_offset: int, row_label: str) -> pd.Series:
+    """Numbers stay numbers (epoch seconds or sequence numbers); strings must parse as dates.
+
+    ISO 8601 is parsed element by element, so date-only and date-time values can mix; values
+    that are not ISO 8601 fall back to one format inferred for the column.
+    """
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         return column
-    parsed = pd.to_datetime(column, errors="coerce", utc=True)
+    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+    if parsed.isna().any():
+        parsed = parsed.fillna(pd.to_datetime(column, errors="coerce", utc=True))
     bad = parsed.isna()
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{path}: timestamp {column.iloc[first]!r} (row {first}) is neither a number nor a date. "
+            f"{path}: timestamp {column.iloc[first]!r} ({row_label} {first + row_offset}) is neither "
+            "a number nor a date. "
             "Use epoch seconds or ISO 8601 (2024-05-01T12:00:00)."
         )
     return parsed

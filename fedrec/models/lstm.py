@@ -34,6 +34,20 @@ class SequenceNet(nn.Module):
         self.rnn = recurrent(dim, dim, batch_first=True)
         self.output = nn.Linear(dim, n_items + 1)
 
+    def portable_state(self) -> dict[str, torch.Tensor]:
+        """Weights under nn.LSTM's names whichever layer is in use (nested DPLSTM also
+        reports its inner ``l0.ih.*`` aliases; those are dropped)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("rnn.l")}
+
+    def load_portable_state(self, state: dict[str, torch.Tensor]) -> None:
+        rnn = {k.removeprefix("rnn."): v for k, v in state.items() if k.startswith("rnn.")}
+        self.rnn.load_state_dict(rnn)
+        rest = {k: v for k, v in state.items() if not k.startswith("rnn.")}
+        missing, unexpected = super().load_state_dict(rest, strict=False)
+        missing = [k for k in missing if not k.startswith("rnn.")]
+        if missing or unexpected:
+            raise KeyError(f"state does not fit SequenceNet: missing {missing}, unexpected {unexpected}")
+
     def hidden(self, sequences: torch.Tensor) -> torch.Tensor:
         """(B, L) right-padded item ids -> (B, L, dim); position t has read items 0..t."""
         states, _ = self.rnn(self.dropout(self.item_embedding(sequences)))
@@ -78,6 +92,13 @@ class LSTMRecommender(TorchRecommender):
             return right_pad([w[:-1] for w in chosen]), right_pad([w[1:] for w in chosen])
 
         return (make(g) for g in groups), len(groups)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.portable_state().items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.net.load_portable_state(state)
+        self.net.eval()
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         inputs, targets = batch

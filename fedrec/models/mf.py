@@ -84,14 +84,18 @@ class MatrixFactorization(TorchRecommender):
         self.net.eval()
         rows = torch.from_numpy(np.repeat(np.arange(len(histories)), [len(h) for h in histories]))
         items = torch.from_numpy(np.concatenate(histories).astype(np.int64))
-        vectors = torch.zeros(len(histories), self.config.dim, requires_grad=True)
-        optimizer = torch.optim.Adam([vectors], lr=lr)
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            logits = vectors @ self.net.item_embedding.weight.detach().T + self.net.item_bias.weight.detach().T
-            loss = F.cross_entropy(logits[rows], items) + 1e-4 * vectors.pow(2).sum(dim=1).mean()
-            loss.backward()
-            optimizer.step()
+        # Callers may be inside no_grad/inference_mode (evaluation); this needs autograd.
+        with torch.inference_mode(False), torch.enable_grad():
+            item_vectors = self.net.item_embedding.weight.detach().clone()
+            item_bias = self.net.item_bias.weight.detach().clone().T
+            vectors = torch.zeros(len(histories), self.config.dim, requires_grad=True)
+            optimizer = torch.optim.Adam([vectors], lr=lr)
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                logits = vectors @ item_vectors.T + item_bias
+                loss = F.cross_entropy(logits[rows], items) + 1e-4 * vectors.pow(2).sum(dim=1).mean()
+                loss.backward()
+                optimizer.step()
         return vectors.detach()
 
     def score_folded_in(self, histories: Sequence[np.ndarray]) -> torch.Tensor:

@@ -41,7 +41,7 @@ def run_epoch(
     """One pass over the batches; returns the mean loss."""
     net.train()
     total_loss, count = 0.0, 0
-    bar = tqdm(batches, desc=description, total=total, leave=False, mininterval=1.0, unit="batch")
+    bar = tqdm(batches, desc=description, total=total, leave=False, mininterval=1.0, unit="batch", disable=None)
     for batch in bar:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_of(batch)

@@ -1,0 +1,41 @@
+"""Small real data sets written to disk, shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedrec.config import TrainConfig
+from fedrec.data import leave_one_out, load_dataset
+
+
+def write_chain_sequences(path: Path, *, n_users: int = 120, n_items: int = 30, seed: int = 0) -> Path:
+    """Users walk item chains (i, i+1, i+2, ...): the next item is learnable from the last."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for user in range(1, n_users + 1):
+        start = int(rng.integers(1, n_items + 1))
+        length = int(rng.integers(5, 10))
+        items = [((start - 1 + step) % n_items) + 1 for step in range(length)]
+        lines.append(" ".join(map(str, [user, *items])))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def chain_file(tmp_path: Path) -> Path:
+    return write_chain_sequences(tmp_path / "chains.txt")
+
+
+@pytest.fixture
+def chain_split(chain_file: Path):
+    data = load_dataset(str(chain_file))
+    return data, leave_one_out(data)
+
+
+@pytest.fixture
+def fast_config() -> TrainConfig:
+    """Small and quick; enough epochs for the chain pattern to be learnt."""
+    return TrainConfig(epochs=40, patience=40, dim=16, batch_size=32, lr=1e-2, dropout=0.0, threads=1, neighbors=10)

@@ -1,0 +1,122 @@
+"""The contract every recommender keeps: one test class, inherited once per model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedrec.errors import ModelError
+from fedrec.evaluation import evaluate
+from fedrec.models import Recommender, create_model
+
+
+class RecommenderContract:
+    """Subclasses set ``model_name`` and ``min_test_hr10`` (what the chain data allows)."""
+
+    model_name: str
+    min_test_hr10: float
+
+    @pytest.fixture
+    def fitted(self, chain_split, fast_config):
+        data, split = chain_split
+        model = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
+        model.fit(split)
+        return model, split
+
+    def test_scores_cover_all_items_plus_padding(self, fitted):
+        model, split = fitted
+        scores = model.score(split.test.users[:7], split.test.histories[:7])
+        assert tuple(scores.shape) == (7, model.n_items + 1)
+        assert scores.dtype == torch.float32
+
+    def test_recommend_never_returns_seen_items_or_padding(self, fitted):
+        model, split = fitted
+        top = model.recommend(split.test.users, split.test.histories, k=5)
+        assert top.shape == (len(split.test.users), 5)
+        for row, history in zip(top, split.test.histories):
+            assert 0 not in row
+            assert not set(row) & set(history.tolist())
+
+    def test_learns_the_pattern_beyond_chance(self, fitted):
+        model, split = fitted
+        hr10 = evaluate(model, split.test)["hr@10"]
+        assert hr10 >= self.min_test_hr10
+
+    def test_save_then_load_scores_identically(self, fitted, tmp_path):
+        model, split = fitted
+        path = model.save(tmp_path / "model.pt")
+        loaded = Recommender.load(path)
+        assert type(loaded) is type(model)
+        assert loaded.config == model.config
+        users, histories = split.test.users[:10], split.test.histories[:10]
+        torch.testing.assert_close(loaded.score(users, histories), model.score(users, histories))
+
+    def test_scoring_before_fit_is_an_error_or_deterministic(self, chain_split, fast_config):
+        data, split = chain_split
+        model = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
+        try:
+            first = model.score(split.test.users[:3], split.test.histories[:3])
+        except ModelError as err:
+            assert "fit" in str(err)
+        else:  # neural models score with their initial weights, reproducibly per seed
+            again = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
+            torch.testing.assert_close(again.score(split.test.users[:3], split.test.histories[:3]), first)
+
+
+class TestPopularity(RecommenderContract):
+    model_name = "pop"
+    min_test_hr10 = 0.0  # chains are uniform over items: popularity has no signal here
+
+    def test_most_popular_unseen_item_comes_first(self, fast_config):
+        from fedrec.data.split import EvalSet, LeaveOneOut
+
+        train = [np.array([1, 2]), np.array([2, 3]), np.array([2, 4])]
+        split = LeaveOneOut(train=train, valid=None, test=None, n_items=4)
+        model = create_model("pop", fast_config, n_users=3, n_items=4)
+        model.fit(split)
+        top = model.recommend(np.array([0]), [np.array([1])], k=2)
+        assert top[0].tolist()[0] == 2
+
+
+class TestItemKNN(RecommenderContract):
+    model_name = "itemknn"
+    min_test_hr10 = 0.5
+
+
+class TestMatrixFactorization(RecommenderContract):
+    model_name = "mf"
+    min_test_hr10 = 0.2
+
+    def test_fold_in_rebuilds_a_user_vector_that_ranks_their_items_high(self, fitted):
+        model, split = fitted
+        histories = split.train[:20]
+        scores = model.score_folded_in(histories)
+        # Items a user already has should beat the median item for that user.
+        for row, history in zip(scores, histories):
+            assert row[history].mean() > row[1:].median()
+
+    def test_only_item_side_parameters_are_shareable(self, fitted):
+        model, _ = fitted
+        assert set(model.shareable_parameters) == {"item_embedding.weight", "item_bias.weight"}
+        assert all(name in model.state() for name in model.shareable_parameters)
+        assert "user_embedding.weight" not in model.shareable_parameters
+
+
+class TestLSTM(RecommenderContract):
+    model_name = "lstm"
+    min_test_hr10 = 0.6
+
+    def test_private_variant_uses_dplstm_and_loads_the_same_weights(self, fitted):
+        from opacus.layers import DPLSTM
+
+        from fedrec.models.lstm import SequenceNet
+
+        model, split = fitted
+        private = SequenceNet(model.n_items, model.config.dim, 0.0, private=True)
+        assert isinstance(private.rnn, DPLSTM)
+        private.load_portable_state(model.state())
+        assert set(private.portable_state()) == set(model.state())
+        private.eval()
+        sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+        torch.testing.assert_close(private.hidden(sequences), model.net.hidden(sequences), atol=1e-5, rtol=1e-4)
