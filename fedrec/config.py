@@ -63,8 +63,12 @@ class TrainConfig:
                 raise ConfigError(f"{name}={value} must be a positive integer.")
         if self.patience < 0:
             raise ConfigError(f"patience={self.patience} must be >= 0.")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr={self.lr} must be > 0.")
+        if self.lr is not None and not 0 < self.lr < float("inf"):
+            raise ConfigError(f"lr={self.lr} must be a finite number > 0.")
+        if self.weight_decay is not None and not 0 <= self.weight_decay < float("inf"):
+            raise ConfigError(f"weight_decay={self.weight_decay} must be a finite number >= 0.")
+        if self.max_minutes is not None and not 0 < self.max_minutes < float("inf"):
+            raise ConfigError(f"max_minutes={self.max_minutes} must be a finite number > 0.")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
         if self.min_interactions < 3:

@@ -232,8 +232,13 @@ def _read_item_attributes_sidecar(path: Path) -> pd.DataFrame | None:
         raw = json.loads(sidecar.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{sidecar}: invalid JSON ({err}); fix or remove the attribute file.") from None
-    frame = pd.DataFrame({"attributes": list(raw.values())}, index=[int(k) for k in raw.keys()])
-    return frame
+    try:
+        return pd.DataFrame({"attributes": list(raw.values())}, index=[int(k) for k in raw.keys()])
+    except (AttributeError, ValueError, TypeError):
+        raise DataError(
+            f"{sidecar}: expected a JSON object of integer item id -> list of attribute ids, "
+            'e.g. {"7": [1, 2]}; fix or remove the attribute file.'
+        ) from None
 
 
 def _is_int(token: str) -> bool:
