@@ -160,8 +160,8 @@ def test_non_positive_sizes_raise_config_error_naming_the_field(name):
     ("changes", "pattern"),
     [
         ({"patience": -1}, r"patience=-1 must be >= 0"),
-        ({"lr": 0.0}, r"lr=0.0 must be > 0"),
-        ({"lr": -0.1}, r"lr=-0.1 must be > 0"),
+        ({"lr": 0.0}, r"lr=0.0 must be a finite number > 0"),
+        ({"lr": -0.1}, r"lr=-0.1 must be a finite number > 0"),
         ({"dropout": 1.0}, r"dropout=1.0 must be in \[0, 1\)"),
         ({"dropout": -0.1}, r"dropout=-0.1 must be in \[0, 1\)"),
     ],
@@ -206,7 +206,7 @@ def test_with_model_defaults_leaves_the_original_untouched():
 
 
 def test_with_model_defaults_validates_the_filled_values():
-    with pytest.raises(ConfigError, match="lr=0 must be > 0"):
+    with pytest.raises(ConfigError, match="lr=0 must be a finite number > 0"):
         TrainConfig().with_model_defaults({"lr": 0})
 
 
