@@ -8,14 +8,20 @@ import logging
 import sys
 from pathlib import Path
 
-from fedrec.config import TrainConfig, coerce, field_type
-from fedrec.errors import FedrecError
+from fedrec.config import FederationConfig, TrainConfig, coerce, field_type
+from fedrec.errors import ConfigError, FedrecError
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(TrainConfig):
+# Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
+CLI_MANAGED = {"run_dir", "resume"}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    for f in dataclasses.fields(cls):
+        if f.name in CLI_MANAGED:
+            continue
         flag = "--" + f.name.replace("_", "-")
-        base, _ = field_type(f)
+        base, _ = field_type(f, cls)
         help_text = f"{f.metadata['help']} (default: {f.default})"
         if base is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -25,13 +31,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {}
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f.name)
-        if value is not None:
-            given[f.name] = coerce(value, field_type(f), f.name)
-    return TrainConfig(**given)
+def config_from_args(args: argparse.Namespace, cls: type = TrainConfig, **fixed) -> object:
+    """The config dataclass from the flags the user gave; the rest keep their defaults."""
+    given = dict(fixed)
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is not None and f.name not in fixed:
+            given[f.name] = coerce(value, field_type(f, cls), f.name)
+    return cls(**given)
+
+
+def given_flags(args: argparse.Namespace, *classes: type) -> list[str]:
+    return [f.name for cls in classes for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,11 +52,69 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train one model centrally and evaluate it (full ranking, leave-one-out)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_config_flags(train)
     train.add_argument("--out", required=True, type=Path, help="run directory for metrics.json and model.pt")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="federated training on Flower's simulation engine (one virtual SuperNode per client)",
+    )
+    add_config_flags(simulate)
+    add_config_flags(simulate, FederationConfig)
+    where = simulate.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="new run directory: metrics.json, checkpoints/, client_state/, model.pt")
+    where.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+
+    certs = commands.add_parser(
+        "certs",
+        help="make a CA + server certificate for the SuperLink's TLS, and SuperNode auth keys",
+    )
+    certs.add_argument("--out", type=Path, required=True, help="folder for ca.crt, server.pem, server.key, ...")
+    certs.add_argument(
+        "--host", action="append", dest="hosts", metavar="NAME_OR_IP",
+        help="host name or IP the SuperLink is reached at (repeat; default: localhost 127.0.0.1 ::1)",
+    )
+    certs.add_argument("--days", type=int, default=365, help="validity in days")
+    certs.add_argument("--nodes", nargs="*", default=[], metavar="NAME", help="also make SuperNode auth key pairs")
+    certs.add_argument("--overwrite", action="store_true", help="replace existing files (a new CA!)")
     return parser
+
+
+def run_certs(args: argparse.Namespace) -> None:
+    from fedrec.federation.certs import DEFAULT_HOSTS, make_supernode_keys, make_tls_certificates
+
+    tls = make_tls_certificates(args.out, args.hosts or list(DEFAULT_HOSTS), days=args.days, overwrite=args.overwrite)
+    nodes = make_supernode_keys(args.out, args.nodes, overwrite=args.overwrite) if args.nodes else []
+    print(f"CA: {tls.ca_cert} (keep {tls.ca_key} offline)\nSuperLink: {tls.server_cert}, {tls.server_key}")
+    for node in nodes:
+        print(f"SuperNode {node.name}: private {node.private_key}, public {node.public_key}")
+    print(
+        "\nflower-superlink --ssl-ca-certfile {ca} --ssl-certfile {cert} --ssl-keyfile {key} --enable-supernode-auth".format(
+            ca=tls.ca_cert, cert=tls.server_cert, key=tls.server_key
+        )
+    )
+
+
+def run_simulate(args: argparse.Namespace) -> dict:
+    from fedrec.federation.simulation import resume_configs, simulate
+
+    if args.resume is not None:
+        extra = [f for f in given_flags(args, TrainConfig, FederationConfig) if f != "rounds"]
+        if extra:
+            raise ConfigError(
+                f"--resume continues a run with its own settings; drop {', '.join('--' + f.replace('_', '-') for f in extra)} "
+                "(only --rounds may change, to extend the run)."
+            )
+        rounds = None if args.rounds is None else int(args.rounds)
+        train, federation = resume_configs(args.resume, rounds)
+        out = args.resume
+    else:
+        train = config_from_args(args, TrainConfig)
+        federation = config_from_args(args, FederationConfig, run_dir=str(args.out))
+        out = args.out
+    document = simulate(train, federation)
+    return {**document, "_out": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"NDCG@10 {metrics['ndcg@10']:.4f} MRR {metrics['mrr']:.4f} "
                 f"({document['wall_seconds']:.0f} s) -> {args.out / 'metrics.json'}"
             )
+        elif args.command == "simulate":
+            document = run_simulate(args)
+            metrics = document["metrics"]
+            print(
+                f"{document['model']} federated on {document['data']}: best round {document['best_round']} "
+                f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
+                f"({document['wall_seconds']:.0f} s) -> {document['_out'] / 'metrics.json'}"
+            )
+        elif args.command == "certs":
+            run_certs(args)
         return 0
     except FedrecError as err:
         print(f"fedrec: error: {err}", file=sys.stderr)

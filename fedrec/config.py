@@ -88,22 +88,89 @@ class TrainConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
         """Build from a dict with snake_case or kebab-case keys; unknown keys are errors."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        parsed: dict[str, Any] = {}
-        for raw_key, raw_value in values.items():
-            key = raw_key.replace("-", "_")
-            if key not in known:
-                raise ConfigError(
-                    f"unknown config key {raw_key!r}; known keys: "
-                    f"{', '.join(sorted(k.replace('_', '-') for k in known))}."
-                )
-            parsed[key] = coerce(raw_value, field_type(known[key]), key)
-        return cls(**parsed)
+        return from_mapping(cls, values)
 
 
-def field_type(f: dataclasses.Field) -> tuple[type, bool]:
+@dataclass(frozen=True)
+class FederationConfig:
+    """How the federation runs: who the clients are, how many rounds, what is sampled."""
+
+    partition: str = _opt("store", "clients are stores (cross-silo) or single users (cross-device)", ("store", "user"))
+    num_clients: int | None = _opt(None, "number of stores (default 10; the store count when the data has store_id)")
+    alpha: float = _opt(0.5, "Dirichlet concentration of the non-IID store split (smaller = more skewed)")
+    rounds: int = _opt(10, "federated rounds")
+    fraction: float = _opt(1.0, "share of clients sampled per round")
+    local_epochs: int = _opt(1, "epochs each sampled client trains per round")
+    min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
+    round_timeout: float = _opt(3600.0, "seconds the server waits for replies in a round")
+    eval_users: int = _opt(0, "server-side evaluation users per round (0 = all; mf fold-in is costly)")
+    item_catalog: str | None = _opt(None, "data whose items define the shared item ids (default: --data)")
+    fraction_evaluate: float = _opt(0.0, "share of clients that also evaluate on their own test items")
+    server_eval: bool = _opt(True, "evaluate the global model at the server on --data each round")
+    run_dir: str = _opt("runs/federated", "run directory (flwr run): metrics.json, checkpoints/, client_state/")
+    resume: bool = _opt(False, "continue the run in run_dir from its last checkpoint")
+
+    def __post_init__(self) -> None:
+        if self.num_clients is not None and self.num_clients < 1:
+            raise ConfigError(f"num_clients={self.num_clients} must be >= 1.")
+        if self.rounds < 1 or self.local_epochs < 1 or self.min_clients < 1:
+            raise ConfigError("rounds, local_epochs and min_clients must be >= 1.")
+        if not 0.0 <= self.fraction_evaluate <= 1.0:
+            raise ConfigError(f"fraction_evaluate={self.fraction_evaluate} must be in [0, 1].")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"fraction={self.fraction} must be in (0, 1]; e.g. 0.01 samples 1% of clients.")
+        if not 0.0 < self.alpha < float("inf"):
+            raise ConfigError(f"alpha={self.alpha} must be a finite number > 0.")
+        if self.round_timeout <= 0 or self.eval_users < 0:
+            raise ConfigError("round_timeout must be > 0 and eval_users >= 0.")
+        if self.partition not in ("store", "user"):
+            raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "FederationConfig":
+        return from_mapping(cls, values)
+
+
+def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
+    """Build a config dataclass from snake_case or kebab-case keys; unknown keys are errors."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    parsed: dict[str, Any] = {}
+    for raw_key, raw_value in values.items():
+        key = raw_key.replace("-", "_")
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key {raw_key!r}; known keys: "
+                f"{', '.join(sorted(k.replace('_', '-') for k in known))}."
+            )
+        parsed[key] = coerce(raw_value, field_type(known[key], cls), key)
+    return cls(**parsed)
+
+
+def split_mapping(values: Mapping[str, Any]) -> tuple[TrainConfig, FederationConfig]:
+    """One flat run config (Flower's [tool.flwr.app.config]) -> the two typed configs."""
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    fed_keys = {f.name for f in dataclasses.fields(FederationConfig)}
+    train, fed, unknown = {}, {}, []
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name in train_keys:
+            train[name] = value
+        elif name in fed_keys:
+            fed[name] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        known = sorted(k.replace("_", "-") for k in train_keys | fed_keys)
+        raise ConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(known)}.")
+    return from_mapping(TrainConfig, train), from_mapping(FederationConfig, fed)
+
+
+def field_type(f: dataclasses.Field, cls: type = TrainConfig) -> tuple[type, bool]:
     """(base type, optional?) of a config field, from its annotation string."""
-    hint = typing.get_type_hints(TrainConfig)[f.name]
+    hint = typing.get_type_hints(cls)[f.name]
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         base = next(a for a in args if a is not type(None))

@@ -101,3 +101,15 @@ class MatrixFactorization(TorchRecommender):
     def score_folded_in(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
         with torch.no_grad():
             return self.net.logits(self.fold_in(histories))
+
+
+class FoldInScorer:
+    """Scores an MF model's item side for users it holds no vector for (server-side
+    evaluation of a federated model, a new device): user vectors come from fold-in."""
+
+    def __init__(self, model: MatrixFactorization, *, steps: int = 100) -> None:
+        self.model, self.steps = model, steps
+
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model.net.logits(self.model.fold_in(histories, steps=self.steps))

@@ -12,11 +12,18 @@ from torch import nn
 from fedrec.config import TrainConfig
 from fedrec.data.split import LeaveOneOut
 from fedrec.models.base import Recommender
-from fedrec.training.loop import FitResult, fit_with_early_stopping
+from fedrec.errors import ModelError
+from fedrec.training.loop import FitResult, fit_with_early_stopping, run_epoch
 
 
 class TorchRecommender(Recommender):
-    """A Recommender whose parameters live in one ``nn.Module`` (``self.net``)."""
+    """A Recommender whose parameters live in one ``nn.Module`` (``self.net``).
+
+    ``shareable_parameters`` names what federation may send (None: everything); the rest
+    is private to the client that trained it (MF user embeddings).
+    """
+
+    shareable_parameters: tuple[str, ...] | None = None
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)
@@ -53,6 +60,40 @@ class TorchRecommender(Recommender):
             validate=lambda: evaluate(self, split.valid, mask_history=self.config.mask_history, ks=(10,))["hr@10"],
             max_seconds=max_seconds,
         )
+
+    def train_epochs(self, split: LeaveOneOut, epochs: int, *, round_seed: int = 0) -> float:
+        """Plain local training, no validation: what a federated client does each round."""
+        optimizer = self.make_optimizer()
+        loss = float("nan")
+        for epoch in range(epochs):
+            batches, n_batches = self.batches(split, np.random.default_rng([self.config.seed, round_seed, epoch]))
+            loss = run_epoch(self.net, batches, self.loss, optimizer, description=f"local epoch {epoch + 1}", total=n_batches)
+        self.net.eval()
+        return loss
+
+    def shareable_state(self) -> dict[str, torch.Tensor]:
+        state = self.state()
+        names = self.shareable_parameters or tuple(state)
+        return {name: state[name] for name in names}
+
+    def private_state(self) -> dict[str, torch.Tensor]:
+        shared = set(self.shareable_parameters or ())
+        return {} if self.shareable_parameters is None else {k: v for k, v in self.state().items() if k not in shared}
+
+    def load_partial_state(self, partial: dict[str, torch.Tensor]) -> None:
+        """Overwrite some parameters (the global shared ones, or a client's private ones)."""
+        state = self.state()
+        unknown = set(partial) - set(state)
+        if unknown:
+            raise ModelError(f"{self.name}: parameters {sorted(unknown)} are not in this model.")
+        for name, value in partial.items():
+            if tuple(value.shape) != tuple(state[name].shape):
+                raise ModelError(
+                    f"{self.name}: parameter {name} has shape {tuple(value.shape)}, expected "
+                    f"{tuple(state[name].shape)}; were client and server started with the same data/catalog and dim?"
+                )
+        state.update(partial)
+        self.load_state(state)
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}

@@ -1,0 +1,1 @@
+"""Federation over Flower: wire format, client and server logic, certificates."""

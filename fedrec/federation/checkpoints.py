@@ -1,0 +1,54 @@
+"""Per-round checkpoints of the global model, so a killed run resumes where it stopped."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedrec.errors import ConfigError
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"round-(\d+)\.pt$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    round: int
+    state: dict[str, torch.Tensor]  # the global model's shareable parameters
+    history: list[dict[str, Any]]  # per-round records up to and including this round
+    config: dict[str, Any]  # resolved train + federation config
+
+
+def checkpoint_path(run_dir: Path, round_number: int) -> Path:
+    return run_dir / CHECKPOINT_DIR / f"round-{round_number:04d}.pt"
+
+
+def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
+    path = checkpoint_path(run_dir, checkpoint.round)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {"round": checkpoint.round, "state": checkpoint.state, "history": checkpoint.history, "config": checkpoint.config},
+        tmp,
+    )
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise ConfigError(f"{path}: unreadable checkpoint ({err}); delete it to resume from the one before.") from None
+    return Checkpoint(round=payload["round"], state=payload["state"], history=payload["history"], config=payload["config"])
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    found = sorted(
+        (int(m.group(1)), p) for p in (run_dir / CHECKPOINT_DIR).glob("round-*.pt") if (m := _NAME.search(p.name))
+    )
+    return load_checkpoint(found[-1][1]) if found else None

@@ -1,0 +1,113 @@
+"""What one federated client does, without Flower: find its data, train, evaluate.
+
+The ClientApp only unpacks messages and calls these. A client's data is loaded and
+partitioned once per process (the simulation engine reuses worker processes across
+thousands of virtual clients), then sliced per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.data import Interactions, leave_one_out, load_dataset
+from fedrec.data.catalog import align_to_catalog
+from fedrec.data.partition import client_interactions, make_partition
+from fedrec.errors import ConfigError
+from fedrec.evaluation import evaluate
+from fedrec.federation import wire
+from fedrec.federation.client_state import load_private_state, save_private_state, state_file
+from fedrec.models import create_model
+from fedrec.models.torch_model import TorchRecommender
+
+log = logging.getLogger("fedrec.client")
+
+FEDERATED_MODELS = ("mf", "lstm")
+
+
+@dataclass(frozen=True)
+class ClientSite:
+    """One client's own users and where its private state lives."""
+
+    name: str
+    data: Interactions
+    state_dir: Path | None
+
+
+@functools.lru_cache(maxsize=4)
+def shared_dataset(spec: str, min_interactions: int, short_users: str) -> Interactions:
+    return load_dataset(spec, min_interactions=min_interactions, short_users=short_users)
+
+
+@functools.lru_cache(maxsize=4)
+def partitioned(train: TrainConfig, federation: FederationConfig):
+    data = shared_dataset(train.data, train.min_interactions, train.short_users)
+    num_clients = federation.num_clients
+    if federation.partition == "store" and num_clients is None and data.stores is None:
+        num_clients = 10
+    return data, make_partition(data, federation.partition, num_clients, alpha=federation.alpha, seed=train.seed)
+
+
+def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig, state_dir: str | None) -> ClientSite:
+    """A deployed node names its own data file; a simulated node gets a partition id."""
+    own_state = node_config.get(wire.NODE_STATE_DIR) or state_dir
+    if wire.NODE_DATA_PATH in node_config:
+        path = str(node_config[wire.NODE_DATA_PATH])
+        catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+        local = load_dataset(path, min_interactions=train.min_interactions, short_users=train.short_users)
+        data = align_to_catalog(local, catalog.items, min_interactions=train.min_interactions)
+        name = str(node_config.get(wire.NODE_NAME) or Path(path).stem)
+    elif wire.NODE_PARTITION_ID in node_config:
+        full, partition = partitioned(train, federation)
+        index = int(node_config[wire.NODE_PARTITION_ID])
+        expected = int(node_config.get(wire.NODE_NUM_PARTITIONS, partition.num_clients))
+        if expected != partition.num_clients:
+            raise ConfigError(
+                f"the federation has {expected} nodes but the {federation.partition} partition has "
+                f"{partition.num_clients} clients; start it with num-supernodes={partition.num_clients}."
+            )
+        data = client_interactions(full, partition, index)
+        name = f"{federation.partition}-{index}"
+    else:
+        raise ConfigError(
+            "this SuperNode has no data: start it with --node-config \"data-path='/path/to/log.csv'\" "
+            "(or run it in the simulation engine, which sets partition-id)."
+        )
+    return ClientSite(name=name, data=data, state_dir=Path(own_state) if own_state else None)
+
+
+def build_client_model(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> TorchRecommender:
+    if train.model not in FEDERATED_MODELS:
+        raise ConfigError(f"model={train.model!r} cannot be trained federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    model = create_model(train.model, train, n_users=site.data.n_users, n_items=site.data.n_items)
+    model.load_partial_state(global_state)
+    if site.state_dir is not None:
+        model.load_partial_state(load_private_state(state_file(site.state_dir, site.name), site.data.users.raw))
+    return model
+
+
+def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor], round_number: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Local epochs on this client's train split; returns (shareable state, metrics)."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    loss = model.train_epochs(split, federation.local_epochs, round_seed=round_number)
+    if site.state_dir is not None:
+        save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
+    examples = sum(max(0, len(s) - (1 if train.model == "lstm" else 0)) for s in split.train)
+    metrics = {wire.NUM_EXAMPLES: int(examples), wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
+    log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
+    return model.shareable_state(), metrics
+
+
+def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Test metrics on this client's own users, with its private state (federated evaluation)."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    metrics = evaluate(model, split.test, mask_history=train.mask_history)
+    return {**metrics, wire.NUM_EXAMPLES: site.data.n_users}

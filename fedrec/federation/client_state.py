@@ -1,0 +1,42 @@
+"""A client's private state on its own disk: what must never travel (MF user embeddings).
+
+Saved after every round, so a restarted client (or a resumed simulation) keeps its users'
+vectors. Writes are atomic: a crash mid-write leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrec.errors import ModelError
+
+
+def state_file(state_dir: Path, client_name: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", client_name)
+    return state_dir / f"{safe}.pt"
+
+
+def save_private_state(path: Path, tensors: dict[str, torch.Tensor], user_ids: np.ndarray) -> None:
+    if not tensors:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"tensors": tensors, "user_ids": [str(u) for u in user_ids]}, tmp)
+    tmp.replace(path)
+
+
+def load_private_state(path: Path, user_ids: np.ndarray) -> dict[str, torch.Tensor]:
+    """The saved tensors, or {} on a client's first round. Refuses state of other users."""
+    if not path.exists():
+        return {}
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload["user_ids"] != [str(u) for u in user_ids]:
+        raise ModelError(
+            f"{path}: saved private state belongs to a different set of users than this "
+            "client's data. Point the client at its own state dir, or move the file away to start fresh."
+        )
+    return payload["tensors"]

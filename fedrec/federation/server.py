@@ -1,0 +1,209 @@
+"""What the server does each run, without Flower specifics beyond the strategy call:
+evaluate the global model, checkpoint every round, resume, and write the run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+from flwr.serverapp import Grid
+
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.data import leave_one_out
+from fedrec.data.catalog import align_to_catalog
+from fedrec.data.split import EvalSet
+from fedrec.errors import ConfigError
+from fedrec.evaluation import evaluate
+from fedrec.federation import wire
+from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
+from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.strategy import TolerantFedAvg
+from fedrec.models import create_model
+from fedrec.models.mf import FoldInScorer, MatrixFactorization
+from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
+
+log = logging.getLogger("fedrec.server")
+
+CLIENT_STATE_DIR = "client_state"
+
+
+class GlobalEvaluator:
+    """Full-ranking metrics of the global model on the server's copy of the held-out items.
+
+    In simulation the server reads the same data set the clients were cut from; deployed,
+    it needs an evaluation set of its own (``server-eval=false`` skips this and relies on
+    federated evaluation). MF user vectors never reach the server, so it folds them in
+    from each user's history with the item side frozen.
+    """
+
+    def __init__(self, train: TrainConfig, federation: FederationConfig) -> None:
+        data = shared_dataset(train.data, train.min_interactions, train.short_users)
+        if federation.item_catalog and federation.item_catalog != train.data:
+            catalog = shared_dataset(federation.item_catalog, train.min_interactions, train.short_users)
+            data = align_to_catalog(data, catalog.items, min_interactions=train.min_interactions)
+        split = leave_one_out(data)
+        self.valid, self.test = split.valid, split.test
+        if federation.eval_users and federation.eval_users < data.n_users:
+            chosen = np.sort(np.random.default_rng(train.seed).choice(data.n_users, federation.eval_users, replace=False))
+            self.valid, self.test = _subset(self.valid, chosen), _subset(self.test, chosen)
+        self.model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+        self.n_items = data.n_items
+        self.mask_history = train.mask_history
+
+    def __call__(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        self.model.load_partial_state(state)
+        scorer = FoldInScorer(self.model) if isinstance(self.model, MatrixFactorization) else self.model
+        valid = evaluate(scorer, self.valid, mask_history=self.mask_history)
+        test = evaluate(scorer, self.test, mask_history=self.mask_history)
+        return {"hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "valid_hr@10": valid["hr@10"], "metrics": test}
+
+
+def _subset(eval_set: EvalSet, rows: np.ndarray) -> EvalSet:
+    return EvalSet(eval_set.users[rows], [eval_set.histories[i] for i in rows], eval_set.targets[rows])
+
+
+def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig, run_dir: Path) -> dict[str, Any]:
+    """Run (or resume) ``federation.rounds`` rounds; returns the metrics.json document."""
+    started = time.perf_counter()
+    if train.model not in FEDERATED_MODELS:
+        raise ConfigError(f"model={train.model!r} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    train = train.with_model_defaults(create_model(train.model, train, n_users=0, n_items=1).defaults)
+    resolved = wire.config_to_wire(train, federation)
+    checkpoint = _checkpoint_to_resume(run_dir, federation, resolved)
+    offset = checkpoint.round if checkpoint else 0
+    history: list[dict[str, Any]] = list(checkpoint.history) if checkpoint else []
+    previous_wall = sum(r["wall_seconds"] for r in history)
+    _log_partition(train, federation)
+    evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
+    initial = checkpoint.state if checkpoint else _initial_state(train, federation)
+    strategy = TolerantFedAvg(
+        min_successes=federation.min_clients,
+        fraction_train=federation.fraction,
+        fraction_evaluate=federation.fraction_evaluate,
+        min_train_nodes=federation.min_clients,
+        min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
+        min_available_nodes=federation.min_clients,
+        weighted_by_key=wire.NUM_EXAMPLES,
+        arrayrecord_key=wire.ARRAYS,
+        configrecord_key=wire.CONFIG,
+    )
+    message_config = ConfigRecord(
+        {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str((run_dir / CLIENT_STATE_DIR).resolve())}
+    )
+    clock = {"round_start": time.perf_counter()}
+
+    def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:  # Flower evaluates the initial model first; we skip that
+            clock["round_start"] = time.perf_counter()
+            return None
+        round_number = offset + server_round
+        record: dict[str, Any] = {"round": round_number}
+        state = arrays.to_torch_state_dict()
+        if evaluator is not None:
+            record.update(evaluator(state))
+        client_metrics = strategy.client_evaluation.get(server_round)
+        if client_metrics:
+            record["client_metrics"] = dict(client_metrics)
+        record["failures"] = strategy.failures_per_round.get(server_round, 0)
+        record["wall_seconds"] = round(time.perf_counter() - clock["round_start"], 3)
+        history.append(record)
+        save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved))
+        write_json(run_dir / "metrics.json", _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
+        log.info(
+            "round %d/%d: test HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s",
+            round_number, federation.rounds, _fmt(record.get("hr@10")), _fmt(record.get("ndcg@10")),
+            _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
+        )
+        clock["round_start"] = time.perf_counter()
+        return MetricRecord({k: float(v) for k, v in record.items() if isinstance(v, (int, float))})
+
+    remaining = federation.rounds - offset
+    if remaining > 0:
+        strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(initial),
+            num_rounds=remaining,
+            timeout=federation.round_timeout,
+            train_config=message_config,
+            evaluate_config=message_config,
+            evaluate_fn=after_round,
+        )
+    else:
+        log.info("run in %s already has %d of %d rounds; nothing to do", run_dir, offset, federation.rounds)
+    document = _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=True)
+    _save_release_candidate(run_dir, train, document)
+    write_json(run_dir / "metrics.json", document)
+    return document
+
+
+def _checkpoint_to_resume(run_dir: Path, federation: FederationConfig, resolved: dict[str, Any]) -> Checkpoint | None:
+    checkpoint = latest_checkpoint(run_dir)
+    if not federation.resume:
+        if checkpoint is not None:
+            raise ConfigError(
+                f"{run_dir} already holds a run (round {checkpoint.round}); pass --resume to continue it "
+                "or choose another --out. Nothing was overwritten."
+            )
+        return None
+    if checkpoint is None:
+        raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start the run without --resume.")
+    ignore = {"rounds", "resume", "round-timeout", "min-clients", "run-dir"}
+    changed = {k for k in set(resolved) | set(checkpoint.config) if k not in ignore and resolved.get(k) != checkpoint.config.get(k)}
+    if changed:
+        details = ", ".join(f"{k}: {checkpoint.config.get(k)!r} -> {resolved.get(k)!r}" for k in sorted(changed))
+        raise ConfigError(f"--resume with a different configuration ({details}); resume with the run's own settings.")
+    log.info("resuming %s after round %d", run_dir, checkpoint.round)
+    return checkpoint
+
+
+def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:
+    data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    return create_model(train.model, train, n_users=0, n_items=data.n_items).shareable_state()
+
+
+def _log_partition(train: TrainConfig, federation: FederationConfig) -> None:
+    """Per-client size statistics, when the server can see the partition (simulation)."""
+    try:
+        data, partition = partitioned(train, federation)
+    except ConfigError as err:
+        log.warning("no partition summary: %s", err)
+        return
+    log.info("partition %s\n%s", federation.partition, partition.describe(data))
+
+
+def _document(train: TrainConfig, federation: FederationConfig, history: list[dict[str, Any]], wall: float, *, complete: bool) -> dict[str, Any]:
+    scored = [r for r in history if "valid_hr@10" in r]
+    best = max(scored, key=lambda r: r["valid_hr@10"]) if scored else (history[-1] if history else None)
+    return {
+        "model": train.model,
+        "data": train.data,
+        "protocol": PROTOCOL,
+        "metrics": (best or {}).get("metrics") or (best or {}).get("client_metrics", {}),
+        "wall_seconds": round(wall, 3),
+        "config": {**train.to_dict(), **{f"federation.{k}": v for k, v in federation.to_dict().items()}},
+        "federation": federation.to_dict(),
+        "best_round": best["round"] if best else None,
+        "rounds": history,
+        "complete": complete,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _save_release_candidate(run_dir: Path, train: TrainConfig, document: dict[str, Any]) -> None:
+    """model.pt: the global model of the round chosen on validation."""
+    if document["best_round"] is None:
+        return
+    checkpoint = load_checkpoint(checkpoint_path(run_dir, document["best_round"]))
+    data = shared_dataset(train.data, train.min_interactions, train.short_users)
+    model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+    model.load_partial_state(checkpoint.state)
+    model.save(run_dir / "model.pt")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,62 @@
+"""`fedrec simulate`: the fedrec Flower apps on Flower's simulation engine (Ray backend),
+one virtual SuperNode per client, in this process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.federation import wire
+from fedrec.federation.checkpoints import latest_checkpoint
+from fedrec.federation.client import FEDERATED_MODELS, partitioned
+
+log = logging.getLogger("fedrec.simulate")
+
+
+def resume_configs(run_dir: Path, rounds: int | None) -> tuple[TrainConfig, FederationConfig]:
+    """The configuration a run was started with, read back from its last checkpoint."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ConfigError(f"--resume {run_dir}: no checkpoints there; start a new run with --out {run_dir}.")
+    train, federation = wire.config_from_wire(checkpoint.config)
+    changes: dict[str, Any] = {"resume": True, "run_dir": str(run_dir)}
+    if rounds is not None:
+        changes["rounds"] = rounds
+    return train, dataclasses.replace(federation, **changes)
+
+
+def simulate(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
+    """Run the federation; returns the run's metrics.json document."""
+    if train.model not in FEDERATED_MODELS:
+        raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    run_dir = Path(federation.run_dir)
+    if not federation.resume and latest_checkpoint(run_dir) is not None:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
+    _, partition = partitioned(train, federation)  # fails fast on bad data before Ray starts
+    if partition.num_clients < federation.min_clients:
+        raise ConfigError(
+            f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
+        )
+    from flwr.simulation import run_simulation
+
+    from clients.client_app import app as client_app
+    from server.server_app import server_app_for
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    log.info("simulating %d %s clients for %d rounds", partition.num_clients, federation.partition, federation.rounds)
+    run_simulation(
+        server_app=server_app_for(train, federation),
+        client_app=client_app,
+        num_supernodes=partition.num_clients,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
+        },
+    )
+    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))

@@ -1,0 +1,45 @@
+"""Every record and metric key that crosses the wire, in one place. Keys are kebab-case.
+
+A train/evaluate message from the server carries:
+  ARRAYS  ArrayRecord: the global model's shareable parameters (MF: item side; LSTM: all)
+  CONFIG  ConfigRecord: the run's TrainConfig + FederationConfig (kebab-case keys, unset
+          values omitted) plus SERVER_ROUND and ROUND_OFFSET
+A client's reply carries ARRAYS (train only; never an MF user embedding) and METRICS.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from fedrec.config import FederationConfig, TrainConfig, split_mapping
+
+ARRAYS = "arrays"
+CONFIG = "config"
+METRICS = "metrics"
+
+SERVER_ROUND = "server-round"  # set by Flower's strategies: 1.. within this server process
+ROUND_OFFSET = "round-offset"  # rounds completed before this process (resume)
+STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir)
+
+NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weights replies by this key
+TRAIN_LOSS = "train-loss"
+NUM_USERS = "num-users"
+
+# node_config keys a SuperNode may set (flower-supernode --node-config "...")
+NODE_PARTITION_ID = "partition-id"  # set by the simulation engine
+NODE_NUM_PARTITIONS = "num-partitions"
+NODE_DATA_PATH = "data-path"  # a deployed client's own data file
+NODE_STATE_DIR = "state-dir"
+NODE_NAME = "client-name"
+
+WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR)
+
+
+def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
+    """Flat kebab-case dict for a ConfigRecord (which cannot hold None)."""
+    flat = {**train.to_dict(), **federation.to_dict()}
+    return {key.replace("_", "-"): value for key, value in flat.items() if value is not None}
+
+
+def config_from_wire(record: Mapping[str, Any]) -> tuple[TrainConfig, FederationConfig]:
+    return split_mapping({k: v for k, v in record.items() if k not in WIRE_ONLY_KEYS})
