@@ -42,7 +42,10 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig, **fixed)
 
 
 def given_flags(args: argparse.Namespace, *classes: type) -> list[str]:
-    return [f.name for cls in classes for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None]
+    return [
+        f.name for cls in classes for f in dataclasses.fields(cls)
+        if f.name not in CLI_MANAGED and getattr(args, f.name, None) is not None
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,14 +120,20 @@ def run_simulate(args: argparse.Namespace) -> dict:
     return {**document, "_out": out}
 
 
+def configure_logging(*, verbose: bool) -> None:
+    """fedrec's own loggers at INFO (DEBUG with -v); other libraries keep their own levels."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s", datefmt="%H:%M:%S"))
+    root = logging.getLogger("fedrec")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(verbose=args.verbose)
     try:
         if args.command == "train":
             from fedrec.training.central import train_centrally

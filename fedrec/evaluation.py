@@ -22,7 +22,7 @@ EVAL_BATCH_USERS = 1024  # (1024 x 12k float32 = 50 MB of scores at a time)
 def rank_targets(model: "Recommender", eval_set: EvalSet, *, mask_history: bool = True) -> torch.Tensor:
     """(U,) 0-based full-ranking rank of each user's held-out item."""
     ranks = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for start in range(0, len(eval_set.users), EVAL_BATCH_USERS):
             stop = start + EVAL_BATCH_USERS
             histories = eval_set.histories[start:stop]

@@ -71,7 +71,7 @@ def right_pad(sequences: Sequence[np.ndarray], length: int | None = None) -> tor
 @register_model
 class LSTMRecommender(TorchRecommender):
     name = "lstm"
-    defaults = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
+    defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
     shareable_parameters = None  # every parameter is shared in federation
     private = False
 

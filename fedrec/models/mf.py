@@ -82,10 +82,10 @@ class MatrixFactorization(TorchRecommender):
         server-side evaluation of a federated model): same loss as training, items fixed.
         """
         self.net.eval()
-        rows = torch.from_numpy(np.repeat(np.arange(len(histories)), [len(h) for h in histories]))
-        items = torch.from_numpy(np.concatenate(histories).astype(np.int64))
         # Callers may be inside no_grad/inference_mode (evaluation); this needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
+            rows = torch.from_numpy(np.repeat(np.arange(len(histories)), [len(h) for h in histories]))
+            items = torch.from_numpy(np.concatenate(histories).astype(np.int64))
             item_vectors = self.net.item_embedding.weight.detach().clone()
             item_bias = self.net.item_bias.weight.detach().clone().T
             vectors = torch.zeros(len(histories), self.config.dim, requires_grad=True)
