@@ -93,7 +93,8 @@ def run_certs(args: argparse.Namespace) -> None:
     for node in nodes:
         print(f"SuperNode {node.name}: private {node.private_key}, public {node.public_key}")
     print(
-        "\nflower-superlink --ssl-ca-certfile {ca} --ssl-certfile {cert} --ssl-keyfile {key} --enable-supernode-auth".format(
+        "\nStart the SuperLink (docs/deployment.md):\nflower-superlink --ssl-ca-certfile {ca} --ssl-certfile {cert} "
+        "--ssl-keyfile {key} --enable-supernode-auth --disable-runtime-dependency-installation --host 0.0.0.0 --port PORT".format(
             ca=tls.ca_cert, cert=tls.server_cert, key=tls.server_key
         )
     )

@@ -101,6 +101,10 @@ class FederationConfig:
     rounds: int = _opt(10, "federated rounds")
     fraction: float = _opt(1.0, "share of clients sampled per round")
     local_epochs: int = _opt(1, "epochs each sampled client trains per round")
+    strategy: str = _opt("fedavgm", "server aggregation: FedAvg, or FedAvg with server momentum", ("fedavg", "fedavgm"))
+    server_lr: float = _opt(1.0, "fedavgm: server learning rate on the averaged update")
+    server_momentum: float = _opt(0.9, "fedavgm: server momentum (0 = plain FedAvg)")
+    touched_rows: bool = _opt(True, "average item-embedding rows only over the clients that changed them")
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
     round_timeout: float = _opt(3600.0, "seconds the server waits for replies in a round")
     eval_users: int = _opt(0, "server-side evaluation users per round (0 = all; mf fold-in is costly)")
@@ -123,6 +127,10 @@ class FederationConfig:
             raise ConfigError(f"alpha={self.alpha} must be a finite number > 0.")
         if self.round_timeout <= 0 or self.eval_users < 0:
             raise ConfigError("round_timeout must be > 0 and eval_users >= 0.")
+        if not 0.0 < self.server_lr < float("inf") or not 0.0 <= self.server_momentum < 1.0:
+            raise ConfigError(f"server_lr={self.server_lr} must be > 0 and server_momentum={self.server_momentum} in [0, 1).")
+        if self.strategy not in ("fedavg", "fedavgm"):
+            raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -17,8 +18,26 @@ BEAUTY = "beauty"
 
 
 def beauty_path() -> Path:
-    """The embedded Amazon Beauty sequence file (S3-Rec preprocessing), shipped in the package."""
-    return Path(str(resources.files("fedrec.data").joinpath("beauty", "Beauty.txt")))
+    """The embedded Amazon Beauty sequence file (S3-Rec preprocessing), shipped in the package.
+
+    Under ``flwr run`` the apps import fedrec from the app bundle (FAB), which Flower
+    restricts to .py/.toml/.md/.json files, so Beauty.txt is missing there; the copy of
+    the fedrec installed on the host (regular or editable install) is used instead.
+    """
+    packaged = Path(str(resources.files("fedrec.data").joinpath("beauty", "Beauty.txt")))
+    if packaged.exists():
+        return packaged
+    roots = [Path(entry) / "fedrec" for entry in sys.path if entry]
+    for finder in sys.meta_path:  # editable installs map the package through a finder
+        spec = finder.find_spec("fedrec", None) if hasattr(finder, "find_spec") else None
+        roots += [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
+    for root in roots:
+        if (root / "data" / "beauty" / "Beauty.txt").is_file():
+            return root / "data" / "beauty" / "Beauty.txt"
+    raise DataError(
+        f"{packaged}: the embedded Beauty data is missing. Install fedrec on this host "
+        "(pip install fedrec) or pass the path of a data file instead of 'beauty'."
+    )
 
 
 def load_dataset(spec: str, *, min_interactions: int = 3, short_users: str = "drop") -> Interactions:

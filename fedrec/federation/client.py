@@ -59,6 +59,9 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
     own_state = node_config.get(wire.NODE_STATE_DIR) or state_dir
     if wire.NODE_DATA_PATH in node_config:
         path = str(node_config[wire.NODE_DATA_PATH])
+        # The server's state-dir is a path on the server's host: a deployed node keeps its
+        # private state on its own disk, beside its data unless it names a state-dir.
+        own_state = node_config.get(wire.NODE_STATE_DIR) or str(Path(path).expanduser().resolve().parent / "client_state")
         catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
         local = load_dataset(path, min_interactions=train.min_interactions, short_users=train.short_users)
         data = align_to_catalog(local, catalog.items, min_interactions=train.min_interactions)

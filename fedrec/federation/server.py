@@ -22,8 +22,9 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
-from fedrec.federation.strategy import TolerantFedAvg
+from fedrec.federation.strategy import build_strategy
 from fedrec.models import create_model
+from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
 
@@ -81,17 +82,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     _log_partition(train, federation)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
-    strategy = TolerantFedAvg(
-        min_successes=federation.min_clients,
-        fraction_train=federation.fraction,
-        fraction_evaluate=federation.fraction_evaluate,
-        min_train_nodes=federation.min_clients,
-        min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
-        min_available_nodes=federation.min_clients,
-        weighted_by_key=wire.NUM_EXAMPLES,
-        arrayrecord_key=wire.ARRAYS,
-        configrecord_key=wire.CONFIG,
-    )
+    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters)
     message_config = ConfigRecord(
         {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str((run_dir / CLIENT_STATE_DIR).resolve())}
     )
@@ -136,7 +127,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     else:
         log.info("run in %s already has %d of %d rounds; nothing to do", run_dir, offset, federation.rounds)
     document = _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=True)
-    _save_release_candidate(run_dir, train, document)
+    _save_release_candidate(run_dir, train, federation, document)
     write_json(run_dir / "metrics.json", document)
     return document
 
@@ -194,12 +185,12 @@ def _document(train: TrainConfig, federation: FederationConfig, history: list[di
     }
 
 
-def _save_release_candidate(run_dir: Path, train: TrainConfig, document: dict[str, Any]) -> None:
+def _save_release_candidate(run_dir: Path, train: TrainConfig, federation: FederationConfig, document: dict[str, Any]) -> None:
     """model.pt: the global model of the round chosen on validation."""
     if document["best_round"] is None:
         return
     checkpoint = load_checkpoint(checkpoint_path(run_dir, document["best_round"]))
-    data = shared_dataset(train.data, train.min_interactions, train.short_users)
+    data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)  # item ids = catalog
     model = create_model(train.model, train, n_users=0, n_items=data.n_items)
     model.load_partial_state(checkpoint.state)
     model.save(run_dir / "model.pt")

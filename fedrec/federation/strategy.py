@@ -1,48 +1,150 @@
-"""FedAvg that survives failing clients, as long as enough replies arrive."""
+"""Strategy wrappers and the choice of Flower strategy for a run.
+
+Behaviour is added by wrapping (as Flower's own DP strategies do): ``TolerantStrategy``
+takes any strategy and passes through what it does not change.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Iterable
 
-from flwr.app import ArrayRecord, Message, MetricRecord
-from flwr.serverapp.strategy import FedAvg
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg, FedAvgM, Strategy
 
+from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
+from fedrec.federation import wire
 
 log = logging.getLogger("fedrec.server")
 
 
-class TolerantFedAvg(FedAvg):
-    """FedAvg that aggregates whatever replies came back, if at least ``min_successes`` did.
+class TolerantStrategy(Strategy):
+    """Aggregate whatever replies came back, if at least ``min_successes`` did.
 
-    Flower already drops error replies and timed-out nodes from aggregation; this adds the
-    floor: with fewer successes than that, the round keeps the previous global model
-    rather than averaging a handful of clients into it.
+    Flower already leaves error replies and timed-out nodes out of the average; this adds a
+    floor: with fewer successes the round keeps the previous global model instead of
+    averaging a handful of clients into it. Failures per round are recorded for reports.
     """
 
-    def __init__(self, *, min_successes: int, **fedavg_options) -> None:
+    def __init__(self, inner: Strategy, *, min_successes: int) -> None:
         if min_successes < 1:
             raise ConfigError(f"min_successes={min_successes} must be >= 1.")
-        super().__init__(**fedavg_options)
+        self.inner = inner
         self.min_successes = min_successes
         self.failures_per_round: dict[int, int] = {}
+        self.sampled_per_round: dict[int, int] = {}
         self.client_evaluation: dict[int, MetricRecord] = {}
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        self.sampled_per_round[server_round] = len(messages)  # a node that never replies failed too
+        return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         ok = [m for m in replies if not m.has_error()]
-        self.failures_per_round[server_round] = len(replies) - len(ok)
+        sampled = max(self.sampled_per_round.get(server_round, 0), len(replies))
+        self.failures_per_round[server_round] = sampled - len(ok)
+        if len(replies) < sampled:
+            log.warning("round %d: %d of %d nodes sent no reply within the round timeout", server_round, sampled - len(replies), sampled)
+        for failed in (m for m in replies if m.has_error()):
+            log.warning("round %d: node %d failed: %s", server_round, failed.metadata.src_node_id, failed.error.reason)
         if len(ok) < self.min_successes:
             log.warning(
                 "round %d: only %d of %d clients replied without error (minimum %d); keeping the previous model",
-                server_round, len(ok), len(replies), self.min_successes,
+                server_round, len(ok), sampled, self.min_successes,
             )
             return None, None
-        return super().aggregate_train(server_round, ok)
+        return self.inner.aggregate_train(server_round, ok)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        metrics = super().aggregate_evaluate(server_round, replies)
+        metrics = self.inner.aggregate_evaluate(server_round, [m for m in replies if not m.has_error()])
         if metrics is not None:
             self.client_evaluation[server_round] = metrics
         return metrics
+
+    def summary(self) -> None:
+        log.info("tolerant of failed clients: at least %d successful replies per round", self.min_successes)
+        self.inner.summary()
+
+
+def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = ()) -> TolerantStrategy:
+    """FedAvg, or FedAvgM (server momentum; Hsu et al. 2019) which helps on non-IID stores."""
+    common = dict(
+        fraction_train=federation.fraction,
+        fraction_evaluate=federation.fraction_evaluate,
+        min_train_nodes=federation.min_clients,
+        min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
+        min_available_nodes=federation.min_clients,
+        weighted_by_key=wire.NUM_EXAMPLES,
+        arrayrecord_key=wire.ARRAYS,
+        configrecord_key=wire.CONFIG,
+    )
+    if federation.strategy == "fedavg":
+        inner: Strategy = FedAvg(**common)
+    else:
+        inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
+    if row_keys and federation.touched_rows:
+        inner = TouchedRowsAveraging(inner, row_keys=row_keys)
+    return TolerantStrategy(inner, min_successes=federation.min_clients)
+
+
+class TouchedRowsAveraging(Strategy):
+    """Average each row of the item tables over the clients that changed it.
+
+    Plain FedAvg averages an item's embedding over all clients, including the many stores
+    that never saw the item and return it unchanged, which shrinks its update by the
+    share of data those stores hold: on non-IID stores item embeddings then hardly learn.
+    Here a client's untouched rows (bit-identical to the global model it received; Adam
+    leaves rows with no gradient exactly unchanged) are filled with the average of the
+    clients that did touch them, so the wrapped strategy's weighted mean is that average.
+    The server learns nothing it could not read off the uploaded arrays already.
+    """
+
+    def __init__(self, inner: Strategy, *, row_keys: tuple[str, ...]) -> None:
+        self.inner = inner
+        self.row_keys = row_keys
+        self.global_arrays: ArrayRecord | None = None
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        self.global_arrays = arrays
+        return self.inner.configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        ok = [m for m in replies if not m.has_error()]
+        if ok and self.global_arrays is not None:
+            for key in self.row_keys:
+                if key in self.global_arrays:
+                    _fill_untouched_rows(ok, key, self.global_arrays[key].numpy())
+        return self.inner.aggregate_train(server_round, replies)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        log.info("item rows averaged over the clients that touched them: %s", ", ".join(self.row_keys))
+        self.inner.summary()
+
+
+def _fill_untouched_rows(replies: list[Message], key: str, global_rows: np.ndarray) -> None:
+    arrays = [m.content[wire.ARRAYS][key].numpy() for m in replies]
+    weights = np.array([float(m.content[wire.METRICS][wire.NUM_EXAMPLES]) for m in replies])
+    touched = [np.any(a != global_rows, axis=tuple(range(1, a.ndim))) for a in arrays]  # (rows,) each
+    weight_sum = sum(w * t for w, t in zip(weights, touched))  # (rows,)
+    total = sum(w * t[:, None] * a.reshape(len(a), -1) for w, t, a in zip(weights, touched, arrays))
+    mean = np.where(weight_sum[:, None] > 0, total / np.maximum(weight_sum, 1e-12)[:, None], global_rows.reshape(len(global_rows), -1))
+    mean = mean.reshape(global_rows.shape).astype(global_rows.dtype)
+    for message, array, rows in zip(replies, arrays, touched):
+        filled = array.copy()
+        filled[~rows] = mean[~rows]
+        message.content[wire.ARRAYS][key] = Array(filled)

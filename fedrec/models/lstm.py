@@ -73,6 +73,7 @@ class LSTMRecommender(TorchRecommender):
     name = "lstm"
     defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
     shareable_parameters = None  # every parameter is shared in federation
+    item_row_parameters = ("item_embedding.weight",)
     private = False
 
     def build_net(self) -> SequenceNet:

@@ -20,9 +20,12 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, config: TrainConfig, *, n_users: int, n_items: int) -> Recommender:
+def model_class(name: str) -> type[Recommender]:
     try:
-        cls = _MODELS[name]
+        return _MODELS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(model_names())}.") from None
-    return cls(config, n_users=n_users, n_items=n_items)
+
+
+def create_model(name: str, config: TrainConfig, *, n_users: int, n_items: int) -> Recommender:
+    return model_class(name)(config, n_users=n_users, n_items=n_items)

@@ -24,6 +24,7 @@ class TorchRecommender(Recommender):
     """
 
     shareable_parameters: tuple[str, ...] | None = None
+    item_row_parameters: tuple[str, ...] = ()  # tables whose row i changes only if item i is trained on
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)

@@ -66,3 +66,15 @@ def test_deployed_client_maps_its_own_file_onto_the_shared_catalog(chain_file, t
     assert site.data.n_items == full.n_items  # catalog size, not the local item count
     first_raw = [int(x) for x in lines[0].split()[1:]]
     assert full.items.to_raw(site.data.sequences[0]).tolist() == first_raw
+
+
+def test_deployed_client_keeps_private_state_on_its_own_disk_not_at_the_servers_path(chain_file, tmp_path):
+    train, federation = configs(chain_file, "mf")
+    own = tmp_path / "store-a" / "store-a.txt"
+    own.parent.mkdir()
+    own.write_text(chain_file.read_text())
+    server_path = str(tmp_path / "server-run" / "client_state")  # what the server's message carries
+    beside_data = locate_site({wire.NODE_DATA_PATH: str(own)}, train, federation, server_path)
+    named = locate_site({wire.NODE_DATA_PATH: str(own), wire.NODE_STATE_DIR: str(tmp_path / "mine")}, train, federation, server_path)
+    assert beside_data.state_dir == own.parent / "client_state"
+    assert named.state_dir == tmp_path / "mine"

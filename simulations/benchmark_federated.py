@@ -1,0 +1,80 @@
+"""Federated vs centralized on Beauty, plus a cross-device run; prints a table, writes JSON.
+
+    python simulations/benchmark_federated.py --out runs/bench-federated [--scenarios ...]
+
+Scenarios (each a real `fedrec` process; wall time and peak RSS of its whole process
+tree, Ray workers included):
+  central-lstm   fedrec train --model lstm (reused from --central DIR if present)
+  fed-lstm-50    fedrec simulate --model lstm, 50 non-IID stores (Dirichlet alpha 0.5)
+  fed-mf-50      fedrec simulate --model mf, 50 non-IID stores
+  cross-device   fedrec simulate --model lstm --partition user (22,363 clients), 1% per round
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
+
+FEDREC = [sys.executable, "-m", "fedrec.cli"]
+SCENARIOS = {
+    "central-lstm": ["train", "--model", "lstm", "--max-minutes", "14"],
+    "fed-lstm-50": ["simulate", "--model", "lstm", "--partition", "store", "--num-clients", "50",
+                    "--rounds", "25", "--local-epochs", "3", "--batch-size", "32"],
+    "fed-mf-50": ["simulate", "--model", "mf", "--partition", "store", "--num-clients", "50",
+                  "--rounds", "20", "--local-epochs", "2", "--eval-users", "3000"],
+    "cross-device": ["simulate", "--model", "lstm", "--partition", "user", "--fraction", "0.01",
+                     "--rounds", "3", "--batch-size", "32"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-federated"))
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.scenarios:
+        run_dir = args.out / name
+        metrics_file = run_dir / "metrics.json"
+        if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
+            print(f"{name}: reusing {metrics_file}")
+            doc, measured = json.loads(metrics_file.read_text()), None
+        else:
+            command = [*FEDREC, *SCENARIOS[name], "--out", str(run_dir)]
+            print("$", " ".join(command), flush=True)
+            measured = run_measured(command, log_path=args.out / f"{name}.log")
+            if measured.returncode != 0:
+                print(f"{name} failed (exit {measured.returncode}); see {args.out / f'{name}.log'}")
+                continue
+            doc = json.loads(metrics_file.read_text())
+            (run_dir / "measured.json").write_text(json.dumps(measured.__dict__, indent=2) + "\n")
+        measured_file = run_dir / "measured.json"
+        peak = json.loads(measured_file.read_text())["peak_tree_rss_mb"] if measured_file.exists() else doc.get("peak_rss_mb")
+        rounds = doc.get("rounds") or []
+        per_round = [r["wall_seconds"] for r in rounds]
+        rows.append({
+            "scenario": name,
+            "hr@10": round(doc["metrics"].get("hr@10", float("nan")), 4),
+            "ndcg@10": round(doc["metrics"].get("ndcg@10", float("nan")), 4),
+            "best_round_or_epoch": doc.get("best_round") or doc.get("training", {}).get("best_epoch"),
+            "rounds": len(rounds),
+            "seconds_per_round": round(sum(per_round) / len(per_round), 1) if per_round else None,
+            "wall_seconds": round(doc["wall_seconds"], 1),
+            "peak_rss_mb": peak,
+        })
+    print(f"\n{'scenario':<14}{'HR@10':>8}{'NDCG@10':>9}{'best':>6}{'rounds':>8}{'s/round':>9}{'wall s':>9}{'peak MB':>9}")
+    for r in rows:
+        print(f"{r['scenario']:<14}{r['hr@10']:>8.4f}{r['ndcg@10']:>9.4f}{str(r['best_round_or_epoch']):>6}{r['rounds']:>8}"
+              f"{str(r['seconds_per_round']):>9}{r['wall_seconds']:>9.0f}{str(r['peak_rss_mb']):>9}")
+    (args.out / "benchmark.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {args.out / 'benchmark.json'}")
+
+
+if __name__ == "__main__":
+    main()
