@@ -106,6 +106,7 @@ class FederationConfig:
     server_momentum: float = _opt(0.9, "fedavgm: server momentum (0 = plain FedAvg)")
     touched_rows: bool = _opt(True, "average item-embedding rows only over the clients that changed them")
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
+    min_available: int = _opt(1, "clients that must be connected before a round samples (simulate: all)")
     round_timeout: float = _opt(3600.0, "seconds the server waits for replies in a round")
     eval_users: int = _opt(0, "server-side evaluation users per round (0 = all; mf fold-in is costly)")
     item_catalog: str | None = _opt(None, "data whose items define the shared item ids (default: --data)")
@@ -117,8 +118,8 @@ class FederationConfig:
     def __post_init__(self) -> None:
         if self.num_clients is not None and self.num_clients < 1:
             raise ConfigError(f"num_clients={self.num_clients} must be >= 1.")
-        if self.rounds < 1 or self.local_epochs < 1 or self.min_clients < 1:
-            raise ConfigError("rounds, local_epochs and min_clients must be >= 1.")
+        if self.rounds < 1 or self.local_epochs < 1 or self.min_clients < 1 or self.min_available < 1:
+            raise ConfigError("rounds, local_epochs, min_clients and min_available must be >= 1.")
         if not 0.0 <= self.fraction_evaluate <= 1.0:
             raise ConfigError(f"fraction_evaluate={self.fraction_evaluate} must be in [0, 1].")
         if not 0.0 < self.fraction <= 1.0:

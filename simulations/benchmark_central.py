@@ -31,7 +31,7 @@ PUBLISHED = {
 MODEL_FLAGS = {
     "pop": [],
     "itemknn": [],
-    "mf": [],
+    "mf": ["--max-minutes", "10"],
     "lstm": ["--max-minutes", "14"],
 }
 

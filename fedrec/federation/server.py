@@ -143,7 +143,7 @@ def _checkpoint_to_resume(run_dir: Path, federation: FederationConfig, resolved:
         return None
     if checkpoint is None:
         raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start the run without --resume.")
-    ignore = {"rounds", "resume", "round-timeout", "min-clients", "run-dir"}
+    ignore = {"rounds", "resume", "round-timeout", "min-clients", "min-available", "run-dir"}
     changed = {k for k in set(resolved) | set(checkpoint.config) if k not in ignore and resolved.get(k) != checkpoint.config.get(k)}
     if changed:
         details = ", ".join(f"{k}: {checkpoint.config.get(k)!r} -> {resolved.get(k)!r}" for k in sorted(changed))

@@ -43,6 +43,8 @@ def simulate(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]
         raise ConfigError(
             f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
         )
+    # Sample from all virtual clients, not from those registered first.
+    federation = dataclasses.replace(federation, min_available=partition.num_clients)
     from flwr.simulation import run_simulation
 
     from clients.client_app import app as client_app

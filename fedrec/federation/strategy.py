@@ -81,7 +81,7 @@ def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = 
         fraction_evaluate=federation.fraction_evaluate,
         min_train_nodes=federation.min_clients,
         min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
-        min_available_nodes=federation.min_clients,
+        min_available_nodes=max(federation.min_clients, federation.min_available),
         weighted_by_key=wire.NUM_EXAMPLES,
         arrayrecord_key=wire.ARRAYS,
         configrecord_key=wire.CONFIG,
@@ -138,13 +138,27 @@ class TouchedRowsAveraging(Strategy):
 
 def _fill_untouched_rows(replies: list[Message], key: str, global_rows: np.ndarray) -> None:
     arrays = [m.content[wire.ARRAYS][key].numpy() for m in replies]
-    weights = np.array([float(m.content[wire.METRICS][wire.NUM_EXAMPLES]) for m in replies])
-    touched = [np.any(a != global_rows, axis=tuple(range(1, a.ndim))) for a in arrays]  # (rows,) each
-    weight_sum = sum(w * t for w, t in zip(weights, touched))  # (rows,)
-    total = sum(w * t[:, None] * a.reshape(len(a), -1) for w, t, a in zip(weights, touched, arrays))
-    mean = np.where(weight_sum[:, None] > 0, total / np.maximum(weight_sum, 1e-12)[:, None], global_rows.reshape(len(global_rows), -1))
-    mean = mean.reshape(global_rows.shape).astype(global_rows.dtype)
-    for message, array, rows in zip(replies, arrays, touched):
-        filled = array.copy()
-        filled[~rows] = mean[~rows]
+    weights = [float(m.content[wire.METRICS][wire.NUM_EXAMPLES]) for m in replies]
+    for message, filled in zip(replies, fill_untouched_rows(global_rows, arrays, weights)):
         message.content[wire.ARRAYS][key] = Array(filled)
+
+
+def fill_untouched_rows(global_rows: np.ndarray, client_rows: list[np.ndarray], weights: list[float]) -> list[np.ndarray]:
+    """Each client's table with the rows it left unchanged replaced by the weighted mean
+    of the clients that changed them (rows nobody changed stay global). A weighted mean
+    of the results is then, row by row, the mean over the clients that touched the row."""
+    flat_global = global_rows.reshape(len(global_rows), -1)
+    flat = [a.reshape(len(a), -1) for a in client_rows]
+    touched = [np.any(a != flat_global, axis=1) for a in flat]  # (rows,) per client
+    weight_sum = np.zeros(len(flat_global))
+    total = np.zeros_like(flat_global, dtype=np.float64)
+    for w, t, a in zip(weights, touched, flat):
+        weight_sum += w * t
+        total += (w * t)[:, None] * a
+    mean = np.where(weight_sum[:, None] > 0, total / np.maximum(weight_sum, 1e-12)[:, None], flat_global)
+    filled = []
+    for a, t in zip(flat, touched):
+        out = a.copy()
+        out[~t] = mean[~t]
+        filled.append(out.reshape(global_rows.shape).astype(global_rows.dtype))
+    return filled
