@@ -90,10 +90,14 @@ class MatrixFactorization(TorchRecommender):
             item_bias = self.net.item_bias.weight.detach().clone().T
             vectors = torch.zeros(len(histories), self.config.dim, requires_grad=True)
             optimizer = torch.optim.Adam([vectors], lr=lr)
+            counts = torch.bincount(rows, minlength=len(histories)).float()  # (B,)
             for _ in range(steps):
                 optimizer.zero_grad(set_to_none=True)
-                logits = vectors @ item_vectors.T + item_bias
-                loss = F.cross_entropy(logits[rows], items) + 1e-4 * vectors.pow(2).sum(dim=1).mean()
+                logits = vectors @ item_vectors.T + item_bias  # (B, n_items + 1)
+                # Cross-entropy over each user's history items without materialising one
+                # logits row per history item: sum_i [logsumexp(logits_u) - logits_u,i].
+                normaliser = (counts * torch.logsumexp(logits, dim=1)).sum()
+                loss = (normaliser - logits[rows, items].sum()) / len(items) + 1e-4 * vectors.pow(2).sum(dim=1).mean()
                 loss.backward()
                 optimizer.step()
         return vectors.detach()
