@@ -21,7 +21,10 @@ from typing import Callable
 
 import psutil
 import pytest
-import tomli
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from conftest import write_chain_sequences
 from fedrec.config import FederationConfig, TrainConfig
@@ -188,7 +191,7 @@ def read_metrics(run_dir: Path) -> dict:
 
 def test_pyproject_run_config_lists_every_config_key():
     # `flwr run --run-config` refuses to override a key that pyproject.toml does not list.
-    listed = tomli.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     fields = {name.replace("_", "-") for cls in (TrainConfig, FederationConfig) for name in cls.__dataclass_fields__}
     assert set(listed) == fields
 
