@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -61,3 +64,31 @@ def test_starting_over_an_existing_run_is_refused_without_touching_it(chain_file
     assert result.returncode == 2
     assert "--resume" in result.stderr
     assert (out / "checkpoints" / "round-0001.pt").read_bytes() == before
+
+
+def test_a_killed_run_resumes_after_its_last_checkpoint(chain_file, tmp_path):
+    out = tmp_path / "run"
+    exe = shutil.which("fedrec") or str(Path(sys.executable).with_name("fedrec"))
+    command = [exe, "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2", "--rounds", "40", *SMALL, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        first = out / "checkpoints" / "round-0001.pt"
+        for _ in range(1200):  # poll up to ~10 minutes for round 1's checkpoint
+            if first.exists() or process.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert first.exists(), "round 1 never finished"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: driver and its Ray processes
+        process.wait()
+    done_before_kill = sorted(p.name for p in (out / "checkpoints").glob("round-*.pt"))
+    assert "round-0040.pt" not in done_before_kill  # killed mid-run
+    round_one_before = (out / "checkpoints" / "round-0001.pt").read_bytes()
+
+    resumed = fedrec("simulate", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    document = json.loads((out / "metrics.json").read_text())
+    assert [r["round"] for r in document["rounds"]] == list(range(1, 41))
+    assert document["complete"] is True
+    # rounds finished before the kill were kept, not re-run from zero
+    assert (out / "checkpoints" / "round-0001.pt").read_bytes() == round_one_before
