@@ -14,6 +14,9 @@ from fedrec.errors import ConfigError, FedrecError
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
+# Centralised-training knobs with no meaning in a federation (rounds and local epochs rule there).
+NOT_FEDERATED = {"epochs": "--rounds/--local-epochs", "patience": "--rounds", "max_minutes": "--rounds",
+                 "neighbors": "--model mf|lstm", "similarity": "--model mf|lstm"}
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
@@ -114,6 +117,11 @@ def run_simulate(args: argparse.Namespace) -> dict:
         train, federation = resume_configs(args.resume, rounds)
         out = args.resume
     else:
+        unused = [f for f in given_flags(args, TrainConfig) if f in NOT_FEDERATED]
+        if unused:
+            raise ConfigError(
+                "; ".join(f"--{f.replace('_', '-')} is not used by simulate (use {NOT_FEDERATED[f]})" for f in unused) + "."
+            )
         train = config_from_args(args, TrainConfig)
         federation = config_from_args(args, FederationConfig, run_dir=str(args.out))
         out = args.out

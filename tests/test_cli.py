@@ -65,3 +65,10 @@ def test_bad_flag_value_is_rejected_with_the_allowed_choices(tmp_path):
     result = fedrec("train", "--model", "gru", "--out", str(tmp_path / "run"))
     assert result.returncode == 2
     assert "lstm" in result.stderr
+
+
+def test_simulate_refuses_centralised_only_flags_instead_of_ignoring_them(tmp_path):
+    result = fedrec("simulate", "--model", "lstm", "--epochs", "3", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "--epochs is not used by simulate" in result.stderr and "--local-epochs" in result.stderr
+    assert not (tmp_path / "run").exists()
