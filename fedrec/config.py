@@ -91,12 +91,15 @@ class TrainConfig:
         return from_mapping(cls, values)
 
 
+DEFAULT_STORES = 10  # simulated stores when the data has no store_id column and none are asked for
+
+
 @dataclass(frozen=True)
 class FederationConfig:
     """How the federation runs: who the clients are, how many rounds, what is sampled."""
 
     partition: str = _opt("store", "clients are stores (cross-silo) or single users (cross-device)", ("store", "user"))
-    num_clients: int | None = _opt(None, "number of stores (default 10; the store count when the data has store_id)")
+    num_clients: int | None = _opt(None, f"number of stores (default {DEFAULT_STORES}; the store count when the data has store_id)")
     alpha: float = _opt(0.5, "Dirichlet concentration of the non-IID store split (smaller = more skewed)")
     rounds: int = _opt(10, "federated rounds")
     fraction: float = _opt(1.0, "share of clients sampled per round")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
-from fedrec.config import FederationConfig, TrainConfig
+from fedrec.config import DEFAULT_STORES, FederationConfig, TrainConfig
 from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
 from fedrec.data.partition import client_interactions, make_partition
@@ -50,7 +50,7 @@ def partitioned(train: TrainConfig, federation: FederationConfig):
     data = shared_dataset(train.data, train.min_interactions, train.short_users)
     num_clients = federation.num_clients
     if federation.partition == "store" and num_clients is None and data.stores is None:
-        num_clients = 10
+        num_clients = DEFAULT_STORES
     return data, make_partition(data, federation.partition, num_clients, alpha=federation.alpha, seed=train.seed)
 
 
