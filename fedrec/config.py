@@ -47,6 +47,15 @@ class TrainConfig:
     )
     mask_history: bool = _opt(True, "exclude already-seen items from ranking (S3-Rec protocol)")
     threads: int | None = _opt(None, "torch CPU threads (all cores if unset)")
+    # Differential privacy (Opacus DP-SGD; `pop`: Gaussian noise on the item counts).
+    dp: bool = _opt(False, "train with differential privacy (Opacus DP-SGD; pop: noisy counts)")
+    noise_multiplier: float | None = _opt(None, "DP noise std / clipping norm (or give --target-epsilon)")
+    target_epsilon: float | None = _opt(None, "DP: derive the noise so the planned training ends at this epsilon")
+    delta: float | None = _opt(None, "DP delta (default min(1e-5, 1 / (10 x records)))")
+    max_grad_norm: float = _opt(1.0, "DP: per-sample (per-user) gradient clipping norm")
+    max_epsilon: float | None = _opt(None, "DP: a client refuses any round that would take it past this epsilon")
+    accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
+    secure_mode: bool = _opt(False, "DP: cryptographically safe noise (Opacus secure_mode; slower, needs torchcsprng)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -71,6 +80,22 @@ class TrainConfig:
             raise ConfigError(f"max_minutes={self.max_minutes} must be a finite number > 0.")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
+        for name in ("noise_multiplier", "target_epsilon", "max_epsilon"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ConfigError(f"{name}={value} must be a finite number > 0.")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise ConfigError(f"delta={self.delta} must be in (0, 1); 1e-5 or 1 / (10 x records) is usual.")
+        if not 0 < self.max_grad_norm < float("inf"):
+            raise ConfigError(f"max_grad_norm={self.max_grad_norm} must be a finite number > 0.")
+        if self.dp and (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise ConfigError(
+                "dp needs exactly one of noise_multiplier (e.g. --noise-multiplier 1.0) or target_epsilon "
+                "(e.g. --target-epsilon 8); "
+                + ("both were given." if self.noise_multiplier is not None else "neither was given.")
+            )
+        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode):
+            raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
         if self.min_interactions < 3:
             raise ConfigError(
                 f"min_interactions={self.min_interactions}: leave-one-out needs at least 3 "
@@ -104,9 +129,17 @@ class FederationConfig:
     rounds: int = _opt(10, "federated rounds")
     fraction: float = _opt(1.0, "share of clients sampled per round")
     local_epochs: int = _opt(2, "epochs each sampled client trains per round")
-    strategy: str = _opt("fedavgm", "server aggregation: FedAvg, or FedAvg with server momentum", ("fedavg", "fedavgm"))
-    server_lr: float = _opt(1.0, "fedavgm: server learning rate on the averaged update")
-    server_momentum: float = _opt(0.5, "fedavgm: server momentum (0 = plain FedAvg; 0.9 diverged on Beauty at lr 1e-2)")
+    strategy: str = _opt(
+        "fedavgm", "server aggregation: FedAvg, FedAvg with server momentum, or server-side Adam (Reddi et al. 2021)",
+        ("fedavg", "fedavgm", "fedadam"),
+    )
+    server_lr: float = _opt(1.0, "fedavgm/fedadam: server learning rate on the averaged update")
+    server_momentum: float = _opt(0.5, "fedavgm: server momentum (0 = plain FedAvg; 0.9 diverged on Beauty at lr 1e-2); fedadam: beta_1")
+    client_lr_decay: float = _opt(1.0, "client learning rate of round r is lr * client_lr_decay ** (r - 1)")
+    central_dp: bool = _opt(
+        False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
+        "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
+    )
     touched_rows: bool = _opt(True, "average item-embedding rows only over the clients that changed them")
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
     min_available: int = _opt(1, "clients that must be connected before a round samples (simulate: all)")
@@ -133,8 +166,10 @@ class FederationConfig:
             raise ConfigError("round_timeout must be > 0 and eval_users >= 0.")
         if not 0.0 < self.server_lr < float("inf") or not 0.0 <= self.server_momentum < 1.0:
             raise ConfigError(f"server_lr={self.server_lr} must be > 0 and server_momentum={self.server_momentum} in [0, 1).")
-        if self.strategy not in ("fedavg", "fedavgm"):
-            raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm.")
+        if self.strategy not in ("fedavg", "fedavgm", "fedadam"):
+            raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm, fedadam.")
+        if not 0.0 < self.client_lr_decay <= 1.0:
+            raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

@@ -7,6 +7,7 @@ thousands of virtual clients), then sliced per call.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from dataclasses import dataclass
@@ -95,9 +96,18 @@ def build_client_model(site: ClientSite, train: TrainConfig, global_state: dict[
     return model
 
 
+def round_config(train: TrainConfig, federation: FederationConfig, round_number: int) -> TrainConfig:
+    """The client's learning rate for this round: decayed, so late rounds settle instead
+    of every round restarting at the full step size."""
+    if federation.client_lr_decay == 1.0 or train.lr is None:
+        return train
+    return dataclasses.replace(train, lr=train.lr * federation.client_lr_decay ** max(0, round_number - 1))
+
+
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor], round_number: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Local epochs on this client's train split; returns (shareable state, metrics)."""
     split = leave_one_out(site.data)
+    train = round_config(train, federation, round_number)
     model = build_client_model(site, train, global_state)
     loss = model.train_epochs(split, federation.local_epochs, round_seed=round_number)
     if site.state_dir is not None:

@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg, FedAvgM, Strategy
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
@@ -75,7 +75,7 @@ class TolerantStrategy(Strategy):
 
 
 def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = ()) -> TolerantStrategy:
-    """FedAvg, or FedAvgM (server momentum; Hsu et al. 2019) which helps on non-IID stores."""
+    """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021)."""
     common = dict(
         fraction_train=federation.fraction,
         fraction_evaluate=federation.fraction_evaluate,
@@ -88,6 +88,8 @@ def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = 
     )
     if federation.strategy == "fedavg":
         inner: Strategy = FedAvg(**common)
+    elif federation.strategy == "fedadam":
+        inner = FedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
     else:
         inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
     if row_keys and federation.touched_rows:

@@ -1,0 +1,130 @@
+"""The privacy ledger: every DP release a client (or a central run) has made, in the form
+Opacus accountants keep it, so epsilon always covers the whole run.
+
+A client's ledger lives beside its private state and is reloaded into a fresh accountant
+before each round: a restarted client never starts again from epsilon 0. The server keeps
+a run-level copy (``RUN_LEDGER`` in the run directory) built from what clients report
+each round; the privacy report is computed from it.
+
+``history`` is ``[(noise_multiplier, sample_rate, steps), ...]`` exactly as in
+``opacus.accountants.RDPAccountant.history``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opacus.accountants import create_accountant
+
+from fedrec.errors import ConfigError
+
+RUN_LEDGER = Path("privacy") / "ledger.json"
+
+History = list[tuple[float, float, int]]
+
+
+def default_delta(records: int) -> float:
+    """min(1e-5, 1 / (10 x records)): delta well below 1/records, as the DP literature asks."""
+    return min(1e-5, 1.0 / (10 * max(1, records)))
+
+
+def epsilon_of(history: History, delta: float, accountant: str = "rdp") -> float:
+    """Epsilon of a history under a fresh Opacus accountant (0 for an empty history)."""
+    if not history:
+        return 0.0
+    fresh = create_accountant(accountant)
+    fresh.history = [(float(n), float(q), int(s)) for n, q, s in history]
+    return float(fresh.get_epsilon(delta=delta))
+
+
+@dataclass
+class ClientLedger:
+    """One client's DP history. ``rounds`` says what each round added, for the report."""
+
+    client: str
+    accountant: str
+    delta: float
+    max_grad_norm: float
+    mechanism: str = "dp-sgd"
+    unit: str = ""
+    history: History = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # {"round", "epsilon", "steps", "noise_multiplier", "sample_rate"}
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {"round", "reason"}
+
+    @property
+    def epsilon(self) -> float:
+        return epsilon_of(self.history, self.delta, self.accountant)
+
+    @property
+    def steps(self) -> int:
+        return sum(int(s) for _, _, s in self.history)
+
+    def record_round(self, round_number: int, history: History) -> None:
+        """Replace the history with the accountant's after a round, and note what it added."""
+        before = self.steps
+        self.history = [(float(n), float(q), int(s)) for n, q, s in history]
+        last_noise, last_rate, _ = self.history[-1] if self.history else (math.nan, math.nan, 0)
+        self.rounds = [r for r in self.rounds if r["round"] != round_number]
+        self.rounds.append(
+            {"round": round_number, "epsilon": self.epsilon, "steps": self.steps - before,
+             "noise_multiplier": last_noise, "sample_rate": last_rate}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["history"] = [list(h) for h in self.history]
+        document["epsilon"] = self.epsilon
+        return document
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> "ClientLedger":
+        known = {k: v for k, v in document.items() if k in cls.__dataclass_fields__}
+        ledger = cls(**known)
+        ledger.history = [(float(n), float(q), int(s)) for n, q, s in ledger.history]
+        return ledger
+
+
+def save_ledger(path: Path, ledger: ClientLedger) -> None:
+    """Atomic write: a crash mid-save keeps the previous ledger, never a truncated one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(ledger.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_ledger(path: Path) -> ClientLedger | None:
+    if not path.exists():
+        return None
+    try:
+        return ClientLedger.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(
+            f"{path}: the privacy ledger is unreadable ({err}). It is the only record of this client's "
+            "spent budget: restore it from a backup rather than deleting it."
+        ) from None
+
+
+def save_run_ledger(run_dir: Path, ledgers: dict[str, ClientLedger]) -> Path:
+    """The run's copy of every client's ledger (what the privacy report reads)."""
+    path = run_dir / RUN_LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    document = {"clients": [ledgers[name].to_dict() for name in sorted(ledgers)]}
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_run_ledger(run_dir: Path) -> dict[str, ClientLedger]:
+    path = run_dir / RUN_LEDGER
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {entry["client"]: ClientLedger.from_dict(entry) for entry in document["clients"]}
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"{path}: unreadable privacy ledger ({err}); restore it from a backup.") from None
