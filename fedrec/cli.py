@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--days", type=int, default=365, help="validity in days")
     certs.add_argument("--nodes", nargs="*", default=[], metavar="NAME", help="also make SuperNode auth key pairs")
     certs.add_argument("--overwrite", action="store_true", help="replace existing files (a new CA!)")
+
+    privacy = commands.add_parser(
+        "privacy-report",
+        help="the privacy budget a --dp run spent, per client: report.json, report.md and a plot in DIR/privacy/",
+    )
+    privacy.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
     return parser
 
 
@@ -129,6 +135,24 @@ def run_simulate(args: argparse.Namespace) -> dict:
     return {**document, "_out": out}
 
 
+def run_privacy_report(args: argparse.Namespace) -> None:
+    import json
+
+    from fedrec.privacy.report import REPORT_FILES, guarantee, write_privacy_report
+
+    if not args.dir.is_dir():
+        raise ConfigError(f"no run directory at {args.dir}; give the --out/--resume directory of a run.")
+    report_path = write_privacy_report(args.dir)
+    if report_path is None:
+        raise ConfigError(
+            f"{args.dir} has no privacy ledger (privacy/ledger.json): the run was not trained with differential privacy (--dp), "
+            "so there is no privacy budget to report."
+        )
+    for name in REPORT_FILES:
+        print(report_path.parent / name)
+    print(guarantee(json.loads(report_path.read_text(encoding="utf-8"))))
+
+
 def configure_logging(*, verbose: bool) -> None:
     """fedrec's own loggers at INFO (DEBUG with -v); other libraries keep their own levels."""
     handler = logging.StreamHandler()
@@ -164,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "certs":
             run_certs(args)
+        elif args.command == "privacy-report":
+            run_privacy_report(args)
         return 0
     except FedrecError as err:
         print(f"fedrec: error: {err}", file=sys.stderr)

@@ -73,7 +73,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     started = time.perf_counter()
     if train.model not in FEDERATED_MODELS:
         raise ConfigError(f"model={train.model!r} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
-    train = train.with_model_defaults(model_class(train.model).defaults)
+    train = model_class(train.model).resolve_config(train)
     resolved = wire.config_to_wire(train, federation)
     checkpoint = _checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0

@@ -29,11 +29,17 @@ FORMAT_VERSION = 1
 class Recommender(ABC):
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    dp_defaults: ClassVar[dict[str, Any]] = {}  # what changes when training is private (--dp)
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
-        self.config = config.with_model_defaults(self.defaults)
+        self.config = self.resolve_config(config)
         self.n_users = n_users
         self.n_items = n_items
+
+    @classmethod
+    def resolve_config(cls, config: TrainConfig) -> TrainConfig:
+        """Unset fields from the model's defaults (its DP defaults first when --dp)."""
+        return config.with_model_defaults({**cls.defaults, **(cls.dp_defaults if config.dp else {})})
 
     @abstractmethod
     def fit(self, split: LeaveOneOut) -> FitResult: ...

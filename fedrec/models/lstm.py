@@ -23,6 +23,7 @@ from torch import nn
 from fedrec.data.split import LeaveOneOut
 from fedrec.models.registry import register_model
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.privacy.dp_sgd import gather_positions, last_targets
 
 
 class SequenceNet(nn.Module):
@@ -74,14 +75,36 @@ class LSTMRecommender(TorchRecommender):
     defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
     shareable_parameters = None  # every parameter is shared in federation
     item_row_parameters = ("item_embedding.weight",)
-    private = False
+    privacy_unit = "one user's item sequence (all of that user's train interactions)"
+    dp_defaults = {"epochs": 20, "batch_size": 256, "dim": 32, "dropout": 0.0}
+    private_targets = 10  # under DP, each user's loss covers their 10 most recent next-item predictions
 
     def build_net(self) -> SequenceNet:
-        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.private)
+        # Opacus refuses nn.LSTM; DPLSTM is the drop-in with the same parameter names.
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp)
+
+    def _windows(self, split: LeaveOneOut) -> list[np.ndarray]:
+        """Each user's most recent max_len + 1 train items: inputs [:-1] predict targets [1:]."""
+        return [s[-(self.config.max_len + 1) :] for s in split.train if len(s) >= 2]
+
+    def private_samples(self, split: LeaveOneOut) -> list[np.ndarray]:
+        return self._windows(split)
+
+    def private_batch(self, samples: Sequence[np.ndarray], rows: list[int]) -> tuple[torch.Tensor, ...]:
+        positions, targets = last_targets(samples, rows, self.private_targets)
+        return right_pad([samples[r][:-1] for r in rows]), positions, targets
+
+    def private_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Mean cross-entropy of each user's recent predictions. The output layer runs on
+        (B, K, dim) so Opacus sees one sample per user (never positions flattened together)."""
+        inputs, positions, targets = batch
+        logits = self.net.output(gather_positions(self.net.hidden(inputs), positions))  # (B, K, items)
+        losses = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=0, reduction="none")  # (B, K)
+        present = (targets > 0).float()
+        return (losses * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
 
     def batches(self, split: LeaveOneOut, rng: np.random.Generator) -> tuple[Iterable, int]:
-        # Each user's most recent max_len + 1 train items: inputs [:-1] predict targets [1:].
-        windows = [s[-(self.config.max_len + 1) :] for s in split.train if len(s) >= 2]
+        windows = self._windows(split)
         lengths = np.array([len(w) for w in windows])
         order = np.lexsort((rng.random(len(windows)), lengths))  # by length, random within
         size = self.config.batch_size

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Iterable
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -13,7 +15,13 @@ from fedrec.config import TrainConfig
 from fedrec.data.split import LeaveOneOut
 from fedrec.models.base import Recommender
 from fedrec.errors import ModelError
+from fedrec.privacy.ledger import ClientLedger, History
 from fedrec.training.loop import FitResult, fit_with_early_stopping, run_epoch
+
+if TYPE_CHECKING:
+    from fedrec.privacy.dp_sgd import DPPlan
+
+log = logging.getLogger("fedrec.train")
 
 
 class TorchRecommender(Recommender):
@@ -25,6 +33,8 @@ class TorchRecommender(Recommender):
 
     shareable_parameters: tuple[str, ...] | None = None
     item_row_parameters: tuple[str, ...] = ()  # tables whose row i changes only if item i is trained on
+    privacy_unit: str = "one user's train history"  # what one Opacus sample is (see private_samples)
+    privacy_ledger: ClientLedger | None = None  # set by a DP fit: what training spent
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)
@@ -46,9 +56,70 @@ class TorchRecommender(Recommender):
     def make_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
+    # --- differential privacy: one Opacus sample per user (see fedrec.privacy.dp_sgd) ---
+
+    @abstractmethod
+    def private_samples(self, split: LeaveOneOut) -> Sequence[Any]:
+        """One entry per user that DP training samples from."""
+
+    @abstractmethod
+    def private_batch(self, samples: Sequence[Any], rows: list[int]) -> Any:
+        """The training batch of the chosen samples."""
+
+    @abstractmethod
+    def private_loss(self, batch: Any) -> torch.Tensor:
+        """(B,) loss per user: Opacus clips each user's gradient separately."""
+
+    def private_module(self) -> nn.Module:
+        """The parameters DP-SGD trains (and adds noise to)."""
+        return self.net
+
+    def make_private_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def prepare_private(self, split: LeaveOneOut) -> None:
+        """Work before DP training that touches only local, never-released state."""
+
+    def train_private_epochs(self, split: LeaveOneOut, epochs: int, plan: "DPPlan", history: History, *, seed: int, after_epoch: Any = None) -> tuple[History, float]:
+        from fedrec.privacy.dp_sgd import train_private
+
+        self.prepare_private(split)
+        return train_private(self, split, plan, epochs=epochs, history=history, seed=seed,
+                             secure_mode=self.config.secure_mode, after_epoch=after_epoch)
+
+    def fit_private(self, split: LeaveOneOut) -> FitResult:
+        """Centralised DP training for ``epochs`` epochs (no early stopping: every epoch is
+        planned into the noise); the final weights are kept, so no choice is made on
+        validation data outside the privacy accounting."""
+        from fedrec.evaluation import evaluate
+        from fedrec.privacy.dp_sgd import plan_dp, warn_if_not_secure
+
+        warn_if_not_secure(self.config)
+        records = len(self.private_samples(split))
+        plan = plan_dp(self.config, records=records, planned_epochs=self.config.epochs)
+        ledger = ClientLedger("central", plan.accountant, plan.delta, plan.max_grad_norm, unit=self.privacy_unit)
+        result = FitResult(stopped_because=f"trained the {self.config.epochs} planned DP epochs")
+        started = time.perf_counter()
+
+        def after_epoch(epoch: int, loss: float, history: History) -> None:
+            ledger.record_round(epoch, history)
+            valid = evaluate(self, split.valid, mask_history=self.config.mask_history, ks=(10,))["hr@10"]
+            result.history.append({"epoch": epoch, "loss": loss, "valid_hr@10": valid, "epsilon": ledger.epsilon,
+                                   "seconds": time.perf_counter() - started})
+            log.info("DP epoch %d/%d loss %.4f valid HR@10 %.4f epsilon %.3f (delta %.1e, noise %.3f, q %.4f)",
+                     epoch, self.config.epochs, loss, valid, ledger.epsilon, plan.delta, plan.noise_multiplier, plan.sample_rate)
+
+        self.train_private_epochs(split, self.config.epochs, plan, [], seed=self.config.seed, after_epoch=after_epoch)
+        self.privacy_ledger = ledger
+        result.epochs_run = result.best_epoch = self.config.epochs
+        result.best_valid_hr10 = result.history[-1]["valid_hr@10"] if result.history else None
+        return result
+
     def fit(self, split: LeaveOneOut) -> FitResult:
         from fedrec.evaluation import evaluate  # evaluation depends on the model interface
 
+        if self.config.dp:
+            return self.fit_private(split)
         optimizer = self.make_optimizer()
         max_seconds = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
         return fit_with_early_stopping(

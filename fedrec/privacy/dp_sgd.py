@@ -1,0 +1,188 @@
+"""DP-SGD with Opacus for the neural recommenders, continuing an existing privacy ledger.
+
+One Opacus sample is one user: a model turns its train split into per-user samples
+(``private_samples``), batches them (``private_batch``) and returns one loss per user
+(``private_loss``), so the guarantee is user-level DP over the data this process trains
+on. Batches are Poisson-sampled (what the accountant assumes) and gradients are clipped
+with Opacus ghost clipping, which never materialises per-user gradients of the item
+tables (per-sample hooks would: batch x items x dim floats).
+
+The accountant is never fresh: it is loaded with the ledger's history before training
+and its history is returned after, so epsilon covers every round a client has trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+from opacus import PrivacyEngine
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from fedrec.config import TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.privacy.ledger import History, default_delta, epsilon_of
+
+if TYPE_CHECKING:
+    from fedrec.data.split import LeaveOneOut
+    from fedrec.models.torch_model import TorchRecommender
+
+log = logging.getLogger("fedrec.privacy")
+
+
+@dataclass(frozen=True)
+class DPPlan:
+    """The noise and sampling one DP training job uses, fixed before it starts."""
+
+    noise_multiplier: float
+    sample_rate: float
+    steps_per_epoch: int
+    delta: float
+    max_grad_norm: float
+    accountant: str
+
+    def history_after(self, history: History, epochs: int) -> History:
+        """The ledger history once ``epochs`` more epochs of this plan are spent."""
+        return [*history, (self.noise_multiplier, self.sample_rate, epochs * self.steps_per_epoch)]
+
+    def epsilon_after(self, history: History, epochs: int) -> float:
+        return epsilon_of(self.history_after(history, epochs), self.delta, self.accountant)
+
+
+def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int) -> DPPlan:
+    """Noise given, or derived so that ``planned_epochs`` over ``records`` users end at the
+    target epsilon. Sampling is Poisson with rate 1 / batches-per-epoch, as Opacus does."""
+    if records < 1:
+        raise ConfigError("differential privacy needs at least one user to train on.")
+    steps_per_epoch = max(1, math.ceil(records / config.batch_size))
+    sample_rate = 1.0 / steps_per_epoch
+    delta = config.delta if config.delta is not None else default_delta(records)
+    if config.noise_multiplier is not None:
+        noise = config.noise_multiplier
+    else:
+        noise = get_noise_multiplier(
+            target_epsilon=config.target_epsilon, target_delta=delta, sample_rate=sample_rate,
+            steps=planned_epochs * steps_per_epoch, accountant=config.accountant,
+        )
+    return DPPlan(noise, sample_rate, steps_per_epoch, delta, config.max_grad_norm, config.accountant)
+
+
+class _Indices(Dataset):
+    """Sample i is just i: the model builds padded batches from its own per-user samples."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor]:
+        return (torch.tensor(index, dtype=torch.int64),)
+
+
+def train_private(
+    model: "TorchRecommender",
+    split: "LeaveOneOut",
+    plan: DPPlan,
+    *,
+    epochs: int,
+    history: History,
+    seed: int,
+    secure_mode: bool = False,
+    after_epoch: Any = None,
+) -> tuple[History, float]:
+    """``epochs`` of DP-SGD on ``model``; returns (the accountant's history, mean loss).
+
+    ``after_epoch(epoch, loss, history)`` is called after each epoch (central training validates
+    there). The model's net keeps the trained weights; Opacus' hooks are removed.
+    """
+    samples = model.private_samples(split)
+    if len(samples) == 0:
+        raise ConfigError("no user has enough train items for DP training (each needs at least 2).")
+    module = model.private_module()
+    optimizer = model.make_private_optimizer(module)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        _Indices(len(samples)),
+        batch_size=model.config.batch_size,
+        collate_fn=lambda rows: torch.stack([r[0] for r in rows]) if rows else torch.empty(0, dtype=torch.int64),
+        generator=generator,
+    )
+    engine = PrivacyEngine(accountant=plan.accountant, secure_mode=secure_mode)
+    engine.accountant.history = list(history)
+    with warnings.catch_warnings():
+        if not secure_mode:  # said once in our own words below, not per round
+            warnings.filterwarnings("ignore", message=".*[Ss]ecure.*")
+        warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
+        dp_module, dp_optimizer, _, dp_loader = engine.make_private(
+            module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=plan.max_grad_norm, poisson_sampling=True, grad_sample_mode="ghost",
+            criterion=nn.CrossEntropyLoss(), noise_generator=None if secure_mode else torch.Generator().manual_seed(seed + 1),
+        )
+    if abs(1.0 / len(dp_loader) - plan.sample_rate) > 1e-12:
+        raise RuntimeError(
+            f"Opacus samples at rate {1 / len(dp_loader)} but the plan accounted {plan.sample_rate}: "
+            "plan_dp must be given records=len(model.private_samples(split))."
+        )
+    mean_loss = float("nan")
+    try:
+        for epoch in range(1, epochs + 1):
+            dp_module.train()
+            total, count = 0.0, 0
+            for batch in dp_loader:
+                indices = batch if isinstance(batch, torch.Tensor) else batch[0]
+                dp_optimizer.zero_grad(set_to_none=True)
+                if indices.numel() == 0:  # an empty Poisson batch still releases noise
+                    for p in module.parameters():
+                        if p.requires_grad:
+                            p.grad = torch.zeros_like(p)
+                else:
+                    per_user = model.private_loss(model.private_batch(samples, indices.tolist()))
+                    DPTensorFastGradientClipping(dp_module, dp_optimizer, per_user, "mean").backward()
+                    total += float(per_user.detach().mean())
+                    count += 1
+                dp_optimizer.step()
+            mean_loss = total / max(1, count)
+            if after_epoch is not None:
+                dp_module.eval()
+                after_epoch(epoch, mean_loss, list(engine.accountant.history))
+    finally:
+        dp_module.remove_hooks()
+    model.net.eval()
+    return [(float(n), float(q), int(s)) for n, q, s in engine.accountant.history], mean_loss
+
+
+def warn_if_not_secure(config: TrainConfig) -> None:
+    if config.dp and not config.secure_mode:
+        log.warning(
+            "DP noise comes from torch's default (not cryptographically secure) generator: fine for "
+            "experiments; for a production release use --secure-mode (needs torchcsprng)."
+        )
+
+
+def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, L, d) states at (B, K) positions -> (B, K, d)."""
+    return states.gather(1, positions.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+
+
+def last_targets(windows: Sequence[np.ndarray], rows: Sequence[int], last: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each chosen window (inputs = w[:-1], targets = w[1:]), the positions and targets
+    of its ``last`` most recent predictions, zero-padded: (B, K) positions, (B, K) targets."""
+    k = max(1, min(last, max(len(windows[r]) - 1 for r in rows)))
+    positions = np.zeros((len(rows), k), dtype=np.int64)
+    targets = np.zeros((len(rows), k), dtype=np.int64)
+    for i, r in enumerate(rows):
+        w = windows[r]
+        n = min(k, len(w) - 1)
+        start = len(w) - 1 - n
+        positions[i, :n] = np.arange(start, start + n)
+        targets[i, :n] = w[start + 1 : start + 1 + n]
+    return torch.from_numpy(positions), torch.from_numpy(targets)

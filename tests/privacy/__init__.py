@@ -1,0 +1,1 @@
+"""The privacy ledger and the privacy-budget report."""

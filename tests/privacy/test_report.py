@@ -1,0 +1,162 @@
+"""The privacy-budget report, on small real ledgers: its epsilons must be reproducible
+by anyone holding report.json and Opacus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from opacus.accountants import PRVAccountant, RDPAccountant
+
+from fedrec.cli import main
+from fedrec.privacy.ledger import ClientLedger, History, save_run_ledger
+from fedrec.privacy.report import EPSILON_PLOT, REPORT_JSON, REPORT_MD, build_report, write_privacy_report
+
+REQUIRED_KEYS = {
+    "mechanism", "unit", "accountant", "delta", "epsilon_max", "clients", "noise_multiplier", "max_grad_norm",
+    "sample_rate", "steps", "rounds", "generated_at", "epsilon_recomputed_with",
+}
+CLIENT_KEYS = {"client", "epsilon", "delta", "history", "rounds", "refused"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FRESH_ACCOUNTANT = {"rdp": RDPAccountant, "prv": PRVAccountant}
+
+
+def trained_ledger(client: str, rounds: list[tuple[float, float, int]], *, accountant: str = "rdp",
+                   delta: float = 1e-5, mechanism: str = "dp-sgd", unit: str = "user") -> ClientLedger:
+    """A ledger as a client keeps it: after each round, the accountant's whole history so far."""
+    ledger = ClientLedger(client=client, accountant=accountant, delta=delta, max_grad_norm=1.0,
+                          mechanism=mechanism, unit=unit)
+    history: History = []
+    for round_number, (noise, rate, steps) in enumerate(rounds, start=1):
+        if history and history[-1][:2] == (noise, rate):
+            history[-1] = (noise, rate, history[-1][2] + steps)  # Opacus merges repeated segments
+        else:
+            history.append((noise, rate, steps))
+        ledger.record_round(round_number, list(history))
+    return ledger
+
+
+def three_clients() -> dict[str, ClientLedger]:
+    steady = trained_ledger("store-a", [(1.0, 0.1, 30)] * 3)
+    retuned = trained_ledger("store-b", [(1.0, 0.1, 40), (1.0, 0.1, 40), (1.5, 0.1, 40)], delta=2e-6)
+    retuned.refused.append({"round": 4, "reason": "epsilon would pass max-epsilon 9.0"})
+    prv = trained_ledger("store-c", [(1.0, 0.1, 50), (1.0, 0.1, 50)], accountant="prv")
+    return {ledger.client: ledger for ledger in (steady, retuned, prv)}
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory) -> tuple[Path, dict]:
+    run_dir = tmp_path_factory.mktemp("run")
+    save_run_ledger(run_dir, three_clients())
+    report_path = write_privacy_report(run_dir)
+    return run_dir, json.loads(report_path.read_text(encoding="utf-8"))
+
+
+def test_report_json_has_every_key_other_tools_check(reported_run):
+    _, report = reported_run
+    assert REQUIRED_KEYS <= set(report)
+    assert report["accountant"] in {"rdp", "prv"}
+    assert all(CLIENT_KEYS <= set(client) for client in report["clients"])
+    assert [client["client"] for client in report["clients"]] == ["store-a", "store-b", "store-c"]
+
+
+def test_worst_case_epsilon_is_the_largest_client_epsilon(reported_run):
+    _, report = reported_run
+    assert report["epsilon_max"] == max(client["epsilon"] for client in report["clients"])
+    assert report["delta"] == 1e-5
+
+
+def test_every_reported_epsilon_is_reproduced_by_a_fresh_opacus_accountant(reported_run):
+    _, report = reported_run
+    accountants = {client["accountant"] for client in report["clients"]}
+    assert accountants == {"rdp", "prv"} and report["accountant"] == "rdp"  # the first client's
+    for client in report["clients"]:
+        accountant = FRESH_ACCOUNTANT[client["accountant"]]()
+        accountant.history = [tuple(segment) for segment in client["history"]]
+        epsilon = accountant.get_epsilon(delta=client["delta"])
+        assert client["epsilon"] == pytest.approx(epsilon, rel=0.01), client["client"]
+
+
+def test_a_client_whose_noise_changed_keeps_both_segments(reported_run):
+    _, report = reported_run
+    retuned = next(client for client in report["clients"] if client["client"] == "store-b")
+    assert retuned["history"] == [[1.0, 0.1, 80], [1.5, 0.1, 40]]
+    assert [record["round"] for record in retuned["rounds"]] == [1, 2, 3]
+    assert retuned["refused"] == [{"round": 4, "reason": "epsilon would pass max-epsilon 9.0"}]
+    assert report["noise_multiplier"] == [1.0, 1.5]
+
+
+def test_run_summary_counts_steps_rounds_and_rates(reported_run):
+    _, report = reported_run
+    assert report["steps"] == {"total": 90 + 120 + 100, "max_per_client": 120}
+    assert report["rounds"] == 3
+    assert report["sample_rate"] == {"min": 0.1, "max": 0.1}
+    assert report["max_grad_norm"] == [1.0]
+    assert report["mechanism"] == "dp-sgd" and report["unit"] == "user"
+
+
+def test_markdown_names_every_client_and_the_worst_case_epsilon(reported_run):
+    run_dir, report = reported_run
+    markdown = (run_dir / "privacy" / REPORT_MD).read_text(encoding="utf-8")
+    assert all(client["client"] in markdown for client in report["clients"])
+    assert f"ε={report['epsilon_max']:.3f}" in markdown
+    assert "per user" in markdown and "How to read this" in markdown
+
+
+def test_epsilon_plot_is_a_png_and_no_temporary_file_is_left(reported_run):
+    run_dir, _ = reported_run
+    assert (run_dir / "privacy" / EPSILON_PLOT).read_bytes()[:8] == PNG_MAGIC
+    assert not list((run_dir / "privacy").glob("*.tmp"))
+
+
+def test_many_clients_are_plotted_with_the_worst_case_highlighted(tmp_path):
+    ledgers = {f"site-{i:02d}": trained_ledger(f"site-{i:02d}", [(1.0 + i / 10, 0.05, 20)]) for i in range(22)}
+    save_run_ledger(tmp_path, ledgers)
+    report = json.loads(write_privacy_report(tmp_path).read_text(encoding="utf-8"))
+    assert report["epsilon_max"] == next(c["epsilon"] for c in report["clients"] if c["client"] == "site-00")
+    assert (tmp_path / "privacy" / EPSILON_PLOT).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_clients_that_disagree_are_all_named():
+    ledgers = {
+        "a": trained_ledger("a", [(1.0, 0.1, 10)], mechanism="dp-sgd", unit="user"),
+        "b": trained_ledger("b", [(1.0, 0.1, 10)], mechanism="gaussian-counts", unit="interaction"),
+    }
+    report = build_report(ledgers)
+    assert report["mechanism"] == "dp-sgd | gaussian-counts"
+    assert report["unit"] == "user | interaction"
+
+
+def test_a_client_that_never_trained_reports_epsilon_zero():
+    refused = ClientLedger(client="late", accountant="rdp", delta=1e-5, max_grad_norm=1.0,
+                           refused=[{"round": 1, "reason": "over budget"}])
+    report = build_report({"late": refused})
+    assert report["epsilon_max"] == 0.0
+    assert report["sample_rate"] == {"min": None, "max": None}
+    assert report["steps"] == {"total": 0, "max_per_client": 0}
+
+
+def test_run_without_ledger_gets_no_report(tmp_path):
+    assert write_privacy_report(tmp_path) is None
+    assert not (tmp_path / "privacy").exists()
+
+
+def test_cli_writes_the_report_and_prints_the_guarantee(tmp_path, capsys):
+    save_run_ledger(tmp_path, {"store-a": trained_ledger("store-a", [(1.0, 0.1, 30)] * 2)})
+    assert main(["privacy-report", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    for name in (REPORT_JSON, REPORT_MD, EPSILON_PLOT):
+        assert (tmp_path / "privacy" / name).exists()
+        assert name in printed
+    assert "Worst-case (ε=" in printed
+
+
+def test_cli_on_a_run_without_dp_explains_there_is_no_budget(tmp_path, capsys):
+    assert main(["privacy-report", str(tmp_path)]) == 2
+    assert "--dp" in capsys.readouterr().err
+
+
+def test_cli_on_a_missing_directory_asks_for_the_run_directory(tmp_path, capsys):
+    assert main(["privacy-report", str(tmp_path / "nowhere")]) == 2
+    assert "--out/--resume" in capsys.readouterr().err
