@@ -7,11 +7,15 @@ SuperNode: data-path, optional state-dir and client-name).
 
 from __future__ import annotations
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+import json
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrec.federation import wire
 from fedrec.federation.client import evaluate_client, locate_site, train_client
+from fedrec.privacy.budget import BudgetExhausted
+from fedrec.privacy.ledger import ClientLedger
 
 app = ClientApp()
 
@@ -29,9 +33,23 @@ def _site_and_config(msg: Message, context: Context):
 def train(msg: Message, context: Context) -> Message:
     site, train_config, federation, round_number = _site_and_config(msg, context)
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
-    shared, metrics = train_client(site, train_config, federation, global_state, round_number)
-    reply = RecordDict({wire.ARRAYS: ArrayRecord(shared), wire.METRICS: MetricRecord(metrics)})
+    try:
+        update = train_client(site, train_config, federation, global_state, round_number)
+    except BudgetExhausted as refusal:  # a normal reply: the server logs it and goes on
+        privacy = _privacy_record(site.name, refusal.ledger, refused=str(refusal))
+        reply = RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 0}), wire.PRIVACY: privacy})
+        return Message(content=reply, reply_to=msg)
+    reply = RecordDict({wire.ARRAYS: ArrayRecord(update.shared), wire.METRICS: MetricRecord(update.metrics)})
+    if update.ledger is not None:
+        reply[wire.PRIVACY] = _privacy_record(site.name, update.ledger)
     return Message(content=reply, reply_to=msg)
+
+
+def _privacy_record(client: str, ledger: ClientLedger, refused: str | None = None) -> ConfigRecord:
+    record = {wire.PRIVACY_CLIENT: client, wire.PRIVACY_LEDGER: json.dumps(ledger.to_dict())}
+    if refused is not None:
+        record[wire.PRIVACY_REFUSED] = refused
+    return ConfigRecord(record)
 
 
 @app.evaluate()

@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
     dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
-    max_len: int = _opt(50, "longest history a sequential model reads (most recent items)")
+    max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items (model default if unset)")
     neighbors: int = _opt(100, "itemknn: neighbours kept per item")
     similarity: str = _opt(
         "cosine", "itemknn: item-item similarity", ("cosine", "adjusted-cosine")

@@ -26,6 +26,8 @@ from fedrec.federation import wire
 from fedrec.federation.client_state import load_private_state, save_private_state, state_file
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.privacy.budget import private_round
+from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.client")
 
@@ -104,18 +106,33 @@ def round_config(train: TrainConfig, federation: FederationConfig, round_number:
     return dataclasses.replace(train, lr=train.lr * federation.client_lr_decay ** max(0, round_number - 1))
 
 
-def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor], round_number: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Local epochs on this client's train split; returns (shareable state, metrics)."""
+@dataclass(frozen=True)
+class ClientUpdate:
+    """What a client sends back after training: never raw data, never private state."""
+
+    shared: dict[str, torch.Tensor]
+    metrics: dict[str, float]
+    ledger: ClientLedger | None  # DP runs: the client's whole privacy history so far
+
+
+def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor], round_number: int) -> ClientUpdate:
+    """Local epochs on this client's train split (DP-SGD under --dp)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
     model = build_client_model(site, train, global_state)
-    loss = model.train_epochs(split, federation.local_epochs, round_seed=round_number)
+    ledger = None
+    if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
+        ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
+    else:
+        loss = model.train_epochs(split, federation.local_epochs, round_seed=round_number)
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
     examples = sum(max(0, len(s) - (1 if train.model == "lstm" else 0)) for s in split.train)
     metrics = {wire.NUM_EXAMPLES: int(examples), wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
+    if ledger is not None:
+        metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    return model.shareable_state(), metrics
+    return ClientUpdate(model.shareable_state(), metrics, ledger)
 
 
 def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> dict[str, float]:

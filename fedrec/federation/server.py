@@ -26,6 +26,8 @@ from fedrec.federation.strategy import build_strategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
+from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
+from fedrec.privacy.report import write_privacy_report
 from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
 
 log = logging.getLogger("fedrec.server")
@@ -83,6 +85,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
     strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters)
+    strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
     message_config = ConfigRecord(
         {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str((run_dir / CLIENT_STATE_DIR).resolve())}
     )
@@ -101,14 +104,19 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if client_metrics:
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
+        if strategy.privacy_ledgers:
+            save_run_ledger(run_dir, strategy.privacy_ledgers)
+            record["refused"] = strategy.refusals_per_round.get(server_round, 0)
+            record["epsilon_max"] = max(ledger.epsilon for ledger in strategy.privacy_ledgers.values())
         record["wall_seconds"] = round(time.perf_counter() - clock["round_start"], 3)
         history.append(record)
         save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved))
         write_json(run_dir / "metrics.json", _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
         log.info(
-            "round %d/%d: test HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s",
+            "round %d/%d: test HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s",
             round_number, federation.rounds, _fmt(record.get("hr@10")), _fmt(record.get("ndcg@10")),
             _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
+            f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
         )
         clock["round_start"] = time.perf_counter()
         return MetricRecord({k: float(v) for k, v in record.items() if isinstance(v, (int, float))})
@@ -128,6 +136,10 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         log.info("run in %s already has %d of %d rounds; nothing to do", run_dir, offset, federation.rounds)
     document = _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=True)
     _save_release_candidate(run_dir, train, federation, document)
+    report = write_privacy_report(run_dir)
+    if report is not None:
+        document["privacy_report"] = str(report)
+        log.info("privacy report: %s", report)
     write_json(run_dir / "metrics.json", document)
     return document
 

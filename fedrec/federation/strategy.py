@@ -6,6 +6,7 @@ takes any strategy and passes through what it does not change.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Iterable
 
@@ -17,6 +18,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.server")
 
@@ -37,6 +39,8 @@ class TolerantStrategy(Strategy):
         self.failures_per_round: dict[int, int] = {}
         self.sampled_per_round: dict[int, int] = {}
         self.client_evaluation: dict[int, MetricRecord] = {}
+        self.refusals_per_round: dict[int, int] = {}
+        self.privacy_ledgers: dict[str, ClientLedger] = {}  # DP: each client's latest ledger
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
@@ -52,6 +56,7 @@ class TolerantStrategy(Strategy):
             log.warning("round %d: %d of %d nodes sent no reply within the round timeout", server_round, sampled - len(replies), sampled)
         for failed in (m for m in replies if m.has_error()):
             log.warning("round %d: node %d failed: %s", server_round, failed.metadata.src_node_id, failed.error.reason)
+        ok = self._take_privacy_records(server_round, ok)
         if len(ok) < self.min_successes:
             log.warning(
                 "round %d: only %d of %d clients replied without error (minimum %d); keeping the previous model",
@@ -59,6 +64,23 @@ class TolerantStrategy(Strategy):
             )
             return None, None
         return self.inner.aggregate_train(server_round, ok)
+
+    def _take_privacy_records(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """Keep each DP client's ledger; drop (and log) clients that refused for budget."""
+        training = []
+        refused = 0
+        for reply in replies:
+            if wire.PRIVACY in reply.content:
+                record = reply.content[wire.PRIVACY]
+                ledger = ClientLedger.from_dict(json.loads(str(record[wire.PRIVACY_LEDGER])))
+                self.privacy_ledgers[ledger.client] = ledger
+                if wire.PRIVACY_REFUSED in record:
+                    refused += 1
+                    log.warning("round %d: %s", server_round, record[wire.PRIVACY_REFUSED])
+                    continue
+            training.append(reply)
+        self.refusals_per_round[server_round] = refused
+        return training
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         return self.inner.configure_evaluate(server_round, arrays, config, grid)

@@ -4,7 +4,9 @@ A train/evaluate message from the server carries:
   ARRAYS  ArrayRecord: the global model's shareable parameters (MF: item side; LSTM: all)
   CONFIG  ConfigRecord: the run's TrainConfig + FederationConfig (kebab-case keys, unset
           values omitted) plus SERVER_ROUND and ROUND_OFFSET
-A client's reply carries ARRAYS (train only; never an MF user embedding) and METRICS.
+A client's reply carries ARRAYS (train only; never an MF user embedding) and METRICS; under
+DP also PRIVACY, a ConfigRecord with the client's name and its whole ledger (JSON). A
+client that refuses a round for lack of budget replies PRIVACY with REFUSED and no ARRAYS.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ SERVER_ROUND = "server-round"  # set by Flower's strategies: 1.. within this ser
 ROUND_OFFSET = "round-offset"  # rounds completed before this process (resume)
 STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir)
 
+PRIVACY = "privacy"
+PRIVACY_CLIENT = "client"
+PRIVACY_LEDGER = "ledger"  # the client's ClientLedger as JSON
+PRIVACY_REFUSED = "refused"  # why the client did not train this round
+
 NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weights replies by this key
 TRAIN_LOSS = "train-loss"
 NUM_USERS = "num-users"
+EPSILON = "epsilon"  # the client's cumulative epsilon after this round (DP)
 
 # node_config keys a SuperNode may set (flower-supernode --node-config "...")
 NODE_PARTITION_ID = "partition-id"  # set by the simulation engine

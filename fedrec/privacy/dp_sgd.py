@@ -13,6 +13,7 @@ and its history is returned after, so epsilon covers every round a client has tr
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -116,12 +117,13 @@ def train_private(
         collate_fn=lambda rows: torch.stack([r[0] for r in rows]) if rows else torch.empty(0, dtype=torch.int64),
         generator=generator,
     )
-    engine = PrivacyEngine(accountant=plan.accountant, secure_mode=secure_mode)
-    engine.accountant.history = list(history)
+    module.train()
     with warnings.catch_warnings():
-        if not secure_mode:  # said once in our own words below, not per round
-            warnings.filterwarnings("ignore", message=".*[Ss]ecure.*")
+        if not secure_mode:  # said once per process in our own words (warn_if_not_secure)
+            warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
         warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
+        engine = PrivacyEngine(accountant=plan.accountant, secure_mode=secure_mode)
+        engine.accountant.history = list(history)
         dp_module, dp_optimizer, _, dp_loader = engine.make_private(
             module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=plan.noise_multiplier,
             max_grad_norm=plan.max_grad_norm, poisson_sampling=True, grad_sample_mode="ghost",
@@ -160,12 +162,17 @@ def train_private(
     return [(float(n), float(q), int(s)) for n, q, s in engine.accountant.history], mean_loss
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_once() -> None:
+    log.warning(
+        "DP noise comes from torch's default (not cryptographically secure) generator: fine for "
+        "experiments; for a production release use --secure-mode (needs torchcsprng)."
+    )
+
+
 def warn_if_not_secure(config: TrainConfig) -> None:
     if config.dp and not config.secure_mode:
-        log.warning(
-            "DP noise comes from torch's default (not cryptographically secure) generator: fine for "
-            "experiments; for a production release use --secure-mode (needs torchcsprng)."
-        )
+        _warn_once()
 
 
 def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

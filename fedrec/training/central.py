@@ -17,6 +17,7 @@ import torch
 from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out, load_dataset
 from fedrec.evaluation import evaluate
+from fedrec.privacy.ledger import ClientLedger, save_run_ledger
 
 log = logging.getLogger("fedrec.train")
 
@@ -52,9 +53,21 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)
+    ledger = getattr(model, "privacy_ledger", None)
+    if ledger is not None:
+        document["privacy"] = save_privacy(out, ledger)
     model.save(out / "model.pt")
     write_json(out / "metrics.json", document)
     return document
+
+
+def save_privacy(out: Path, ledger: ClientLedger) -> dict[str, float]:
+    """The run ledger (and its report) of a DP model, and the summary metrics.json carries."""
+    from fedrec.privacy.report import write_privacy_report  # it imports this module: import late
+
+    save_run_ledger(out, {ledger.client: ledger})
+    write_privacy_report(out)
+    return {"epsilon": ledger.epsilon, "delta": ledger.delta, "noise_multiplier": ledger.history[-1][0]}
 
 
 def peak_rss_mb() -> float:

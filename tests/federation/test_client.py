@@ -24,7 +24,8 @@ def global_state(train: TrainConfig, federation: FederationConfig):
 def test_mf_client_sends_item_side_only_and_keeps_user_vectors_on_disk(chain_file, tmp_path):
     train, federation = configs(chain_file, "mf")
     site = locate_site({wire.NODE_PARTITION_ID: 1, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
-    shared, metrics = train_client(site, train, federation, global_state(train, federation), round_number=1)
+    update = train_client(site, train, federation, global_state(train, federation), round_number=1)
+    shared, metrics = update.shared, update.metrics
     assert set(shared) == {"item_embedding.weight", "item_bias.weight"}
     saved = torch.load(state_file(tmp_path, site.name), weights_only=True)
     assert saved["tensors"]["user_embedding.weight"].shape == (site.data.n_users, 8)
@@ -50,7 +51,8 @@ def test_lstm_client_shares_every_parameter(chain_file, tmp_path):
     train, federation = configs(chain_file, "lstm")
     site = locate_site({wire.NODE_PARTITION_ID: 2, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
     before = global_state(train, federation)
-    shared, metrics = train_client(site, train, federation, before, round_number=1)
+    update = train_client(site, train, federation, before, round_number=1)
+    shared, metrics = update.shared, update.metrics
     assert set(shared) == set(before)
     assert any(not torch.equal(shared[k], before[k]) for k in shared)
     assert metrics[wire.TRAIN_LOSS] > 0
