@@ -75,7 +75,7 @@ class LSTMRecommender(TorchRecommender):
     defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3, "max_len": 50}
     shareable_parameters = None  # every parameter is shared in federation
     item_row_parameters = ("item_embedding.weight",)
-    privacy_unit = "one user's item sequence (all of that user's train interactions)"
+    privacy_unit = "user (their whole train item sequence)"
     # DPLSTM steps in Python over every position of the longest sequence in a Poisson batch.
     dp_defaults = {"epochs": 20, "batch_size": 256, "dim": 32, "dropout": 0.0, "max_len": 20}
     private_targets = 10  # under DP, each user's loss covers their 10 most recent next-item predictions

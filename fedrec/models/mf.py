@@ -60,10 +60,7 @@ class MatrixFactorization(TorchRecommender):
     defaults = {"epochs": 60, "batch_size": 1024, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
     dp_defaults = {"epochs": 10, "batch_size": 256, "dim": 32, "dropout": 0.0}
     shareable_parameters = ITEM_SIDE
-    privacy_unit = (
-        "one user's set of train items (user-level; the user's vector is refitted locally "
-        "from their own items and never released)"
-    )
+    privacy_unit = "user (their set of train items; their vector is refitted locally and never released)"
     private_positives = 50  # most recent distinct train items per user in a DP sample
     private_negatives = 100  # uniformly sampled items each positive competes with
 

@@ -43,7 +43,7 @@ class Popularity(Recommender):
             sigma = noise_for_epsilon(config.target_epsilon, delta, config.accountant)
         ledger = ClientLedger(
             client="central", accountant=config.accountant, delta=delta, max_grad_norm=1.0,
-            mechanism="gaussian-counts", unit="user's set of distinct train items",
+            mechanism="gaussian-counts", unit="user (their set of distinct train items)",
         )
         ledger.record_round(1, [(sigma, 1.0, 1)])
         if config.max_epsilon is not None and ledger.epsilon > config.max_epsilon:

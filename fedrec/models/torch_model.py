@@ -33,7 +33,7 @@ class TorchRecommender(Recommender):
 
     shareable_parameters: tuple[str, ...] | None = None
     item_row_parameters: tuple[str, ...] = ()  # tables whose row i changes only if item i is trained on
-    privacy_unit: str = "one user's train history"  # what one Opacus sample is (see private_samples)
+    privacy_unit: str = "user (their train history)"  # what one Opacus sample is; reads "one <unit>"
     privacy_ledger: ClientLedger | None = None  # set by a DP fit: what training spent
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:

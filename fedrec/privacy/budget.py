@@ -60,7 +60,7 @@ def private_round(
     plan = plan_dp(train, records=records, planned_epochs=federation.rounds * federation.local_epochs)
     ledger = load_ledger(path) or ClientLedger(
         client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism="dp-sgd (opacus, poisson sampling, ghost clipping)",
-        unit=model.privacy_unit + " within this client",
+        unit=model.privacy_unit + " within a client",
     )
     if (ledger.delta, ledger.accountant) != (plan.delta, plan.accountant):
         raise ConfigError(

@@ -1,0 +1,94 @@
+"""DP federated runs end to end on Flower's simulation engine: the privacy report after
+every run, clients refusing once their budget is spent, and a killed run that resumes
+without resetting anybody's epsilon."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from opacus.accountants import RDPAccountant
+
+from fedrec.privacy.ledger import epsilon_of, load_run_ledger
+
+SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1"]
+
+
+def fedrec_exe() -> str:
+    return shutil.which("fedrec") or str(Path(sys.executable).with_name("fedrec"))
+
+
+def fedrec(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([fedrec_exe(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_report_after_the_run_and_clients_refuse_past_their_budget(chain_file, tmp_path):
+    out = tmp_path / "run"
+    first = fedrec(
+        "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2", "--rounds", "2",
+        *SMALL, "--dp", "--target-epsilon", "2", "--out", str(out),
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads((out / "privacy" / "report.json").read_text())
+    assert {"mechanism", "unit", "accountant", "delta", "epsilon_max", "clients"} <= set(report)
+    assert len(report["clients"]) == 2
+    assert 1.5 < report["epsilon_max"] <= 2.0
+    for client in report["clients"]:  # any tool can recompute the guarantee from the history
+        fresh = RDPAccountant()
+        fresh.history = [tuple(h) for h in client["history"]]
+        assert abs(fresh.get_epsilon(delta=client["delta"]) - client["epsilon"]) <= 0.01 * client["epsilon"]
+    assert (out / "privacy" / "report.md").exists() and (out / "privacy" / "epsilon_by_round.png").exists()
+
+    # The two planned rounds spent the target: a third round is refused by every client,
+    # the server says so and finishes the run with the model it had.
+    before = load_run_ledger(out)
+    extended = fedrec("simulate", "--resume", str(out), "--rounds", "3")
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    assert "refuses round 3" in extended.stderr and "max-epsilon" in extended.stderr
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["complete"] is True
+    assert document["rounds"][-1]["round"] == 3 and document["rounds"][-1]["refused"] == 2
+    after = load_run_ledger(out)
+    assert {name: ledger.history for name, ledger in after.items()} == {name: ledger.history for name, ledger in before.items()}
+    assert all(ledger.refused and ledger.refused[-1]["round"] == 3 for ledger in after.values())
+
+
+def test_a_killed_dp_run_resumes_without_resetting_epsilon(chain_file, tmp_path):
+    out = tmp_path / "run"
+    rounds = 8
+    command = [
+        fedrec_exe(), "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2",
+        "--rounds", str(rounds), *SMALL, "--dp", "--noise-multiplier", "1.0", "--out", str(out),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        second = out / "checkpoints" / "round-0002.pt"
+        for _ in range(1200):
+            if second.exists() or process.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert second.exists(), "round 2 never finished"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (out / "checkpoints" / f"round-{rounds:04d}.pt").exists()
+    at_kill = {name: ledger.steps for name, ledger in load_run_ledger(out).items()}
+    assert at_kill and all(steps > 0 for steps in at_kill.values())
+
+    resumed = fedrec("simulate", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = load_run_ledger(out)
+    for name, ledger in final.items():
+        per_round = ledger.rounds[0]["steps"]
+        # Every round's steps are in the history, those before the kill included: at
+        # least `rounds` rounds' worth (a round cut short by the kill may count twice).
+        assert ledger.steps >= rounds * per_round > at_kill[name]
+        assert sorted({r["round"] for r in ledger.rounds}) == list(range(1, rounds + 1))
+        noise, rate, _ = ledger.history[0]
+        assert ledger.epsilon >= epsilon_of([(noise, rate, rounds * per_round)], ledger.delta) * (1 - 1e-9)
