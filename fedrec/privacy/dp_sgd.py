@@ -99,11 +99,13 @@ def train_private(
     seed: int,
     secure_mode: bool = False,
     after_epoch: Any = None,
+    on_step: Any = None,
 ) -> tuple[History, float]:
     """``epochs`` of DP-SGD on ``model``; returns (the accountant's history, mean loss).
 
     ``after_epoch(epoch, loss, history)`` is called after each epoch (central training validates
-    there). The model's net keeps the trained weights; Opacus' hooks are removed.
+    there); ``on_step()`` after each optimizer step (benchmarks time steps with it). The
+    model's net keeps the trained weights; Opacus' hooks are removed.
     """
     samples = model.private_samples(split)
     if len(samples) == 0:
@@ -152,6 +154,8 @@ def train_private(
                     total += float(per_user.detach().mean())
                     count += 1
                 dp_optimizer.step()
+                if on_step is not None:
+                    on_step()
             mean_loss = total / max(1, count)
             if after_epoch is not None:
                 dp_module.eval()

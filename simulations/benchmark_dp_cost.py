@@ -1,0 +1,124 @@
+"""What DP-SGD costs per training step: time and peak memory, DP / non-DP, same data and batch.
+
+    python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm] [--steps 40]
+
+Both sides run the model's DP formulation (one sample per user, the same Poisson-sampled
+batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM instead
+of the fused nn.LSTM, ghost clipping (two backward passes), noise on every parameter.
+Each (model, mode) runs in its own process so its peak RSS is its own. Writes
+<out>/dp_cost.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def worker(model_name: str, private: bool, data: str, steps: int, threads: int) -> dict:
+    """Runs inside its own process; prints one JSON line."""
+    from fedrec.config import TrainConfig
+    from fedrec.data import leave_one_out, load_dataset
+    from fedrec.models import create_model
+    from fedrec.privacy.dp_sgd import plan_dp, train_private
+
+    torch.set_num_threads(threads)
+    dataset = load_dataset(data)
+    split = leave_one_out(dataset)
+    # Both modes use the DP model settings (dims, batch, max_len); only the engine differs.
+    config = TrainConfig(model=model_name, data=data, dp=True, noise_multiplier=1.0, threads=threads)
+    model = create_model(model_name, config, n_users=dataset.n_users, n_items=dataset.n_items)
+    samples = model.private_samples(split)
+    plan = plan_dp(model.config, records=len(samples), planned_epochs=1)
+    warmup = 3
+    if private:
+        model.prepare_private(split)
+        stamps: list[float] = []
+        # Only the first warmup + steps users' worth of batches: an epoch over a slice.
+        sliced = samples[: min(len(samples), (warmup + steps) * model.config.batch_size)]
+        model.private_samples = lambda _split: sliced
+        sliced_plan = plan_dp(model.config, records=len(sliced), planned_epochs=1)
+        train_private(model, split, sliced_plan, epochs=1, history=[], seed=0, on_step=lambda: stamps.append(time.perf_counter()))
+        timed = stamps[warmup:]
+        if len(timed) < 2:
+            raise SystemExit(f"{data} has too few users for {warmup} + {steps} DP batches of {model.config.batch_size}; lower --steps.")
+        step_seconds = (timed[-1] - timed[0]) / (len(timed) - 1)
+        n_steps = len(timed) - 1
+    else:
+        model.prepare_private(split)
+        module = model.private_module()
+        module.train()
+        optimizer = model.make_private_optimizer(module)
+        generator = torch.Generator().manual_seed(0)
+        durations = []
+        for step in range(warmup + steps):
+            chosen = torch.nonzero(torch.rand(len(samples), generator=generator) < plan.sample_rate).flatten().tolist()
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            model.private_loss(model.private_batch(samples, chosen)).mean().backward()
+            optimizer.step()
+            if step >= warmup:
+                durations.append(time.perf_counter() - started)
+        step_seconds = sum(durations) / len(durations)
+        n_steps = len(durations)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "model": model_name, "mode": "dp" if private else "plain", "step_seconds": step_seconds,
+        "steps_timed": n_steps, "peak_rss_mb": round(peak, 1), "batch_size": model.config.batch_size,
+        "dim": model.config.dim, "users": len(samples), "sample_rate": plan.sample_rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--models", nargs="+", default=["mf", "lstm"], choices=["mf", "lstm"])
+    parser.add_argument("--data", default="beauty")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1] == "dp", args.data, args.steps, args.threads)))
+        return
+    rows = []
+    for model in args.models:
+        for mode in ("plain", "dp"):
+            command = [sys.executable, __file__, "--out", str(args.out), "--data", args.data, "--steps", str(args.steps),
+                       "--threads", str(args.threads), "--worker", model, mode]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise SystemExit(f"{model} {mode} failed:\n{result.stderr[-3000:]}")
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+            print(f"{model:5s} {mode:5s} {rows[-1]['step_seconds'] * 1000:8.1f} ms/step  peak RSS {rows[-1]['peak_rss_mb']:7.1f} MB", flush=True)
+    table = []
+    for model in args.models:
+        plain, dp = (next(r for r in rows if r["model"] == model and r["mode"] == m) for m in ("plain", "dp"))
+        table.append({
+            "model": model, "plain_ms": round(plain["step_seconds"] * 1000, 1), "dp_ms": round(dp["step_seconds"] * 1000, 1),
+            "time_ratio": round(dp["step_seconds"] / plain["step_seconds"], 2),
+            "plain_rss_mb": plain["peak_rss_mb"], "dp_rss_mb": dp["peak_rss_mb"],
+            "memory_ratio": round(dp["peak_rss_mb"] / plain["peak_rss_mb"], 2),
+            "batch_size": dp["batch_size"], "dim": dp["dim"],
+        })
+    print("\n| model | batch | dim | plain ms/step | DP ms/step | time DP/plain | plain RSS MB | DP RSS MB | memory DP/plain |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in table:
+        print(f"| {r['model']} | {r['batch_size']} | {r['dim']} | {r['plain_ms']} | {r['dp_ms']} | {r['time_ratio']} | "
+              f"{r['plain_rss_mb']} | {r['dp_rss_mb']} | {r['memory_ratio']} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    document = {"data": args.data, "threads": args.threads, "machine": platform.platform(), "runs": rows, "table": table}
+    (args.out / "dp_cost.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\n-> {args.out / 'dp_cost.json'}")
+
+
+if __name__ == "__main__":
+    main()
