@@ -128,7 +128,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
     examples = sum(max(0, len(s) - (1 if train.model == "lstm" else 0)) for s in split.train)
-    metrics = {wire.NUM_EXAMPLES: int(examples), wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
+    metrics = {wire.NUM_EXAMPLES: int(examples), wire.UNIT_WEIGHT: 1.0, wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)

@@ -26,6 +26,7 @@ from fedrec.federation.strategy import build_strategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
+from fedrec.privacy.central_dp import SERVER, central_ledger, check_privacy_modes, record_central_round
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
@@ -84,8 +85,12 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     _log_partition(train, federation)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
-    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters)
+    check_privacy_modes(train, federation)
+    central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
+    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
+    if federation.central_dp:
+        strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
     message_config = ConfigRecord(
         {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str((run_dir / CLIENT_STATE_DIR).resolve())}
     )
@@ -104,6 +109,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if client_metrics:
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
+        if federation.central_dp:
+            record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if strategy.privacy_ledgers:
             save_run_ledger(run_dir, strategy.privacy_ledgers)
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)

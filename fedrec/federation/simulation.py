@@ -15,6 +15,7 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned
+from fedrec.privacy.central_dp import check_privacy_modes
 
 log = logging.getLogger("fedrec.simulate")
 
@@ -38,6 +39,7 @@ def simulate(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]
     run_dir = Path(federation.run_dir)
     if not federation.resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
+    check_privacy_modes(train, federation)
     _, partition = partitioned(train, federation)  # fails fast on bad data before Ray starts
     if partition.num_clients < federation.min_clients:
         raise ConfigError(

@@ -13,11 +13,12 @@ from typing import Iterable
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAdam, FedAvg, FedAvgM, Strategy
 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.server")
@@ -96,15 +97,18 @@ class TolerantStrategy(Strategy):
         self.inner.summary()
 
 
-def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = ()) -> TolerantStrategy:
-    """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021)."""
+def build_strategy(
+    federation: FederationConfig, *, row_keys: tuple[str, ...] = (), central_dp: tuple[float, float] | None = None,
+) -> TolerantStrategy:
+    """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021);
+    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP."""
     common = dict(
         fraction_train=federation.fraction,
         fraction_evaluate=federation.fraction_evaluate,
         min_train_nodes=federation.min_clients,
         min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
         min_available_nodes=max(federation.min_clients, federation.min_available),
-        weighted_by_key=wire.NUM_EXAMPLES,
+        weighted_by_key=wire.UNIT_WEIGHT if central_dp else wire.NUM_EXAMPLES,
         arrayrecord_key=wire.ARRAYS,
         configrecord_key=wire.CONFIG,
     )
@@ -114,7 +118,13 @@ def build_strategy(federation: FederationConfig, *, row_keys: tuple[str, ...] = 
         inner = FedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
     else:
         inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
-    if row_keys and federation.touched_rows:
+    if central_dp is not None:
+        # No touched-row averaging here: it would weigh a client's rows beyond the clipping bound.
+        noise_multiplier, clipping_norm = central_dp
+        inner = DifferentialPrivacyServerSideFixedClipping(
+            inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
+        )
+    elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     return TolerantStrategy(inner, min_successes=federation.min_clients)
 

@@ -29,6 +29,7 @@ PRIVACY_LEDGER = "ledger"  # the client's ClientLedger as JSON
 PRIVACY_REFUSED = "refused"  # why the client did not train this round
 
 NUM_EXAMPLES = "num-examples"  # Flower's FedAvg weights replies by this key
+UNIT_WEIGHT = "unit-weight"  # 1 from every client: the averaging weight under --central-dp
 TRAIN_LOSS = "train-loss"
 NUM_USERS = "num-users"
 EPSILON = "epsilon"  # the client's cumulative epsilon after this round (DP)

@@ -92,3 +92,21 @@ def test_a_killed_dp_run_resumes_without_resetting_epsilon(chain_file, tmp_path)
         assert sorted({r["round"] for r in ledger.rounds}) == list(range(1, rounds + 1))
         noise, rate, _ = ledger.history[0]
         assert ledger.epsilon >= epsilon_of([(noise, rate, rounds * per_round)], ledger.delta) * (1 - 1e-9)
+
+
+def test_central_dp_cross_device_run_is_accounted_at_the_server(chain_file, tmp_path):
+    out = tmp_path / "run"
+    result = fedrec(
+        "simulate", "--model", "lstm", "--data", str(chain_file), "--partition", "user", "--fraction", "0.1",
+        "--rounds", "3", *SMALL, "--strategy", "fedavg", "--central-dp", "--noise-multiplier", "0.8",
+        "--max-grad-norm", "0.5", "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "central DP noise" in result.stderr  # Flower's wrapper added the noise
+    report = json.loads((out / "privacy" / "report.json").read_text())
+    (server,) = report["clients"]
+    assert server["client"] == "server (central DP)"
+    assert server["history"] == [[0.8, 1.0, 3]]  # one release per round, no amplification claimed
+    assert report["epsilon_max"] == server["epsilon"] == epsilon_of([(0.8, 1.0, 3)], server["delta"])
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["rounds"][-1]["epsilon_max"] == report["epsilon_max"]
