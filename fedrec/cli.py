@@ -142,14 +142,12 @@ def run_privacy_report(args: argparse.Namespace) -> None:
 
     if not args.dir.is_dir():
         raise ConfigError(f"no run directory at {args.dir}; give the --out/--resume directory of a run.")
+    if not (args.dir / "metrics.json").exists() and not (args.dir / "privacy").is_dir():
+        raise ConfigError(f"{args.dir} holds no fedrec run (no metrics.json); give the --out/--resume directory of a run.")
     report_path = write_privacy_report(args.dir)
-    if report_path is None:
-        raise ConfigError(
-            f"{args.dir} has no privacy ledger (privacy/ledger.json): the run was not trained with differential privacy (--dp), "
-            "so there is no privacy budget to report."
-        )
     for name in REPORT_FILES:
-        print(report_path.parent / name)
+        if (report_path.parent / name).exists():
+            print(report_path.parent / name)
     print(guarantee(json.loads(report_path.read_text(encoding="utf-8"))))
 
 

@@ -34,6 +34,22 @@ def test_train_writes_the_documented_metrics_file(model, chain_file, tmp_path):
     assert document["wall_seconds"] > 0
     assert document["config"]["model"] == model and document["config"]["dim"] == 8
     assert (out / "model.pt").exists()
+    # Every run has a privacy report; this one says it carries no DP guarantee.
+    assert json.loads((out / "privacy" / "report.json").read_text())["mechanism"] == "none"
+
+
+@pytest.mark.parametrize("model", ["mf", "lstm"])
+def test_train_with_dp_reports_the_epsilon_it_spent(model, chain_file, tmp_path):
+    out = tmp_path / "run"
+    result = fedrec("train", "--model", model, "--data", str(chain_file), *SMALL, "--epochs", "2",
+                    "--dp", "--target-epsilon", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    document = json.loads((out / "metrics.json").read_text())
+    report = json.loads((out / "privacy" / "report.json").read_text())
+    assert 2.5 < report["epsilon_max"] <= 3.0
+    assert document["privacy"]["epsilon"] == pytest.approx(report["epsilon_max"])
+    assert [epoch["epoch"] for epoch in document["training"]["history"]] == [1, 2]
+    assert (out / "privacy" / "epsilon_by_round.png").exists()
 
 
 def test_train_runs_unchanged_on_a_csv_log(tmp_path):

@@ -144,9 +144,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     document = _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=True)
     _save_release_candidate(run_dir, train, federation, document)
     report = write_privacy_report(run_dir)
-    if report is not None:
-        document["privacy_report"] = str(report)
-        log.info("privacy report: %s", report)
+    document["privacy_report"] = str(report)
+    log.info("privacy report: %s", report)
     write_json(run_dir / "metrics.json", document)
     return document
 

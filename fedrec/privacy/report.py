@@ -38,18 +38,38 @@ MANY_CLIENTS = 20
 MAX_LEGEND = 10
 
 
-def write_privacy_report(run_dir: Path) -> Path | None:
-    """Report the run's ledger; None when the run kept no ledger (it was not trained with DP)."""
+def write_privacy_report(run_dir: Path) -> Path:
+    """Report the run's ledger. A run without DP still gets report.json and report.md,
+    saying plainly that it carries no formal privacy guarantee (and no plot)."""
     ledgers = load_run_ledger(run_dir)
-    if not ledgers:
-        return None
-    report = build_report(ledgers, generated_at=datetime.now(timezone.utc))
     folder = run_dir / "privacy"
     folder.mkdir(parents=True, exist_ok=True)
+    report = build_report(ledgers) if ledgers else no_privacy_report()
     write_json(folder / REPORT_JSON, report)
     _write_text(folder / REPORT_MD, render_markdown(report))
-    plot_epsilon(report, folder / EPSILON_PLOT)
+    if report["clients"]:
+        plot_epsilon(report, folder / EPSILON_PLOT)
     return folder / REPORT_JSON
+
+
+def no_privacy_report(*, generated_at: datetime | None = None) -> dict[str, Any]:
+    """The report of a run trained without differential privacy: same keys, no guarantee."""
+    return {
+        "mechanism": "none",
+        "unit": None,
+        "accountant": None,
+        "delta": None,
+        "epsilon_max": None,
+        "clients": [],
+        "generated_at": (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        "note": NO_GUARANTEE,
+    }
+
+
+NO_GUARANTEE = (
+    "Trained without differential privacy (no --dp or --central-dp): raw data stayed on the clients, "
+    "but what the model and its updates reveal about any one user is not bounded."
+)
 
 
 def build_report(ledgers: dict[str, ClientLedger], *, generated_at: datetime | None = None) -> dict[str, Any]:
@@ -105,6 +125,8 @@ def _distinct(values) -> list:
 
 def guarantee(report: dict[str, Any]) -> str:
     """The run's privacy guarantee in one sentence: every client is within (ε_max, δ_max)."""
+    if not report["clients"]:
+        return report.get("note", NO_GUARANTEE)
     unit = report["unit"] or "unit not recorded"
     return (
         f"Worst-case (ε={report['epsilon_max']:.3f}, δ={report['delta']:.1e})-DP per {unit}, "
@@ -119,6 +141,8 @@ def _accountants(report: dict[str, Any]) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report for people: the guarantee, one table row per client, and how to read it."""
+    if not report["clients"]:
+        return f"# Privacy budget\n\n{guarantee(report)}\n\nGenerated {report['generated_at']}.\n"
     unit = report["unit"] or "unit of privacy (not recorded in the ledger)"
     lines = [
         "# Privacy budget",

@@ -58,15 +58,19 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         document["privacy"] = save_privacy(out, ledger)
     model.save(out / "model.pt")
     write_json(out / "metrics.json", document)
+    _write_report(out)
     return document
 
 
-def save_privacy(out: Path, ledger: ClientLedger) -> dict[str, float]:
-    """The run ledger (and its report) of a DP model, and the summary metrics.json carries."""
+def _write_report(out: Path) -> None:
     from fedrec.privacy.report import write_privacy_report  # it imports this module: import late
 
-    save_run_ledger(out, {ledger.client: ledger})
     write_privacy_report(out)
+
+
+def save_privacy(out: Path, ledger: ClientLedger) -> dict[str, float]:
+    """The run ledger of a DP model, and the summary metrics.json carries."""
+    save_run_ledger(out, {ledger.client: ledger})
     return {"epsilon": ledger.epsilon, "delta": ledger.delta, "noise_multiplier": ledger.history[-1][0]}
 
 

@@ -137,9 +137,12 @@ def test_a_client_that_never_trained_reports_epsilon_zero():
     assert report["steps"] == {"total": 0, "max_per_client": 0}
 
 
-def test_run_without_ledger_gets_no_report(tmp_path):
-    assert write_privacy_report(tmp_path) is None
-    assert not (tmp_path / "privacy").exists()
+def test_run_without_dp_gets_a_report_saying_it_has_no_guarantee(tmp_path):
+    path = write_privacy_report(tmp_path)
+    report = json.loads(path.read_text())
+    assert report["mechanism"] == "none" and report["epsilon_max"] is None and report["clients"] == []
+    assert "without differential privacy" in (tmp_path / "privacy" / REPORT_MD).read_text()
+    assert not (tmp_path / "privacy" / EPSILON_PLOT).exists()
 
 
 def test_cli_writes_the_report_and_prints_the_guarantee(tmp_path, capsys):
@@ -152,9 +155,15 @@ def test_cli_writes_the_report_and_prints_the_guarantee(tmp_path, capsys):
     assert "Worst-case (ε=" in printed
 
 
-def test_cli_on_a_run_without_dp_explains_there_is_no_budget(tmp_path, capsys):
+def test_cli_on_a_run_without_dp_says_there_is_no_guarantee(tmp_path, capsys):
+    (tmp_path / "metrics.json").write_text("{}")
+    assert main(["privacy-report", str(tmp_path)]) == 0
+    assert "without differential privacy" in capsys.readouterr().out
+
+
+def test_cli_on_a_folder_that_is_no_run_asks_for_the_run_directory(tmp_path, capsys):
     assert main(["privacy-report", str(tmp_path)]) == 2
-    assert "--dp" in capsys.readouterr().err
+    assert "--out/--resume" in capsys.readouterr().err
 
 
 def test_cli_on_a_missing_directory_asks_for_the_run_directory(tmp_path, capsys):
