@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy.ledger import History, default_delta, epsilon_of
+from fedrec.privacy.noisy_counts import require_secure_rng
 
 if TYPE_CHECKING:
     from fedrec.data.split import LeaveOneOut
@@ -107,6 +108,8 @@ def train_private(
     there); ``on_step()`` after each optimizer step (benchmarks time steps with it). The
     model's net keeps the trained weights; Opacus' hooks are removed.
     """
+    if secure_mode:
+        require_secure_rng()  # before any work: Opacus would fail later with a bare ImportError
     samples = model.private_samples(split)
     if len(samples) == 0:
         raise ConfigError("no user has enough train items for DP training (each needs at least 2).")

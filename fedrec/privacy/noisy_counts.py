@@ -61,15 +61,20 @@ def noise_generator(seed: int, *, secure_mode: bool) -> torch.Generator:
     if not secure_mode:
         warnings.warn(INSECURE_RNG_WARNING, stacklevel=2)
         return torch.Generator().manual_seed(seed)
+    return require_secure_rng().create_random_device_generator("/dev/urandom")
+
+
+def require_secure_rng():
+    """torchcsprng, which secure mode draws noise from (Opacus too), or a ConfigError saying how to get it."""
     try:
-        import torchcsprng as csprng
+        import torchcsprng
     except ImportError:
         raise ConfigError(
             "secure_mode needs the torchcsprng package for cryptographically secure noise: "
             "pip install torchcsprng (https://github.com/pytorch/csprng#installation), "
             "or drop --secure-mode for experiments."
         ) from None
-    return csprng.create_random_device_generator("/dev/urandom")
+    return torchcsprng
 
 
 def gaussian_noisy_counts(

@@ -60,3 +60,19 @@ def test_central_dp_ledger_counts_one_release_per_round():
     assert ledger.delta == pytest.approx(min(1e-5, 1 / 50000))
     assert ledger.epsilon == epsilon_of([(1.2, 1.0, 3)], ledger.delta)
     assert [r["round"] for r in ledger.rounds] == [1, 2, 3]
+
+
+def test_secure_mode_without_torchcsprng_says_how_to_get_it(chain_split):
+    pytest.importorskip("opacus")
+    try:
+        import torchcsprng  # noqa: F401
+        pytest.skip("torchcsprng is installed here")
+    except ImportError:
+        pass
+    from fedrec.models import create_model
+
+    data, split = chain_split
+    config = TrainConfig(model="lstm", dp=True, noise_multiplier=1.0, secure_mode=True, epochs=1, dim=8, threads=1)
+    model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
+    with pytest.raises(ConfigError, match="pip install torchcsprng"):
+        model.fit(split)
