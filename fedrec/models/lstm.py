@@ -34,6 +34,10 @@ class SequenceNet(nn.Module):
         recurrent = DPLSTM if private else nn.LSTM
         self.rnn = recurrent(dim, dim, batch_first=True)
         self.output = nn.Linear(dim, n_items + 1)
+        if private:
+            # A random output bias is a random popularity ranking that noisy DP steps take
+            # many rounds to undo; start every item level instead.
+            nn.init.zeros_(self.output.bias)
 
     def portable_state(self) -> dict[str, torch.Tensor]:
         """Weights under nn.LSTM's names whichever layer is in use (nested DPLSTM also

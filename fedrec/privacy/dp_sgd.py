@@ -70,11 +70,25 @@ def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int) -> DPPlan
     if config.noise_multiplier is not None:
         noise = config.noise_multiplier
     else:
-        noise = get_noise_multiplier(
-            target_epsilon=config.target_epsilon, target_delta=delta, sample_rate=sample_rate,
-            steps=planned_epochs * steps_per_epoch, accountant=config.accountant,
-        )
+        noise = noise_for_target(config.target_epsilon, delta, sample_rate, planned_epochs * steps_per_epoch, config.accountant)
     return DPPlan(noise, sample_rate, steps_per_epoch, delta, config.max_grad_norm, config.accountant)
+
+
+@functools.lru_cache(maxsize=1024)
+def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+    """Opacus' search for the smallest noise reaching the target (cached: it costs seconds,
+    and every round of every client with the same sampling asks it again)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        try:
+            return float(get_noise_multiplier(
+                target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate, steps=steps, accountant=accountant,
+            ))
+        except ValueError as err:
+            raise ConfigError(
+                f"no noise multiplier reaches epsilon {target_epsilon} at delta {delta:g} over {steps} steps at "
+                f"sample rate {sample_rate:.4g} ({err}); raise --target-epsilon or plan fewer rounds/epochs."
+            ) from None
 
 
 class _Indices(Dataset):

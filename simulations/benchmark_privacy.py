@@ -1,0 +1,112 @@
+"""Accuracy against privacy on Beauty: federated LSTM (50 non-IID stores), the centralised
+DP-LSTM reference and the DP popularity floor, at each epsilon; prints a table, writes JSON.
+
+    python simulations/benchmark_privacy.py --out runs/bench-privacy [--epsilons 1 4 8 none]
+        [--rounds 10] [--central-epochs 5] [--kinds fed central pop]
+
+Each run is a real `fedrec` process (wall time and peak RSS of its process tree). A run
+directory with a complete metrics.json is reused, so an interrupted benchmark resumes.
+DP rows report the model of the LAST round/epoch: choosing a round on held-out user data
+would be a release the privacy accounting does not cover. Epsilon is read back from each
+run's privacy/report.json (recomputed there from the ledgers), not from the request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_measured  # noqa: E402
+
+FEDREC = [sys.executable, "-m", "fedrec.cli"]
+STORES = ["--partition", "store", "--num-clients", "50"]
+# Non-private federated setting: the best measured one (README, "Federated results").
+FED_PLAIN = ["--local-epochs", "2", "--batch-size", "64", "--lr", "0.01"]
+# DP runs use the models' DP defaults (fedrec.models.lstm.LSTMRecommender.dp_defaults).
+FED_DP = ["--local-epochs", "1"]
+
+
+def command_for(kind: str, epsilon: float | None, rounds: int, central_epochs: int) -> list[str]:
+    dp = [] if epsilon is None else ["--dp", "--target-epsilon", f"{epsilon:g}"]
+    if kind == "fed":
+        return ["simulate", "--model", "lstm", *STORES, "--rounds", str(rounds), *(FED_PLAIN if epsilon is None else FED_DP), *dp]
+    if kind == "central":
+        budget = ["--max-minutes", "14"] if epsilon is None else ["--epochs", str(central_epochs)]
+        return ["train", "--model", "lstm", *budget, *dp]
+    return ["train", "--model", "pop", *dp]
+
+
+def summarise(kind: str, epsilon: float | None, run_dir: Path, measured: dict | None) -> dict:
+    document = json.loads((run_dir / "metrics.json").read_text())
+    report_file = run_dir / "privacy" / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    if kind == "fed" and epsilon is not None:
+        final = document["rounds"][-1]
+        metrics = {"hr@10": final.get("hr@10"), "ndcg@10": final.get("ndcg@10")}
+        chosen = f"round {final['round']} (last)"
+    elif kind == "fed":
+        metrics = document["metrics"]
+        chosen = f"round {document['best_round']} (best valid)"
+    else:
+        metrics = document["metrics"]
+        training = document.get("training", {})
+        chosen = f"epoch {training.get('best_epoch')}" if kind == "central" else "-"
+    return {
+        "kind": kind,
+        "target_epsilon": epsilon,
+        "epsilon": report.get("epsilon_max"),
+        "delta": report.get("delta"),
+        "hr@10": round(metrics["hr@10"], 4),
+        "ndcg@10": round(metrics["ndcg@10"], 4),
+        "model_used": chosen,
+        "wall_seconds": round(document["wall_seconds"], 1),
+        "peak_rss_mb": (measured or {}).get("peak_tree_rss_mb", document.get("peak_rss_mb")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-privacy"))
+    parser.add_argument("--epsilons", nargs="+", default=["1", "4", "8", "none"])
+    parser.add_argument("--kinds", nargs="+", default=["pop", "fed", "central"], choices=["pop", "fed", "central"])
+    parser.add_argument("--rounds", type=int, default=10, help="federated rounds")
+    parser.add_argument("--central-epochs", type=int, default=5, help="epochs of the centralised DP reference")
+    args = parser.parse_args()
+    epsilons = [None if e.lower() == "none" else float(e) for e in args.epsilons]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind in args.kinds:
+        for epsilon in epsilons:
+            name = f"{kind}-eps{'none' if epsilon is None else f'{epsilon:g}'}"
+            run_dir = args.out / name
+            metrics_file = run_dir / "metrics.json"
+            measured_file = run_dir / "measured.json"
+            if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
+                print(f"{name}: reusing {metrics_file}", flush=True)
+            else:
+                command = [*FEDREC, *command_for(kind, epsilon, args.rounds, args.central_epochs), "--out", str(run_dir)]
+                print("$", " ".join(command), flush=True)
+                result = run_measured(command, log_path=args.out / f"{name}.log")
+                if result.returncode != 0:
+                    print(f"{name} failed (exit {result.returncode}); see {args.out / f'{name}.log'}", flush=True)
+                    continue
+                measured_file.write_text(json.dumps(result.__dict__, indent=2) + "\n")
+            measured = json.loads(measured_file.read_text()) if measured_file.exists() else None
+            rows.append(summarise(kind, epsilon, run_dir, measured))
+            r = rows[-1]
+            print(f"{name}: HR@10 {r['hr@10']:.4f} NDCG@10 {r['ndcg@10']:.4f} epsilon {r['epsilon']} ({r['wall_seconds']:.0f} s)", flush=True)
+    print("\n| run | target ε | ε spent (δ) | HR@10 | NDCG@10 | model used | wall s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        spent = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f} ({r['delta']:.0e})"
+        print(f"| {r['kind']} | {r['target_epsilon'] if r['target_epsilon'] is not None else 'none'} | {spent} | "
+              f"{r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['model_used']} | {r['wall_seconds']:.0f} | {r['peak_rss_mb']} |")
+    (args.out / "privacy_benchmark.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {args.out / 'privacy_benchmark.json'}")
+
+
+if __name__ == "__main__":
+    main()
