@@ -36,6 +36,10 @@ class TrainConfig:
     weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
     dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
+    vocab_size: int | None = _opt(
+        None, "lstm: model only the N most popular items (by the DP popularity prior), the rest as one "
+        "class; 0 = every item (model default; 3000 under --dp)",
+    )
     max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items (model default if unset)")
     neighbors: int = _opt(100, "itemknn: neighbours kept per item")
     similarity: str = _opt(
@@ -54,6 +58,10 @@ class TrainConfig:
     delta: float | None = _opt(None, "DP delta (default min(1e-5, 1 / (10 x records)))")
     max_grad_norm: float = _opt(1.0, "DP: per-sample (per-user) gradient clipping norm")
     max_epsilon: float | None = _opt(None, "DP: a client refuses any round that would take it past this epsilon")
+    prior_noise: float | None = _opt(
+        5.0, "DP lstm: noise multiplier of the one-off noisy popularity release that initialises the "
+        "item bias, accounted with the training ('none': no prior)",
+    )
     accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
     secure_mode: bool = _opt(False, "DP: cryptographically safe noise (Opacus secure_mode; slower, needs torchcsprng)")
 
@@ -80,7 +88,7 @@ class TrainConfig:
             raise ConfigError(f"max_minutes={self.max_minutes} must be a finite number > 0.")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
-        for name in ("noise_multiplier", "target_epsilon", "max_epsilon"):
+        for name in ("noise_multiplier", "target_epsilon", "max_epsilon", "prior_noise"):
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise ConfigError(f"{name}={value} must be a finite number > 0.")
@@ -96,6 +104,8 @@ class TrainConfig:
             )
         if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode):
             raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
+        if self.vocab_size is not None and self.vocab_size < 0:
+            raise ConfigError(f"vocab_size={self.vocab_size} must be >= 0 (0 = every item).")
         if self.min_interactions < 3:
             raise ConfigError(
                 f"min_interactions={self.min_interactions}: leave-one-out needs at least 3 "

@@ -21,23 +21,63 @@ from opacus.layers import DPLSTM
 from torch import nn
 
 from fedrec.data.split import LeaveOneOut
+from fedrec.errors import ConfigError
 from fedrec.models.registry import register_model
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.dp_sgd import gather_positions, last_targets
+from fedrec.privacy.popularity_prior import bias_from_counts
+
+
+OTHER = 1  # with a vocabulary: the one class every item outside it shares
 
 
 class SequenceNet(nn.Module):
-    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False) -> None:
+    """Item ids -> embedding -> LSTM -> a score per class.
+
+    Classes are the items themselves, or (``vocab_size``, for DP) padding, one shared
+    "other item" class and the ``vocab_size`` items the popularity prior ranked highest:
+    under DP every parameter gets noise, so a model of the items it can actually learn
+    about has several times less noise to fight. ``item_class`` maps item ids to classes.
+    """
+
+    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False, vocab_size: int = 0) -> None:
         super().__init__()
-        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.n_items = n_items
+        self.vocab_size = vocab_size if 0 < vocab_size < n_items else 0
+        classes = self.vocab_size + 2 if self.vocab_size else n_items + 1
+        self.item_embedding = nn.Embedding(classes, dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         recurrent = DPLSTM if private else nn.LSTM
         self.rnn = recurrent(dim, dim, batch_first=True)
-        self.output = nn.Linear(dim, n_items + 1)
+        self.output = nn.Linear(dim, classes)
+        if self.vocab_size:  # until a prior ranks them: the first items, in id order
+            item_class = torch.full((n_items + 1,), OTHER, dtype=torch.int64)
+            item_class[0] = 0
+            item_class[1 : self.vocab_size + 1] = torch.arange(2, self.vocab_size + 2)
+            self.register_buffer("item_class", item_class)
         if private:
             # A random output bias is a random popularity ranking that noisy DP steps take
             # many rounds to undo; start every item level instead.
             nn.init.zeros_(self.output.bias)
+
+    def classes_of(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item_class[items] if self.vocab_size else items
+
+    def item_scores(self, class_logits: torch.Tensor) -> torch.Tensor:
+        """(..., classes) -> (..., n_items + 1). Items outside the vocabulary share the
+        "other" class's probability equally."""
+        if not self.vocab_size:
+            return class_logits
+        scores = class_logits[..., self.item_class]
+        others = (self.item_class == OTHER).sum().clamp(min=1)
+        return torch.where(self.item_class == OTHER, scores - torch.log(others.float()), scores)
+
+    def set_vocabulary(self, items_by_popularity: torch.Tensor) -> None:
+        """Classes 2.. for the ``vocab_size`` first items of the ranking, OTHER for the rest."""
+        item_class = torch.full_like(self.item_class, OTHER)
+        item_class[0] = 0
+        item_class[items_by_popularity[: self.vocab_size]] = torch.arange(2, self.vocab_size + 2)
+        self.item_class.copy_(item_class)
 
     def portable_state(self) -> dict[str, torch.Tensor]:
         """Weights under nn.LSTM's names whichever layer is in use (nested DPLSTM also
@@ -55,14 +95,14 @@ class SequenceNet(nn.Module):
 
     def hidden(self, sequences: torch.Tensor) -> torch.Tensor:
         """(B, L) right-padded item ids -> (B, L, dim); position t has read items 0..t."""
-        states, _ = self.rnn(self.dropout(self.item_embedding(sequences)))
+        states, _ = self.rnn(self.dropout(self.item_embedding(self.classes_of(sequences))))
         return self.dropout(states)
 
     def forward(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over all items, at positions with a target only."""
+        """Cross-entropy over all classes, at positions with a target only."""
         states = self.hidden(sequences)
         present = targets > 0
-        return F.cross_entropy(self.output(states[present]), targets[present])
+        return F.cross_entropy(self.output(states[present]), self.classes_of(targets[present]))
 
 
 def right_pad(sequences: Sequence[np.ndarray], length: int | None = None) -> torch.Tensor:
@@ -76,17 +116,47 @@ def right_pad(sequences: Sequence[np.ndarray], length: int | None = None) -> tor
 @register_model
 class LSTMRecommender(TorchRecommender):
     name = "lstm"
-    defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3, "max_len": 50}
+    defaults = {"epochs": 200, "batch_size": 128, "lr": 3e-3, "weight_decay": 0.0, "dim": 64, "dropout": 0.3, "max_len": 50,
+                "vocab_size": 0}
     shareable_parameters = None  # every parameter is shared in federation
     item_row_parameters = ("item_embedding.weight",)
     privacy_unit = "user (their whole train item sequence)"
     # DPLSTM steps in Python over every position of the longest sequence in a Poisson batch.
-    dp_defaults = {"epochs": 20, "batch_size": 128, "lr": 1e-2, "dim": 32, "dropout": 0.0, "max_len": 20}
+    dp_defaults = {"epochs": 20, "batch_size": 128, "lr": 1e-2, "dim": 32, "dropout": 0.0, "max_len": 20, "vocab_size": 3000}
     private_targets = 10  # under DP, each user's loss covers their 10 most recent next-item predictions
+    uses_popularity_prior = True
+
+    def apply_popularity_prior(self, counts: np.ndarray) -> None:
+        """Output bias from the noisy counts; with a vocabulary, also which items it holds
+        (the most popular by the same counts; the "other" class gets their summed mass)."""
+        with torch.no_grad():
+            if not self.net.vocab_size:
+                self.net.output.bias.copy_(bias_from_counts(counts))
+                return
+            ranking = torch.from_numpy(np.argsort(-np.asarray(counts)[1:], kind="stable") + 1)
+            self.net.set_vocabulary(ranking)
+            clipped = np.clip(np.asarray(counts, dtype=np.float64), 0.0, None)
+            vocab = ranking[: self.net.vocab_size].numpy()
+            class_counts = np.zeros(self.net.vocab_size + 2)
+            class_counts[2:] = clipped[vocab]
+            rest = np.ones(len(clipped), dtype=bool)
+            rest[0] = False
+            rest[vocab] = False
+            # +1 per item as in bias_from_counts, so "other" carries its items' smoothing mass too
+            class_counts[OTHER] = clipped[rest].sum() + rest.sum() - 1
+            self.net.output.bias.copy_(bias_from_counts(class_counts))
+
+    def __init__(self, config, *, n_users: int, n_items: int) -> None:
+        super().__init__(config, n_users=n_users, n_items=n_items)
+        if self.config.vocab_size and not (self.config.dp and self.config.prior_noise is not None):
+            raise ConfigError(
+                f"vocab_size={self.config.vocab_size} picks items by the DP popularity prior; use it with --dp "
+                "(and a --prior-noise), or set --vocab-size 0 to model every item."
+            )
 
     def build_net(self) -> SequenceNet:
         # Opacus refuses nn.LSTM; DPLSTM is the drop-in with the same parameter names.
-        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp)
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp, vocab_size=self.config.vocab_size)
 
     def _windows(self, split: LeaveOneOut) -> list[np.ndarray]:
         """Each user's most recent max_len + 1 train items: inputs [:-1] predict targets [1:]."""
@@ -103,8 +173,8 @@ class LSTMRecommender(TorchRecommender):
         """Mean cross-entropy of each user's recent predictions. The output layer runs on
         (B, K, dim) so Opacus sees one sample per user (never positions flattened together)."""
         inputs, positions, targets = batch
-        logits = self.net.output(gather_positions(self.net.hidden(inputs), positions))  # (B, K, items)
-        losses = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=0, reduction="none")  # (B, K)
+        logits = self.net.output(gather_positions(self.net.hidden(inputs), positions))  # (B, K, classes)
+        losses = F.cross_entropy(logits.transpose(1, 2), self.net.classes_of(targets), ignore_index=0, reduction="none")  # (B, K)
         present = (targets > 0).float()
         return (losses * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
 
@@ -140,4 +210,4 @@ class LSTMRecommender(TorchRecommender):
         with torch.no_grad():
             states = self.net.hidden(right_pad(recent))  # (B, L, dim)
             last = states[torch.arange(len(recent)), lengths - 1]  # (B, dim)
-            return self.net.output(last)
+            return self.net.item_scores(self.net.output(last))

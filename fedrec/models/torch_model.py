@@ -35,6 +35,7 @@ class TorchRecommender(Recommender):
     item_row_parameters: tuple[str, ...] = ()  # tables whose row i changes only if item i is trained on
     privacy_unit: str = "user (their train history)"  # what one Opacus sample is; reads "one <unit>"
     privacy_ledger: ClientLedger | None = None  # set by a DP fit: what training spent
+    uses_popularity_prior = False  # DP: start from a noisy popularity release (see apply_popularity_prior)
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)
@@ -80,6 +81,16 @@ class TorchRecommender(Recommender):
     def prepare_private(self, split: LeaveOneOut) -> None:
         """Work before DP training that touches only local, never-released state."""
 
+    def apply_popularity_prior(self, counts: np.ndarray) -> None:
+        """Start from (noisy) item popularity; models with ``uses_popularity_prior`` override."""
+        raise NotImplementedError(f"{self.name} has no popularity prior")
+
+    def prior_release(self) -> History:
+        """The ledger entry of the prior this model starts DP training from (if any)."""
+        from fedrec.privacy.popularity_prior import prior_segment
+
+        return prior_segment(self.config.prior_noise) if self.uses_popularity_prior else []
+
     def train_private_epochs(self, split: LeaveOneOut, epochs: int, plan: "DPPlan", history: History, *, seed: int, after_epoch: Any = None) -> tuple[History, float]:
         from fedrec.privacy.dp_sgd import train_private
 
@@ -96,8 +107,15 @@ class TorchRecommender(Recommender):
 
         warn_if_not_secure(self.config)
         records = len(self.private_samples(split))
-        plan = plan_dp(self.config, records=records, planned_epochs=self.config.epochs)
+        prior = self.prior_release()
+        plan = plan_dp(self.config, records=records, planned_epochs=self.config.epochs, prefix=prior)
         ledger = ClientLedger("central", plan.accountant, plan.delta, plan.max_grad_norm, unit=self.privacy_unit)
+        if prior:
+            from fedrec.privacy.popularity_prior import noisy_popularity
+
+            noise = prior[0][0]
+            self.apply_popularity_prior(noisy_popularity(split.train, self.n_items, noise, seed=self.config.seed, secure_mode=self.config.secure_mode))
+            ledger.record_round(0, prior)  # epoch 0: the popularity release
         result = FitResult(stopped_because=f"trained the {self.config.epochs} planned DP epochs")
         started = time.perf_counter()
 
@@ -109,7 +127,7 @@ class TorchRecommender(Recommender):
             log.info("DP epoch %d/%d loss %.4f valid HR@10 %.4f epsilon %.3f (delta %.1e, noise %.3f, q %.4f)",
                      epoch, self.config.epochs, loss, valid, ledger.epsilon, plan.delta, plan.noise_multiplier, plan.sample_rate)
 
-        self.train_private_epochs(split, self.config.epochs, plan, [], seed=self.config.seed, after_epoch=after_epoch)
+        self.train_private_epochs(split, self.config.epochs, plan, prior, seed=self.config.seed, after_epoch=after_epoch)
         self.privacy_ledger = ledger
         result.epochs_run = result.best_epoch = self.config.epochs
         result.best_valid_hr10 = result.history[-1]["valid_hr@10"] if result.history else None

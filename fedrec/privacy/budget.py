@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 import zlib
+
+import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, FedrecError
-from fedrec.privacy.dp_sgd import plan_dp, warn_if_not_secure
+from fedrec.privacy.dp_sgd import DPPlan, plan_dp, warn_if_not_secure
+from fedrec.privacy.popularity_prior import noisy_popularity
 from fedrec.privacy.ledger import ClientLedger, load_ledger, save_ledger
 
 if TYPE_CHECKING:
@@ -40,6 +43,45 @@ def epsilon_cap(train: TrainConfig) -> float | None:
     return train.max_epsilon if train.max_epsilon is not None else train.target_epsilon
 
 
+def client_plan(model: "TorchRecommender", split: "LeaveOneOut", train: TrainConfig, federation: FederationConfig) -> DPPlan:
+    """The same plan every round: the prior release (if the model starts from one) plus
+    every planned round's local epochs end at the target epsilon."""
+    records = len(model.private_samples(split))
+    return plan_dp(train, records=records, planned_epochs=federation.rounds * federation.local_epochs, prefix=model.prior_release())
+
+
+def open_ledger(path: Path, client: str, plan: DPPlan, model: "TorchRecommender") -> ClientLedger:
+    ledger = load_ledger(path) or ClientLedger(
+        client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism="dp-sgd (opacus, poisson sampling, ghost clipping)",
+        unit=model.privacy_unit + " within a client",
+    )
+    if (ledger.delta, ledger.accountant) != (plan.delta, plan.accountant):
+        raise ConfigError(
+            f"{path} accounts this client at delta={ledger.delta}, accountant={ledger.accountant}, but the run now "
+            f"asks delta={plan.delta}, accountant={plan.accountant}; epsilon can only be added up under one of them. "
+            "Resume with the run's original --delta/--accountant."
+        )
+    return ledger
+
+
+def popularity_release(
+    model: "TorchRecommender", split: "LeaveOneOut", train: TrainConfig, federation: FederationConfig,
+    *, client: str, state_dir: Path | None, seed: int,
+) -> tuple[np.ndarray, ClientLedger]:
+    """This client's noisy user-level item counts for the shared popularity prior,
+    recorded in its ledger (as round 0) before they leave."""
+    if state_dir is None:
+        raise ConfigError("DP clients keep a privacy ledger on disk and this client has no state dir.")
+    path = ledger_file(state_dir, client)
+    plan = client_plan(model, split, train, federation)
+    ledger = open_ledger(path, client, plan, model)
+    release = model.prior_release()
+    counts = noisy_popularity(split.train, model.n_items, release[0][0], seed=seed, secure_mode=train.secure_mode)
+    ledger.record_round(0, [*ledger.history, *release])
+    save_ledger(path, ledger)
+    return counts, ledger
+
+
 def private_round(
     model: "TorchRecommender", split: "LeaveOneOut", train: TrainConfig, federation: FederationConfig,
     *, client: str, state_dir: Path | None, round_number: int,
@@ -56,18 +98,8 @@ def private_round(
         )
     warn_if_not_secure(train)
     path = ledger_file(state_dir, client)
-    records = len(model.private_samples(split))
-    plan = plan_dp(train, records=records, planned_epochs=federation.rounds * federation.local_epochs)
-    ledger = load_ledger(path) or ClientLedger(
-        client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism="dp-sgd (opacus, poisson sampling, ghost clipping)",
-        unit=model.privacy_unit + " within a client",
-    )
-    if (ledger.delta, ledger.accountant) != (plan.delta, plan.accountant):
-        raise ConfigError(
-            f"{path} accounts this client at delta={ledger.delta}, accountant={ledger.accountant}, but the run now "
-            f"asks delta={plan.delta}, accountant={plan.accountant}; epsilon can only be added up under one of them. "
-            "Resume with the run's original --delta/--accountant."
-        )
+    plan = client_plan(model, split, train, federation)
+    ledger = open_ledger(path, client, plan, model)
     cap = epsilon_cap(train)
     if cap is not None:
         after = plan.epsilon_after(ledger.history, federation.local_epochs)

@@ -59,9 +59,10 @@ class DPPlan:
         return epsilon_of(self.history_after(history, epochs), self.delta, self.accountant)
 
 
-def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int) -> DPPlan:
-    """Noise given, or derived so that ``planned_epochs`` over ``records`` users end at the
-    target epsilon. Sampling is Poisson with rate 1 / batches-per-epoch, as Opacus does."""
+def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int, prefix: History = ()) -> DPPlan:
+    """Noise given, or derived so that ``prefix`` (releases made before training, e.g. a
+    popularity prior) plus ``planned_epochs`` over ``records`` users end at the target
+    epsilon. Sampling is Poisson with rate 1 / batches-per-epoch, as Opacus does."""
     if records < 1:
         raise ConfigError("differential privacy needs at least one user to train on.")
     steps_per_epoch = max(1, math.ceil(records / config.batch_size))
@@ -70,14 +71,36 @@ def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int) -> DPPlan
     if config.noise_multiplier is not None:
         noise = config.noise_multiplier
     else:
-        noise = noise_for_target(config.target_epsilon, delta, sample_rate, planned_epochs * steps_per_epoch, config.accountant)
+        noise = noise_for_target(
+            config.target_epsilon, delta, sample_rate, planned_epochs * steps_per_epoch, config.accountant, tuple(prefix)
+        )
     return DPPlan(noise, sample_rate, steps_per_epoch, delta, config.max_grad_norm, config.accountant)
 
 
 @functools.lru_cache(maxsize=1024)
-def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
-    """Opacus' search for the smallest noise reaching the target (cached: it costs seconds,
-    and every round of every client with the same sampling asks it again)."""
+def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str,
+                     prefix: tuple = ()) -> float:
+    """The smallest noise reaching the target (cached: it costs seconds, and every round of
+    every client with the same sampling asks it again). Without a prefix this is Opacus'
+    own search; with one, a bisection on the composed history."""
+    if prefix:
+        if epsilon_of(list(prefix), delta, accountant) >= target_epsilon:
+            raise ConfigError(
+                f"the releases before training already spend epsilon {epsilon_of(list(prefix), delta, accountant):.3f} "
+                f">= target {target_epsilon}; raise --target-epsilon or --prior-noise."
+            )
+        low, high = 0.1, 1.0
+        while epsilon_of([*prefix, (high, sample_rate, steps)], delta, accountant) > target_epsilon:
+            low, high = high, high * 2
+            if high > 1e4:
+                raise ConfigError(f"no noise multiplier reaches epsilon {target_epsilon} over {steps} steps; plan fewer.")
+        while high - low > 0.005 * high:
+            middle = (low + high) / 2
+            if epsilon_of([*prefix, (middle, sample_rate, steps)], delta, accountant) > target_epsilon:
+                low = middle
+            else:
+                high = middle
+        return high
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         try:
