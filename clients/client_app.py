@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrec.federation import wire
-from fedrec.federation.client import evaluate_client, locate_site, train_client
+from fedrec.federation.client import evaluate_client, locate_site, release_popularity, train_client
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.ledger import ClientLedger
 
@@ -42,6 +42,19 @@ def train(msg: Message, context: Context) -> Message:
     reply = RecordDict({wire.ARRAYS: ArrayRecord(update.shared), wire.METRICS: MetricRecord(update.metrics)})
     if update.ledger is not None:
         reply[wire.PRIVACY] = _privacy_record(site.name, update.ledger)
+    return Message(content=reply, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """The DP popularity prior: this client's noisy item counts (accounted in its ledger)."""
+    site, train_config, federation, _ = _site_and_config(msg, context)
+    counts, ledger = release_popularity(site, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict())
+    reply = RecordDict({
+        wire.ARRAYS: ArrayRecord({wire.PRIOR_COUNTS: Array(counts)}),
+        wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),
+        wire.PRIVACY: _privacy_record(site.name, ledger),
+    })
     return Message(content=reply, reply_to=msg)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from fedrec.config import DEFAULT_STORES, FederationConfig, TrainConfig
@@ -26,7 +28,7 @@ from fedrec.federation import wire
 from fedrec.federation.client_state import load_private_state, save_private_state, state_file
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import private_round
+from fedrec.privacy.budget import popularity_release, private_round
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.client")
@@ -133,6 +135,15 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
     return ClientUpdate(model.shareable_state(), metrics, ledger)
+
+
+def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:
+    """This client's share of the DP popularity prior (noisy user-level counts), recorded
+    in its privacy ledger before it leaves."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    seed = zlib.crc32(f"{train.seed}/{site.name}/prior".encode())
+    return popularity_release(model, split, train, federation, client=site.name, state_dir=site.state_dir, seed=seed)
 
 
 def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedrec.config import FederationConfig, TrainConfig
@@ -22,7 +22,7 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
-from fedrec.federation.strategy import build_strategy
+from fedrec.federation.strategy import TolerantStrategy, build_strategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
@@ -94,6 +94,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     message_config = ConfigRecord(
         {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str((run_dir / CLIENT_STATE_DIR).resolve())}
     )
+    if checkpoint is None and _starts_from_prior(train):
+        initial = _with_popularity_prior(grid, train, federation, initial, message_config, strategy)
     clock = {"round_start": time.perf_counter()}
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -148,6 +150,44 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     log.info("privacy report: %s", report)
     write_json(run_dir / "metrics.json", document)
     return document
+
+
+def _starts_from_prior(train: TrainConfig) -> bool:
+    return bool(train.dp and train.prior_noise is not None and getattr(model_class(train.model), "uses_popularity_prior", False))
+
+
+def _with_popularity_prior(
+    grid: Grid, train: TrainConfig, federation: FederationConfig, initial: dict[str, torch.Tensor],
+    config: ConfigRecord, strategy: TolerantStrategy,
+) -> dict[str, torch.Tensor]:
+    """Round 0 of a DP run: every client releases noisy item counts (each accounted in its
+    own ledger), the server sums them (post-processing) and the model starts from that
+    popularity. A resumed run never asks again: its checkpoints already hold the prior."""
+    node_ids = _wait_for_nodes(grid, federation.min_available, federation.round_timeout)
+    messages = [
+        Message(content=RecordDict({wire.ARRAYS: ArrayRecord(initial), wire.CONFIG: config}), dst_node_id=node, message_type=MessageType.QUERY)
+        for node in node_ids
+    ]
+    replies = [m for m in grid.send_and_receive(messages, timeout=federation.round_timeout) if not m.has_error()]
+    if not replies:
+        raise ConfigError("no client answered the popularity-prior query; check the clients' logs (or run with --prior-noise none).")
+    total = sum(m.content[wire.ARRAYS][wire.PRIOR_COUNTS].numpy() for m in replies)
+    strategy.take_privacy_records(0, replies)
+    log.info("popularity prior: noisy counts from %d of %d clients (noise multiplier %g each)", len(replies), len(node_ids), train.prior_noise)
+    data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+    model.load_partial_state(initial)
+    model.apply_popularity_prior(total)
+    return model.shareable_state()
+
+
+def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        node_ids = list(grid.get_node_ids())
+        if len(node_ids) >= wanted or time.monotonic() > deadline:
+            return node_ids
+        time.sleep(1.0)
 
 
 def _checkpoint_to_resume(run_dir: Path, federation: FederationConfig, resolved: dict[str, Any]) -> Checkpoint | None:

@@ -57,7 +57,7 @@ class TolerantStrategy(Strategy):
             log.warning("round %d: %d of %d nodes sent no reply within the round timeout", server_round, sampled - len(replies), sampled)
         for failed in (m for m in replies if m.has_error()):
             log.warning("round %d: node %d failed: %s", server_round, failed.metadata.src_node_id, failed.error.reason)
-        ok = self._take_privacy_records(server_round, ok)
+        ok = self.take_privacy_records(server_round, ok)
         if len(ok) < self.min_successes:
             log.warning(
                 "round %d: only %d of %d clients replied without error (minimum %d); keeping the previous model",
@@ -66,7 +66,7 @@ class TolerantStrategy(Strategy):
             return None, None
         return self.inner.aggregate_train(server_round, ok)
 
-    def _take_privacy_records(self, server_round: int, replies: list[Message]) -> list[Message]:
+    def take_privacy_records(self, server_round: int, replies: list[Message]) -> list[Message]:
         """Keep each DP client's ledger; drop (and log) clients that refused for budget."""
         training = []
         refused = 0

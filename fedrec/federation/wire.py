@@ -7,6 +7,8 @@ A train/evaluate message from the server carries:
 A client's reply carries ARRAYS (train only; never an MF user embedding) and METRICS; under
 DP also PRIVACY, a ConfigRecord with the client's name and its whole ledger (JSON). A
 client that refuses a round for lack of budget replies PRIVACY with REFUSED and no ARRAYS.
+Before round 1 of a DP run whose model starts from a popularity prior, a QUERY message asks
+each client for its noisy item counts: the reply's ARRAYS holds PRIOR_COUNTS, plus PRIVACY.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ METRICS = "metrics"
 SERVER_ROUND = "server-round"  # set by Flower's strategies: 1.. within this server process
 ROUND_OFFSET = "round-offset"  # rounds completed before this process (resume)
 STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir)
+
+PRIOR_COUNTS = "prior-counts"  # a query reply: the client's noisy item counts (DP popularity prior)
 
 PRIVACY = "privacy"
 PRIVACY_CLIENT = "client"

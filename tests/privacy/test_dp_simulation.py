@@ -85,13 +85,15 @@ def test_a_killed_dp_run_resumes_without_resetting_epsilon(chain_file, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = load_run_ledger(out)
     for name, ledger in final.items():
-        per_round = ledger.rounds[0]["steps"]
-        # Every round's steps are in the history, those before the kill included: at
-        # least `rounds` rounds' worth (a round cut short by the kill may count twice).
-        assert ledger.steps >= rounds * per_round > at_kill[name]
-        assert sorted({r["round"] for r in ledger.rounds}) == list(range(1, rounds + 1))
-        noise, rate, _ = ledger.history[0]
-        assert ledger.epsilon >= epsilon_of([(noise, rate, rounds * per_round)], ledger.delta) * (1 - 1e-9)
+        # Round 0 is the popularity prior release, once; then every round's DP-SGD steps,
+        # those before the kill included (a round cut short by the kill may count twice).
+        prior = ledger.history[0]
+        assert prior[1:] == (1.0, 1) and ledger.rounds[0]["round"] == 0
+        per_round = next(r["steps"] for r in ledger.rounds if r["round"] == 1)
+        assert ledger.steps >= 1 + rounds * per_round > at_kill[name]
+        assert sorted({r["round"] for r in ledger.rounds}) == list(range(0, rounds + 1))
+        noise, rate, _ = ledger.history[1]
+        assert ledger.epsilon >= epsilon_of([prior, (noise, rate, rounds * per_round)], ledger.delta) * (1 - 1e-9)
 
 
 def test_central_dp_cross_device_run_is_accounted_at_the_server(chain_file, tmp_path):
