@@ -122,7 +122,7 @@ class LSTMRecommender(TorchRecommender):
     item_row_parameters = ("item_embedding.weight",)
     privacy_unit = "user (their whole train item sequence)"
     # DPLSTM steps in Python over every position of the longest sequence in a Poisson batch.
-    dp_defaults = {"epochs": 20, "batch_size": 128, "lr": 1e-2, "dim": 32, "dropout": 0.0, "max_len": 20, "vocab_size": 3000}
+    dp_defaults = {"epochs": 10, "batch_size": 128, "lr": 2e-2, "dim": 32, "dropout": 0.0, "max_len": 20, "vocab_size": 3000}
     private_targets = 10  # under DP, each user's loss covers their 10 most recent next-item predictions
     uses_popularity_prior = True
 
