@@ -1,0 +1,29 @@
+"""Per-user gradient norms of embedding tables for Opacus ghost clipping, fast on CPU.
+
+Opacus' own norm sampler groups (sample, item) pairs with ``torch.unique(dim=0)`` on a
+two-column tensor, which on CPU costs ~57 ms for a batch of 256 users x 150 items: most of
+a DP MF step. Encoding each pair as one integer (sample x rows + item) gives the same
+groups with a 1-D unique (~1 ms). The arithmetic after the grouping is Opacus' own
+(Lin et al., NeurIPS 2023): sum the gradients of repeated indices within a sample, then
+the squared norm per sample. Importing this module registers it for ``nn.Embedding``.
+"""
+
+from __future__ import annotations
+
+import torch
+from opacus.grad_sample.utils import register_norm_sampler
+from torch import nn
+
+
+@register_norm_sampler(nn.Embedding)
+def embedding_norm_sample(layer: nn.Embedding, activations: list[torch.Tensor], backprops: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+    input_ids = activations[0].reshape(activations[0].shape[0], -1)
+    grads = backprops.reshape(-1, backprops.size(-1))
+    samples, per_sample = input_ids.shape
+    sample_of = torch.arange(samples, device=input_ids.device).repeat_interleave(per_sample)
+    keys = sample_of * layer.num_embeddings + input_ids.reshape(-1)
+    unique_keys, group = torch.unique(keys, return_inverse=True)
+    summed = torch.zeros(len(unique_keys), grads.size(-1), dtype=grads.dtype, device=grads.device).index_add_(0, group, grads)
+    squared = torch.zeros(samples, dtype=grads.dtype, device=grads.device)
+    squared.scatter_add_(0, unique_keys // layer.num_embeddings, summed.pow(2).sum(dim=1))
+    return {layer.weight: squared.sqrt()}
