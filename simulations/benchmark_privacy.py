@@ -28,13 +28,15 @@ FED_PLAIN = ["--local-epochs", "2", "--batch-size", "64", "--lr", "0.01"]
 # DP runs start from the models' DP defaults (fedrec.models.lstm.LSTMRecommender.dp_defaults).
 # Federated: the summed prior carries every store's noise (std noise x sqrt(50)), so each
 # store releases at noise 3 and only the 500 items the sum still ranks reliably get a class.
-FED_DP = ["--local-epochs", "1", "--prior-noise", "3", "--vocab-size", "500"]
+FED_DP = ["--local-epochs", "1", "--prior-noise", "3", "--vocab-size", "500"]  # a later --prior-noise wins
 # Central: larger expected batches and more steps were measured better than the defaults.
 CENTRAL_DP = ["--epochs", "10", "--batch-size", "1024", "--lr", "0.02"]
 
 
 def command_for(kind: str, epsilon: float | None, rounds: int) -> list[str]:
     dp = [] if epsilon is None else ["--dp", "--target-epsilon", f"{epsilon:g}"]
+    if epsilon is not None and epsilon < 4 and kind != "pop":
+        dp += ["--prior-noise", "10"]  # the prior must leave most of a small budget to training
     if kind == "fed":
         return ["simulate", "--model", "lstm", *STORES, "--rounds", str(rounds), *(FED_PLAIN if epsilon is None else FED_DP), *dp]
     if kind == "central":

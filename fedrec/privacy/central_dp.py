@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.ledger import ClientLedger, default_delta
+from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of
+from fedrec.privacy.popularity_prior import prior_segment
 
 SERVER = "server (central DP)"
 
 
 def check_privacy_modes(train: TrainConfig, federation: FederationConfig) -> None:
+    """Refuse settings that cannot work, before any process starts or any budget is spent."""
+    _check_prior_fits_target(train)
     if not federation.central_dp:
         return
     if train.dp:
@@ -53,3 +56,20 @@ def record_central_round(ledger: ClientLedger, round_number: int, noise_multipli
     else:
         history.append((noise_multiplier, 1.0, 1))
     ledger.record_round(round_number, history)
+
+
+def _check_prior_fits_target(train: TrainConfig) -> None:
+    """The popularity prior is planned into --target-epsilon; at delta <= 1e-5 (the default
+    is smaller still) its epsilon is at least this much, so a target below it cannot work."""
+    from fedrec.models.registry import model_class
+
+    if not (train.dp and train.target_epsilon is not None and train.prior_noise is not None):
+        return
+    if not getattr(model_class(train.model), "uses_popularity_prior", False):
+        return
+    prior = epsilon_of(prior_segment(train.prior_noise), train.delta if train.delta is not None else 1e-5, train.accountant)
+    if prior >= train.target_epsilon:
+        raise ConfigError(
+            f"the popularity prior alone (--prior-noise {train.prior_noise:g}) spends epsilon {prior:.2f} >= "
+            f"--target-epsilon {train.target_epsilon:g}; raise --prior-noise (e.g. 10) or drop it with --prior-noise none."
+        )

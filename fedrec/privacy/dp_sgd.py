@@ -29,8 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fedrec.config import TrainConfig
-from fedrec.privacy import embedding_norms  # noqa: F401  (registers the fast embedding norm sampler)
 from fedrec.errors import ConfigError
+from fedrec.privacy import embedding_norms  # noqa: F401  (registers the fast embedding norm sampler)
 from fedrec.privacy.ledger import History, default_delta, epsilon_of
 from fedrec.privacy.noisy_counts import require_secure_rng
 

@@ -76,3 +76,11 @@ def test_secure_mode_without_torchcsprng_says_how_to_get_it(chain_split):
     model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
     with pytest.raises(ConfigError, match="pip install torchcsprng"):
         model.fit(split)
+
+
+def test_a_target_the_popularity_prior_alone_would_spend_is_refused_up_front():
+    train = TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=3.0)
+    with pytest.raises(ConfigError, match="--prior-noise"):
+        check_privacy_modes(train, FederationConfig())
+    check_privacy_modes(TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=10.0), FederationConfig())
+    check_privacy_modes(TrainConfig(model="mf", dp=True, target_epsilon=1.0, prior_noise=3.0), FederationConfig())
