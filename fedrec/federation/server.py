@@ -168,9 +168,12 @@ def _with_popularity_prior(
         Message(content=RecordDict({wire.ARRAYS: ArrayRecord(initial), wire.CONFIG: config}), dst_node_id=node, message_type=MessageType.QUERY)
         for node in node_ids
     ]
-    replies = [m for m in grid.send_and_receive(messages, timeout=federation.round_timeout) if not m.has_error()]
+    answers = list(grid.send_and_receive(messages, timeout=federation.round_timeout))
+    replies = [m for m in answers if not m.has_error()]
     if not replies:
-        raise ConfigError("no client answered the popularity-prior query; check the clients' logs (or run with --prior-noise none).")
+        reason = next((m.error.reason for m in answers if m.has_error()), "no reply within the round timeout")
+        raise ConfigError(f"no client answered the popularity-prior query ({reason}); check the clients' logs, "
+                          "or run without a prior (--prior-noise none).")
     total = sum(m.content[wire.ARRAYS][wire.PRIOR_COUNTS].numpy() for m in replies)
     strategy.take_privacy_records(0, replies)
     log.info("popularity prior: noisy counts from %d of %d clients (noise multiplier %g each)", len(replies), len(node_ids), train.prior_noise)
