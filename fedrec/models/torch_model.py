@@ -91,6 +91,10 @@ class TorchRecommender(Recommender):
 
         return prior_segment(self.config.prior_noise) if self.uses_popularity_prior else []
 
+    def privacy_mechanism(self) -> str:
+        prior = " after one gaussian release of item counts (popularity prior)" if self.prior_release() else ""
+        return "dp-sgd (opacus, poisson sampling, ghost clipping)" + prior
+
     def train_private_epochs(self, split: LeaveOneOut, epochs: int, plan: "DPPlan", history: History, *, seed: int, after_epoch: Any = None) -> tuple[History, float]:
         from fedrec.privacy.dp_sgd import train_private
 
@@ -109,7 +113,8 @@ class TorchRecommender(Recommender):
         records = len(self.private_samples(split))
         prior = self.prior_release()
         plan = plan_dp(self.config, records=records, planned_epochs=self.config.epochs, prefix=prior)
-        ledger = ClientLedger("central", plan.accountant, plan.delta, plan.max_grad_norm, unit=self.privacy_unit)
+        ledger = ClientLedger("central", plan.accountant, plan.delta, plan.max_grad_norm,
+                              mechanism=self.privacy_mechanism(), unit=self.privacy_unit)
         if prior:
             from fedrec.privacy.popularity_prior import noisy_popularity
 

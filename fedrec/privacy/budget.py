@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 import zlib
-
-import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, FedrecError
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp, warn_if_not_secure
-from fedrec.privacy.popularity_prior import noisy_popularity
 from fedrec.privacy.ledger import ClientLedger, load_ledger, save_ledger
+from fedrec.privacy.popularity_prior import noisy_popularity
 
 if TYPE_CHECKING:
     from fedrec.data.split import LeaveOneOut
@@ -52,7 +52,7 @@ def client_plan(model: "TorchRecommender", split: "LeaveOneOut", train: TrainCon
 
 def open_ledger(path: Path, client: str, plan: DPPlan, model: "TorchRecommender") -> ClientLedger:
     ledger = load_ledger(path) or ClientLedger(
-        client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism="dp-sgd (opacus, poisson sampling, ghost clipping)",
+        client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism=model.privacy_mechanism(),
         unit=model.privacy_unit + " within a client",
     )
     if (ledger.delta, ledger.accountant) != (plan.delta, plan.accountant):
