@@ -34,3 +34,37 @@ def test_plain_weighted_mean_would_dilute_a_row_one_client_trained():
     b = np.zeros((2, 1))
     assert weighted_mean([a, b], [1.0, 3.0])[0, 0] == 1.0  # FedAvg: a quarter of A's update
     assert weighted_mean(fill_untouched_rows(global_rows, [a, b], [1.0, 3.0]), [1.0, 3.0])[0, 0] == 4.0
+
+
+def test_strategy_choice_and_central_dp_wrapping():
+    import pytest
+    from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAdam, FedAvgM
+
+    from fedrec.config import FederationConfig
+    from fedrec.errors import ConfigError
+    from fedrec.federation import wire
+    from fedrec.federation.strategy import TouchedRowsAveraging, build_strategy
+
+    adam = build_strategy(FederationConfig(strategy="fedadam", server_lr=0.03, server_momentum=0.9))
+    assert isinstance(adam.inner, FedAdam) and adam.inner.eta == 0.03 and adam.inner.beta_1 == 0.9
+    touched = build_strategy(FederationConfig(), row_keys=("item_embedding.weight",))
+    assert isinstance(touched.inner, TouchedRowsAveraging) and isinstance(touched.inner.inner, FedAvgM)
+    private = build_strategy(FederationConfig(strategy="fedavg", min_available=100, fraction=0.1),
+                             row_keys=("item_embedding.weight",), central_dp=(1.0, 0.5))
+    # Server-side DP replaces touched-row averaging and weighs every client the same.
+    assert isinstance(private.inner, DifferentialPrivacyServerSideFixedClipping)
+    assert private.inner.num_sampled_clients == 10
+    assert private.inner.strategy.weighted_by_key == wire.UNIT_WEIGHT
+    with pytest.raises(ConfigError, match="client_lr_decay"):
+        FederationConfig(client_lr_decay=1.5)
+
+
+def test_client_learning_rate_decays_by_round():
+    from fedrec.config import FederationConfig, TrainConfig
+    from fedrec.federation.client import round_config
+
+    train = TrainConfig(lr=0.01)
+    decaying = FederationConfig(client_lr_decay=0.5)
+    assert round_config(train, decaying, 1).lr == 0.01
+    assert round_config(train, decaying, 3).lr == 0.0025
+    assert round_config(train, FederationConfig(), 7).lr == 0.01
