@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured  # noqa: E402
+from measure import run_or_reuse  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 SCENARIOS = {
@@ -45,21 +45,12 @@ def main() -> None:
     rows = []
     for name in args.scenarios:
         run_dir = args.out / name
-        metrics_file = run_dir / "metrics.json"
-        if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
-            print(f"{name}: reusing {metrics_file}")
-            doc, measured = json.loads(metrics_file.read_text()), None
-        else:
-            command = [*FEDREC, *SCENARIOS[name], "--out", str(run_dir)]
-            print("$", " ".join(command), flush=True)
-            measured = run_measured(command, log_path=args.out / f"{name}.log")
-            if measured.returncode != 0:
-                print(f"{name} failed (exit {measured.returncode}); see {args.out / f'{name}.log'}")
-                continue
-            doc = json.loads(metrics_file.read_text())
-            (run_dir / "measured.json").write_text(json.dumps(measured.__dict__, indent=2) + "\n")
-        measured_file = run_dir / "measured.json"
-        peak = json.loads(measured_file.read_text())["peak_tree_rss_mb"] if measured_file.exists() else doc.get("peak_rss_mb")
+        command = [*FEDREC, *SCENARIOS[name], "--out", str(run_dir)]
+        outcome = run_or_reuse(name, command, run_dir, args.out / f"{name}.log")
+        if outcome is None:
+            continue
+        doc, measured = outcome
+        peak = measured["peak_tree_rss_mb"] if measured else doc.get("peak_rss_mb")
         rounds = doc.get("rounds") or []
         per_round = [r["wall_seconds"] for r in rounds]
         rows.append({

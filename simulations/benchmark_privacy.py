@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_measured  # noqa: E402
+from measure import run_or_reuse  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 STORES = ["--partition", "store", "--num-clients", "50"]
@@ -87,19 +87,11 @@ def main() -> None:
         for epsilon in epsilons:
             name = f"{kind}-eps{'none' if epsilon is None else f'{epsilon:g}'}"
             run_dir = args.out / name
-            metrics_file = run_dir / "metrics.json"
-            measured_file = run_dir / "measured.json"
-            if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
-                print(f"{name}: reusing {metrics_file}", flush=True)
-            else:
-                command = [*FEDREC, *command_for(kind, epsilon, args.rounds), "--out", str(run_dir)]
-                print("$", " ".join(command), flush=True)
-                result = run_measured(command, log_path=args.out / f"{name}.log")
-                if result.returncode != 0:
-                    print(f"{name} failed (exit {result.returncode}); see {args.out / f'{name}.log'}", flush=True)
-                    continue
-                measured_file.write_text(json.dumps(result.__dict__, indent=2) + "\n")
-            measured = json.loads(measured_file.read_text()) if measured_file.exists() else None
+            command = [*FEDREC, *command_for(kind, epsilon, args.rounds), "--out", str(run_dir)]
+            outcome = run_or_reuse(name, command, run_dir, args.out / f"{name}.log")
+            if outcome is None:
+                continue
+            _, measured = outcome
             rows.append(summarise(kind, epsilon, run_dir, measured))
             r = rows[-1]
             print(f"{name}: HR@10 {r['hr@10']:.4f} NDCG@10 {r['ndcg@10']:.4f} epsilon {r['epsilon']} ({r['wall_seconds']:.0f} s)", flush=True)

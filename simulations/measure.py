@@ -6,10 +6,12 @@ little; this samples the whole process tree every half second.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -53,3 +55,22 @@ def run_measured(command: list[str], *, log_path=None) -> Measured:
     if log:
         log.close()
     return Measured(code, time.perf_counter() - started, round(peak, 1))
+
+
+def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -> tuple[dict, dict | None] | None:
+    """(metrics.json, measured.json or None) of a benchmark run: reused when run_dir already
+    holds a complete run (an interrupted benchmark resumes), else run and measured now.
+    None when the run failed (its log says why)."""
+    metrics_file = run_dir / "metrics.json"
+    measured_file = run_dir / "measured.json"
+    if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
+        print(f"{name}: reusing {metrics_file}", flush=True)
+    else:
+        print("$", " ".join(command), flush=True)
+        result = run_measured(command, log_path=log_path)
+        if result.returncode != 0:
+            print(f"{name} failed (exit {result.returncode}); see {log_path}", flush=True)
+            return None
+        measured_file.write_text(json.dumps(result.__dict__, indent=2) + "\n")
+    measured = json.loads(measured_file.read_text()) if measured_file.exists() else None
+    return json.loads(metrics_file.read_text()), measured

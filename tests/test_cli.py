@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_train_writes_the_documented_metrics_file(model, chain_file, tmp_path):
     assert document["protocol"] == "full-ranking-leave-one-out"
     assert set(document["metrics"]) == METRIC_KEYS
     assert all(0.0 <= v <= 1.0 for v in document["metrics"].values())
-    assert document["wall_seconds"] > 0
+    assert isinstance(document["wall_seconds"], float) and math.isfinite(document["wall_seconds"])
     assert document["config"]["model"] == model and document["config"]["dim"] == 8
     assert (out / "model.pt").exists()
     # Every run has a privacy report; this one says it carries no DP guarantee.
