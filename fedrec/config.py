@@ -32,7 +32,11 @@ class TrainConfig:
     patience: int = _opt(5, "stop after this many epochs without validation HR@10 gain")
     max_minutes: float | None = _opt(None, "stop training after this wall time; best epoch kept")
     batch_size: int | None = _opt(None, "training batch size (model default if unset)")
-    lr: float | None = _opt(None, "Adam learning rate (model default if unset)")
+    optimizer: str = _opt(
+        "adam", "local optimiser; federated clients restart it every round, and Adam's first steps move "
+        "every parameter by ~lr whatever its gradient ('sgd' steps in proportion to the gradient)", ("adam", "sgd"),
+    )
+    lr: float | None = _opt(None, "learning rate of --optimizer (model default if unset; its Adam rate)")
     weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
     dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")

@@ -55,7 +55,8 @@ class TorchRecommender(Recommender):
     def loss(self, batch: Any) -> torch.Tensor: ...
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        kind = torch.optim.SGD if self.config.optimizer == "sgd" else torch.optim.Adam
+        return kind(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     # --- differential privacy: one Opacus sample per user (see fedrec.privacy.dp_sgd) ---
 

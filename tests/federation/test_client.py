@@ -80,3 +80,21 @@ def test_deployed_client_keeps_private_state_on_its_own_disk_not_at_the_servers_
     named = locate_site({wire.NODE_DATA_PATH: str(own), wire.NODE_STATE_DIR: str(tmp_path / "mine")}, train, federation, server_path)
     assert beside_data.state_dir == own.parent / "client_state"
     assert named.state_dir == tmp_path / "mine"
+
+
+def test_sgd_client_leaves_rows_of_items_it_never_saw_untouched(chain_file, tmp_path):
+    """Touched-row averaging needs unseen items bit-identical; SGD (unlike restarted Adam)
+    also moves the shared output layer only in proportion to its gradient."""
+    train, federation = configs(chain_file, "lstm")
+    train = TrainConfig(**{**train.__dict__, "optimizer": "sgd", "lr": 1.0})
+    site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
+    model = create_model("lstm", train, n_users=site.data.n_users, n_items=site.data.n_items)
+    assert isinstance(model.make_optimizer(), torch.optim.SGD)
+    before = global_state(train, federation)
+    shared = train_client(site, train, federation, before, round_number=1).shared
+    seen = torch.zeros(site.data.n_items + 1, dtype=torch.bool)
+    for sequence in site.data.sequences:
+        seen[torch.as_tensor(sequence[:-2], dtype=torch.int64)] = True  # the train part
+    changed = (shared["item_embedding.weight"] != before["item_embedding.weight"]).any(dim=1)
+    assert changed[seen].any()
+    assert not changed[~seen].any()
