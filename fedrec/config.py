@@ -32,11 +32,11 @@ class TrainConfig:
     patience: int = _opt(5, "stop after this many epochs without validation HR@10 gain")
     max_minutes: float | None = _opt(None, "stop training after this wall time; best epoch kept")
     batch_size: int | None = _opt(None, "training batch size (model default if unset)")
-    optimizer: str = _opt(
-        "adam", "local optimiser; federated clients restart it every round, and Adam's first steps move "
-        "every parameter by ~lr whatever its gradient ('sgd' steps in proportion to the gradient)", ("adam", "sgd"),
+    optimizer: str | None = _opt(
+        None, "local optimiser (model default: adam; sgd for federated clients, which restart it every "
+        "round: a fresh Adam moves every parameter by ~lr whatever its gradient)", ("adam", "sgd"),
     )
-    lr: float | None = _opt(None, "learning rate of --optimizer (model default if unset; its Adam rate)")
+    lr: float | None = _opt(None, "learning rate of --optimizer (model default if unset)")
     weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
     dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
@@ -73,7 +73,7 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
-            if choices and value not in choices:
+            if choices and value is not None and value not in choices:
                 raise ConfigError(
                     f"{f.name}={value!r} is not one of {', '.join(choices)}; pick one of those."
                 )

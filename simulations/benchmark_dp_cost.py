@@ -56,7 +56,7 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
         model.prepare_private(split)
         module = model.private_module()
         module.train()
-        optimizer = model.make_private_optimizer(module)
+        optimizer = model.make_optimizer(module)
         generator = torch.Generator().manual_seed(0)
         durations = []
         for step in range(warmup + steps):

@@ -59,18 +59,32 @@ def run_measured(command: list[str], *, log_path=None) -> Measured:
 
 def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -> tuple[dict, dict | None] | None:
     """(metrics.json, measured.json or None) of a benchmark run: reused when run_dir already
-    holds a complete run (an interrupted benchmark resumes), else run and measured now.
-    None when the run failed (its log says why)."""
+    holds a complete run of the same command, else run and measured now. None when the
+    run failed (its log says why)."""
     metrics_file = run_dir / "metrics.json"
     measured_file = run_dir / "measured.json"
-    if metrics_file.exists() and json.loads(metrics_file.read_text()).get("complete", True):
+    arguments = command[1:]  # without the interpreter's path
+    if metrics_file.exists():
+        recorded = json.loads(measured_file.read_text()).get("command") if measured_file.exists() else None
+        if recorded != arguments:
+            raise SystemExit(
+                f"{name}: {run_dir} holds a run of another command ({' '.join(recorded) if recorded else 'not recorded'}); "
+                "move it away or pick another --out: a benchmark row must come from the command it names."
+            )
+        if not json.loads(metrics_file.read_text()).get("complete", True):
+            raise SystemExit(
+                f"{name}: the run in {run_dir} was interrupted; finish it with `fedrec simulate --resume {run_dir}` "
+                "and run the benchmark again (its wall time then covers the resumed part only), or move it away."
+            )
         print(f"{name}: reusing {metrics_file}", flush=True)
     else:
         print("$", " ".join(command), flush=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        measured_file.write_text(json.dumps({"command": arguments}, indent=2) + "\n")
         result = run_measured(command, log_path=log_path)
         if result.returncode != 0:
             print(f"{name} failed (exit {result.returncode}); see {log_path}", flush=True)
             return None
-        measured_file.write_text(json.dumps(result.__dict__, indent=2) + "\n")
-    measured = json.loads(measured_file.read_text()) if measured_file.exists() else None
-    return json.loads(metrics_file.read_text()), measured
+        measured_file.write_text(json.dumps({**result.__dict__, "command": arguments}, indent=2) + "\n")
+    measured = json.loads(measured_file.read_text())
+    return json.loads(metrics_file.read_text()), (measured if "wall_seconds" in measured else None)

@@ -76,13 +76,15 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     started = time.perf_counter()
     if train.model not in FEDERATED_MODELS:
         raise ConfigError(f"model={train.model!r} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
-    train = model_class(train.model).resolve_config(train)
+    train = model_class(train.model).resolve_config(train, federated=True)
     resolved = wire.config_to_wire(train, federation)
     checkpoint = _checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
     history: list[dict[str, Any]] = list(checkpoint.history) if checkpoint else []
     previous_wall = sum(r["wall_seconds"] for r in history)
     _log_partition(train, federation)
+    log.info("clients train with %s at lr %g, batch %d, %d local epoch(s) per round; server %s",
+             train.optimizer, train.lr, train.batch_size, federation.local_epochs, federation.strategy)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
     check_privacy_modes(train, federation)

@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 class Recommender(ABC):
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    federated_defaults: ClassVar[dict[str, Any]] = {}  # what changes on federated clients
     dp_defaults: ClassVar[dict[str, Any]] = {}  # what changes when training is private (--dp)
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
@@ -37,9 +38,12 @@ class Recommender(ABC):
         self.n_items = n_items
 
     @classmethod
-    def resolve_config(cls, config: TrainConfig) -> TrainConfig:
-        """Unset fields from the model's defaults (its DP defaults first when --dp)."""
-        return config.with_model_defaults({**cls.defaults, **(cls.dp_defaults if config.dp else {})})
+    def resolve_config(cls, config: TrainConfig, *, federated: bool = False) -> TrainConfig:
+        """Unset fields from the model's defaults: its DP defaults first under --dp, then its
+        federated defaults on clients of a federation."""
+        return config.with_model_defaults(
+            {**cls.defaults, **(cls.federated_defaults if federated else {}), **(cls.dp_defaults if config.dp else {})}
+        )
 
     @abstractmethod
     def fit(self, split: LeaveOneOut) -> FitResult: ...

@@ -54,9 +54,10 @@ class TorchRecommender(Recommender):
     @abstractmethod
     def loss(self, batch: Any) -> torch.Tensor: ...
 
-    def make_optimizer(self) -> torch.optim.Optimizer:
+    def make_optimizer(self, module: nn.Module | None = None) -> torch.optim.Optimizer:
+        """--optimizer over ``module`` (default: the whole net; DP: ``private_module()``)."""
         kind = torch.optim.SGD if self.config.optimizer == "sgd" else torch.optim.Adam
-        return kind(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return kind((self.net if module is None else module).parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     # --- differential privacy: one Opacus sample per user (see fedrec.privacy.dp_sgd) ---
 
@@ -75,9 +76,6 @@ class TorchRecommender(Recommender):
     def private_module(self) -> nn.Module:
         """The parameters DP-SGD trains (and adds noise to)."""
         return self.net
-
-    def make_private_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def prepare_private(self, split: LeaveOneOut) -> None:
         """Work before DP training that touches only local, never-released state."""

@@ -152,7 +152,7 @@ def train_private(
     if len(samples) == 0:
         raise ConfigError("no user has enough train items for DP training (each needs at least 2).")
     module = model.private_module()
-    optimizer = model.make_private_optimizer(module)
+    optimizer = model.make_optimizer(module)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(
         _Indices(len(samples)),
