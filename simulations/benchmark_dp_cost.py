@@ -3,9 +3,11 @@
     python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm] [--steps 40]
 
 Both sides run the model's DP formulation (one sample per user, the same Poisson-sampled
-batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM instead
-of the fused nn.LSTM, ghost clipping (two backward passes), noise on every parameter.
-Each (model, mode) runs in its own process so its peak RSS is its own. Writes
+batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM (a Python
+loop over time steps) instead of the fused nn.LSTM, ghost clipping (two backward passes),
+noise on every parameter.
+Each (model, mode) runs in its own process so its peak RSS is its own, ``--repeats`` times,
+interleaved; medians are reported. Writes
 <out>/dp_cost.json and prints a table.
 """
 
@@ -15,12 +17,15 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from opacus.layers import DPLSTM
+from torch import nn
 
 
 def worker(model_name: str, private: bool, data: str, steps: int, threads: int) -> dict:
@@ -33,9 +38,16 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
     torch.set_num_threads(threads)
     dataset = load_dataset(data)
     split = leave_one_out(dataset)
-    # Both modes use the DP model settings (dims, batch, max_len); only the engine differs.
+    # Both modes use the DP model settings (dims, batch, max_len, vocabulary); only the engine
+    # differs.
     config = TrainConfig(model=model_name, data=data, dp=True, noise_multiplier=1.0, threads=threads)
     model = create_model(model_name, config, n_users=dataset.n_users, n_items=dataset.n_items)
+    if not private and isinstance(getattr(model.net, "rnn", None), DPLSTM):
+        # What a non-private user runs: the fused nn.LSTM (same parameter names and shapes).
+        dim = model.config.dim
+        fused = nn.LSTM(dim, dim, batch_first=True)
+        fused.load_state_dict({k.removeprefix("rnn."): v for k, v in model.net.portable_state().items() if k.startswith("rnn.")})
+        model.net.rnn = fused
     samples = model.private_samples(split)
     plan = plan_dp(model.config, records=len(samples), planned_epochs=1)
     warmup = 3
@@ -84,6 +96,7 @@ def main() -> None:
     parser.add_argument("--data", default="beauty")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per (model, mode), interleaved; the median is reported")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -91,28 +104,34 @@ def main() -> None:
         return
     rows = []
     for model in args.models:
-        for mode in ("plain", "dp"):
-            command = [sys.executable, __file__, "--out", str(args.out), "--data", args.data, "--steps", str(args.steps),
-                       "--threads", str(args.threads), "--worker", model, mode]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise SystemExit(f"{model} {mode} failed:\n{result.stderr[-3000:]}")
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-            print(f"{model:5s} {mode:5s} {rows[-1]['step_seconds'] * 1000:8.1f} ms/step  peak RSS {rows[-1]['peak_rss_mb']:7.1f} MB", flush=True)
+        for repeat in range(args.repeats):  # interleaved, so a busy spell hits both modes
+            for mode in ("plain", "dp"):
+                command = [sys.executable, __file__, "--out", str(args.out), "--data", args.data, "--steps", str(args.steps),
+                           "--threads", str(args.threads), "--worker", model, mode]
+                result = subprocess.run(command, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    raise SystemExit(f"{model} {mode} failed:\n{result.stderr[-3000:]}")
+                rows.append({**json.loads(result.stdout.strip().splitlines()[-1]), "repeat": repeat})
+                print(f"{model:5s} {mode:5s} run {repeat + 1}: {rows[-1]['step_seconds'] * 1000:8.1f} ms/step  "
+                      f"peak RSS {rows[-1]['peak_rss_mb']:7.1f} MB", flush=True)
     table = []
     for model in args.models:
-        plain, dp = (next(r for r in rows if r["model"] == model and r["mode"] == m) for m in ("plain", "dp"))
+        plain, dp = ([r for r in rows if r["model"] == model and r["mode"] == m] for m in ("plain", "dp"))
+        ratios = [d["step_seconds"] / p["step_seconds"] for p, d in zip(plain, dp)]
         table.append({
-            "model": model, "plain_ms": round(plain["step_seconds"] * 1000, 1), "dp_ms": round(dp["step_seconds"] * 1000, 1),
-            "time_ratio": round(dp["step_seconds"] / plain["step_seconds"], 2),
-            "plain_rss_mb": plain["peak_rss_mb"], "dp_rss_mb": dp["peak_rss_mb"],
-            "memory_ratio": round(dp["peak_rss_mb"] / plain["peak_rss_mb"], 2),
-            "batch_size": dp["batch_size"], "dim": dp["dim"],
+            "model": model, "plain_ms": round(1000 * statistics.median(r["step_seconds"] for r in plain), 1),
+            "dp_ms": round(1000 * statistics.median(r["step_seconds"] for r in dp), 1),
+            "time_ratio": round(statistics.median(ratios), 2), "time_ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+            "plain_rss_mb": max(r["peak_rss_mb"] for r in plain), "dp_rss_mb": max(r["peak_rss_mb"] for r in dp),
+            "batch_size": dp[0]["batch_size"], "dim": dp[0]["dim"],
         })
-    print("\n| model | batch | dim | plain ms/step | DP ms/step | time DP/plain | plain RSS MB | DP RSS MB | memory DP/plain |")
+        table[-1]["memory_ratio"] = round(table[-1]["dp_rss_mb"] / table[-1]["plain_rss_mb"], 2)
+    print(f"\nmedians of {args.repeats} interleaved runs; ratio range over the pairs")
+    print("| model | batch | dim | plain ms/step | DP ms/step | time DP/plain (range) | plain RSS MB | DP RSS MB | memory DP/plain |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['model']} | {r['batch_size']} | {r['dim']} | {r['plain_ms']} | {r['dp_ms']} | {r['time_ratio']} | "
+        low, high = r["time_ratio_range"]
+        print(f"| {r['model']} | {r['batch_size']} | {r['dim']} | {r['plain_ms']} | {r['dp_ms']} | {r['time_ratio']} ({low}-{high}) | "
               f"{r['plain_rss_mb']} | {r['dp_rss_mb']} | {r['memory_ratio']} |")
     args.out.mkdir(parents=True, exist_ok=True)
     document = {"data": args.data, "threads": args.threads, "machine": platform.platform(), "runs": rows, "table": table}

@@ -33,7 +33,8 @@ SCENARIOS = {
     # each user once); server-side fold-in of 22k users would cost minutes per round.
     "fed-mf-50": ["simulate", "--model", "mf", "--partition", "store", "--num-clients", "50",
                   "--rounds", "20", "--local-epochs", "2", "--batch-size", "64", "--optimizer", "sgd",
-                  "--lr", "10", "--server-momentum", "0.9", "--fraction-evaluate", "1.0", "--no-server-eval"],
+                  "--lr", "10", "--client-lr-decay", "0.95", "--server-momentum", "0.5",
+                  "--fraction-evaluate", "1.0", "--no-server-eval"],
     "cross-device": ["simulate", "--model", "lstm", "--partition", "user", "--fraction", "0.01",
                      "--rounds", "3", "--optimizer", "adam", "--lr", "0.01", "--server-momentum", "0.5"],
 }

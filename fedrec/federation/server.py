@@ -123,9 +123,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         history.append(record)
         save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved))
         write_json(run_dir / "metrics.json", _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
+        # Without server-side evaluation, the clients' own (federated) test metrics.
+        scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")
         log.info(
-            "round %d/%d: test HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s",
-            round_number, federation.rounds, _fmt(record.get("hr@10")), _fmt(record.get("ndcg@10")),
+            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s",
+            round_number, federation.rounds, whose, _fmt(scored.get("hr@10")), _fmt(scored.get("ndcg@10")),
             _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
         )
