@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from fedrec.config import FederationConfig, TrainConfig
@@ -83,10 +85,10 @@ def test_deployed_client_keeps_private_state_on_its_own_disk_not_at_the_servers_
 
 
 def test_sgd_client_leaves_rows_of_items_it_never_saw_untouched(chain_file, tmp_path):
-    """Touched-row averaging needs unseen items bit-identical; SGD (unlike restarted Adam)
-    also moves the shared output layer only in proportion to its gradient."""
+    """Touched-row averaging needs the rows of items a store never trained on bit-identical;
+    that must hold for the SGD clients federation now defaults to."""
     train, federation = configs(chain_file, "lstm")
-    train = TrainConfig(**{**train.__dict__, "optimizer": "sgd", "lr": 1.0})
+    train = dataclasses.replace(train, optimizer="sgd", lr=1.0)
     site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
     model = create_model("lstm", train, n_users=site.data.n_users, n_items=site.data.n_items)
     assert isinstance(model.make_optimizer(), torch.optim.SGD)
