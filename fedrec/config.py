@@ -45,6 +45,10 @@ class TrainConfig:
         "class; 0 = every item (model default; 3000 under --dp)",
     )
     max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items (model default if unset)")
+    attribute_buckets: int = _opt(
+        0, "lstm: also read and score items through their catalog attributes (brand, category: public, no "
+        "privacy cost), hashed into this many embedding buckets; 0 = off",
+    )
     neighbors: int = _opt(100, "itemknn: neighbours kept per item")
     similarity: str = _opt(
         "cosine", "itemknn: item-item similarity", ("cosine", "adjusted-cosine")
@@ -108,6 +112,10 @@ class TrainConfig:
             )
         if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode):
             raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
+        if self.attribute_buckets < 0:
+            raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
+        if self.attribute_buckets and self.model != "lstm":
+            raise ConfigError(f"attribute_buckets is an lstm option; drop --attribute-buckets for --model {self.model}.")
         if self.vocab_size is not None and self.vocab_size < 0:
             raise ConfigError(f"vocab_size={self.vocab_size} must be >= 0 (0 = every item).")
         if self.min_interactions < 3:

@@ -4,8 +4,8 @@
 
 Both sides run the model's DP formulation (one sample per user, the same Poisson-sampled
 batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM (a Python
-loop over time steps) instead of the fused nn.LSTM, ghost clipping (two backward passes),
-noise on every parameter.
+loop over time steps) instead of the fused nn.LSTM, ghost clipping (per-user norms from
+hooks, then the clipped sum: fedrec.privacy.bookkeeping), noise on every parameter.
 Each (model, mode) runs in its own process so its peak RSS is its own, ``--repeats`` times,
 interleaved; medians are reported. Writes
 <out>/dp_cost.json and prints a table.

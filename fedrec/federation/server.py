@@ -219,7 +219,9 @@ def _checkpoint_to_resume(run_dir: Path, federation: FederationConfig, resolved:
 
 def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:
     data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
-    return create_model(train.model, train, n_users=0, n_items=data.n_items).shareable_state()
+    model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+    model.use_item_attributes(data)  # public catalog data: sent to clients with the first global state
+    return model.shareable_state()
 
 
 def _log_partition(train: TrainConfig, federation: FederationConfig) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fedrec.config import TrainConfig
+from fedrec.data.interactions import Interactions
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ModelError
 from fedrec.metrics import mask_seen
@@ -44,6 +45,10 @@ class Recommender(ABC):
         return config.with_model_defaults(
             {**cls.defaults, **(cls.federated_defaults if federated else {}), **(cls.dp_defaults if config.dp else {})}
         )
+
+    def use_item_attributes(self, data: Interactions) -> None:
+        """Models that read catalog attributes (``--attribute-buckets``) take them here, before
+        training or before a federation's first global state; the rest ignore them."""
 
     @abstractmethod
     def fit(self, split: LeaveOneOut) -> FitResult: ...

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from opacus.layers import DPLSTM
 from torch import nn
 
+from fedrec.data.interactions import Interactions
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError
 from fedrec.models.registry import register_model
@@ -29,6 +30,7 @@ from fedrec.privacy.popularity_prior import bias_from_counts
 
 
 OTHER = 1  # with a vocabulary: the one class every item outside it shares
+MAX_ATTRIBUTES = 8  # attribute buckets read per item (Beauty items have 1-6 attributes)
 
 
 class SequenceNet(nn.Module):
@@ -40,7 +42,8 @@ class SequenceNet(nn.Module):
     about has several times less noise to fight. ``item_class`` maps item ids to classes.
     """
 
-    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False, vocab_size: int = 0) -> None:
+    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False, vocab_size: int = 0,
+                 attribute_buckets: int = 0) -> None:
         super().__init__()
         self.n_items = n_items
         self.vocab_size = vocab_size if 0 < vocab_size < n_items else 0
@@ -55,6 +58,20 @@ class SequenceNet(nn.Module):
             item_class[0] = 0
             item_class[1 : self.vocab_size + 1] = torch.arange(2, self.vocab_size + 2)
             self.register_buffer("item_class", item_class)
+        self.attribute_buckets = attribute_buckets
+        if attribute_buckets:
+            # Row i: item i's attribute buckets + 1, 0-padded (all 0 until set_attributes).
+            self.register_buffer("item_attributes", torch.zeros((n_items + 1, MAX_ATTRIBUTES), dtype=torch.int64))
+            self.attribute_embedding = nn.Embedding(attribute_buckets + 1, dim, padding_idx=0)
+            self.attribute_output = nn.Linear(dim, attribute_buckets + 1, bias=False)
+            nn.init.zeros_(self.attribute_output.weight)  # learnt from zero
+            # Shoppers come back to the brand and category they just bought: each item gets
+            # a learnt bonus per attribute it shares with the item just read, starting at one
+            # logit per shared attribute (a prior belief, refined in training).
+            self.attribute_affinity = nn.Embedding(attribute_buckets + 1, 1, padding_idx=0)
+            nn.init.ones_(self.attribute_affinity.weight)
+            with torch.no_grad():
+                self.attribute_affinity.weight[0] = 0
         if private:
             # A random output bias is a random popularity ranking that noisy DP steps take
             # many rounds to undo; start every item level instead.
@@ -71,6 +88,44 @@ class SequenceNet(nn.Module):
         scores = class_logits[..., self.item_class]
         others = (self.item_class == OTHER).sum().clamp(min=1)
         return torch.where(self.item_class == OTHER, scores - torch.log(others.float()), scores)
+
+    def item_logits(self, states: torch.Tensor, last_items: torch.Tensor) -> torch.Tensor:
+        """(..., dim) states after reading ``last_items`` (...) -> (..., n_items + 1): the
+        class scores spread over items, plus, with attributes, each item's summed bucket
+        scores (a sparse item x bucket product): the state's, and the affinity bonus for
+        buckets the last item has."""
+        scores = self.item_scores(self.output(states))
+        if not self.attribute_buckets:
+            return scores
+        # Layers see (batch, ...) shapes, never users flattened together: Opacus needs them per user.
+        last_buckets = self.item_attributes[last_items]  # (..., MAX_ATTRIBUTES), 0 = none
+        bonus = self.attribute_affinity(last_buckets).squeeze(-1)  # padding row is 0
+        by_bucket = self.attribute_output(states).scatter_add(-1, last_buckets, bonus)  # (..., buckets + 1)
+        by_bucket = by_bucket.reshape(-1, self.attribute_buckets + 1)
+        by_item = torch.sparse.mm(self._item_bucket_matrix(), by_bucket.T).T  # (N, n_items + 1)
+        return scores + by_item.reshape(scores.shape)
+
+    def _item_bucket_matrix(self) -> torch.Tensor:
+        """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table, rebuilt only
+        when the table changes."""
+        version = (self.item_attributes.data_ptr(), self.item_attributes._version)
+        cached = self.__dict__.get("_bucket_matrix")
+        if cached is None or cached[0] != version:
+            items, slots = torch.nonzero(self.item_attributes, as_tuple=True)  # row-major: (item, bucket) sorted
+            indices = torch.stack([items, self.item_attributes[items, slots]])
+            shape = (self.n_items + 1, self.attribute_buckets + 1)
+            matrix = torch.sparse_coo_tensor(indices, torch.ones(len(items)), shape, check_invariants=False).coalesce()
+            cached = self.__dict__["_bucket_matrix"] = (version, matrix)
+        return cached[1]
+
+    def set_attributes(self, attribute_lists: Sequence[Sequence[int]]) -> None:
+        """``attribute_lists[i]``: item i's catalog attribute ids (item 0 is padding)."""
+        table = torch.zeros_like(self.item_attributes)
+        for item, attributes in enumerate(attribute_lists[: self.n_items + 1]):
+            buckets = sorted({int(a) % self.attribute_buckets + 1 for a in attributes})[:MAX_ATTRIBUTES]
+            table[item, : len(buckets)] = torch.tensor(buckets, dtype=torch.int64)
+        table[0] = 0
+        self.item_attributes.copy_(table)
 
     def set_vocabulary(self, items_by_popularity: torch.Tensor) -> None:
         """Classes 2.. for the ``vocab_size`` first items of the ranking, OTHER for the rest."""
@@ -95,13 +150,19 @@ class SequenceNet(nn.Module):
 
     def hidden(self, sequences: torch.Tensor) -> torch.Tensor:
         """(B, L) right-padded item ids -> (B, L, dim); position t has read items 0..t."""
-        states, _ = self.rnn(self.dropout(self.item_embedding(self.classes_of(sequences))))
+        inputs = self.item_embedding(self.classes_of(sequences))
+        if self.attribute_buckets:  # one embedding call for all attribute slots (ghost clipping needs one)
+            inputs = inputs + self.attribute_embedding(self.item_attributes[sequences]).sum(dim=-2)
+        states, _ = self.rnn(self.dropout(inputs))
         return self.dropout(states)
 
     def forward(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over all classes, at positions with a target only."""
+        """Cross-entropy at positions with a target only: over classes, or over items when
+        attributes tell items of one class apart."""
         states = self.hidden(sequences)
         present = targets > 0
+        if self.attribute_buckets:
+            return F.cross_entropy(self.item_logits(states[present], sequences[present]), targets[present])
         return F.cross_entropy(self.output(states[present]), self.classes_of(targets[present]))
 
 
@@ -158,7 +219,24 @@ class LSTMRecommender(TorchRecommender):
 
     def build_net(self) -> SequenceNet:
         # Opacus refuses nn.LSTM; DPLSTM is the drop-in with the same parameter names.
-        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp, vocab_size=self.config.vocab_size)
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp, vocab_size=self.config.vocab_size,
+                           attribute_buckets=self.config.attribute_buckets)
+
+    def use_item_attributes(self, data: Interactions) -> None:
+        """Read the catalog's item attributes into the model (they then travel with its
+        state, so clients need no catalog of their own)."""
+        if not self.config.attribute_buckets:
+            return
+        if data.item_attributes is None or "attributes" not in data.item_attributes:
+            raise ConfigError(
+                f"--attribute-buckets {self.config.attribute_buckets} needs item attributes, and {data.source} has none; "
+                "give a data set with an item attribute file (as Beauty has), or drop --attribute-buckets."
+            )
+        lists = [[] for _ in range(self.n_items + 1)]
+        for item, attributes in data.item_attributes["attributes"].items():
+            if 0 < int(item) <= self.n_items:
+                lists[int(item)] = list(attributes)
+        self.net.set_attributes(lists)
 
     def _windows(self, split: LeaveOneOut) -> list[np.ndarray]:
         """Each user's most recent max_len + 1 train items: inputs [:-1] predict targets [1:]."""
@@ -175,11 +253,15 @@ class LSTMRecommender(TorchRecommender):
         """Mean cross-entropy of each user's recent predictions. The output layer runs on
         (B, K, dim) so Opacus sees one sample per user (never positions flattened together)."""
         inputs, positions, targets = batch
-        logits = self.net.output(gather_positions(self.net.hidden(inputs), positions))  # (B, K, classes)
+        states = gather_positions(self.net.hidden(inputs), positions)  # (B, K, dim)
+        if self.net.attribute_buckets:
+            logits, labels = self.net.item_logits(states, inputs.gather(1, positions)), targets  # (B, K, items + 1)
+        else:
+            logits, labels = self.net.output(states), self.net.classes_of(targets)  # (B, K, classes)
         # Flattened, so the softmax runs over the contiguous last dimension (on logits
         # transposed to (B, classes, K) it was several times slower).
         losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), self.net.classes_of(targets).reshape(-1), ignore_index=0, reduction="none"
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=0, reduction="none"
         ).view(targets.shape)  # (B, K)
         present = (targets > 0).float()
         return (losses * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
@@ -216,4 +298,4 @@ class LSTMRecommender(TorchRecommender):
         with torch.no_grad():
             states = self.net.hidden(right_pad(recent))  # (B, L, dim)
             last = states[torch.arange(len(recent)), lengths - 1]  # (B, dim)
-            return self.net.item_scores(self.net.output(last))
+            return self.net.item_logits(last, torch.tensor([h[-1] if len(h) else 0 for h in recent]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from typing import Iterator
 
 import torch
@@ -108,7 +109,9 @@ def clipped_backward(dp_module: GradSampleModuleFastGradientClipping, per_user_l
     module = dp_module._module
     _forget(module)
     try:
-        with _recording_calls():
+        with _recording_calls(), warnings.catch_warnings():
+            # Expected here: embeddings are the first layers, so no module input needs a gradient.
+            warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
             per_user_loss.mean().backward()  # Opacus' hooks compute the per-user norms
         coefficients = dp_module.get_clipping_coef().detach()
         done: set[int] = set()

@@ -5,7 +5,8 @@ One Opacus sample is one user: a model turns its train split into per-user sampl
 (``private_loss``), so the guarantee is user-level DP over the data this process trains
 on. Batches are Poisson-sampled (what the accountant assumes) and gradients are clipped
 with Opacus ghost clipping, which never materialises per-user gradients of the item
-tables (per-sample hooks would: batch x items x dim floats).
+tables (per-sample hooks would: batch x items x dim floats), in one backward pass
+instead of Opacus' two where the model's layers allow it (``bookkeeping``).
 
 The accountant is never fresh: it is loaded with the ledger's history before training
 and its history is returned after, so epsilon covers every round a client has trained.

@@ -34,6 +34,7 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
     data = load_dataset(config.data, min_interactions=config.min_interactions, short_users=config.short_users)
     split = leave_one_out(data)
     model = create_model(config.model, config, n_users=data.n_users, n_items=data.n_items)
+    model.use_item_attributes(data)
     log.info("training %s on %s (%d users, %d items)", config.model, data.source, data.n_users, data.n_items)
     fit = model.fit(split)
     valid = evaluate(model, split.valid, mask_history=config.mask_history)

@@ -120,3 +120,46 @@ class TestLSTM(RecommenderContract):
         private.eval()
         sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
         torch.testing.assert_close(private.hidden(sequences), model.net.hidden(sequences), atol=1e-5, rtol=1e-4)
+
+
+class TestLSTMWithAttributes(RecommenderContract):
+    """Items also read and scored through catalog attributes (``--attribute-buckets``)."""
+
+    model_name = "lstm"
+    min_test_hr10 = 0.6
+
+    @pytest.fixture
+    def fitted(self, tmp_path, fast_config):
+        import dataclasses
+        import json
+
+        from fedrec.data import leave_one_out, load_dataset
+        from tests.conftest import write_chain_sequences
+
+        path = write_chain_sequences(tmp_path / "chains.txt")
+        attributes = {str(item): [item % 4, 10 + item % 3] for item in range(1, 31)}
+        (tmp_path / "chains_item2attributes.json").write_text(json.dumps(attributes), encoding="utf-8")
+        data = load_dataset(str(path))
+        config = dataclasses.replace(fast_config, model="lstm", attribute_buckets=16)
+        model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
+        model.use_item_attributes(data)
+        model.fit(split := leave_one_out(data))
+        return model, split
+
+    def test_attribute_table_is_part_of_the_shared_state(self, fitted):
+        model, _ = fitted
+        table = model.shareable_state()["item_attributes"]
+        assert table[0].eq(0).all()  # padding has no attributes
+        # item 5: attributes 1 and 12 -> buckets (a % 16) + 1, sorted
+        assert table[5, :2].tolist() == [2, 13] and table[5, 2:].eq(0).all()
+
+
+def test_attributes_asked_of_data_without_them_are_refused(chain_split, fast_config):
+    import dataclasses
+
+    from fedrec.errors import ConfigError
+
+    data, _ = chain_split
+    model = create_model("lstm", dataclasses.replace(fast_config, attribute_buckets=8), n_users=data.n_users, n_items=data.n_items)
+    with pytest.raises(ConfigError, match="item attribute file"):
+        model.use_item_attributes(data)

@@ -20,6 +20,8 @@ def private_model(name: str, chain_split, fast_config, **changes):
     data, split = chain_split
     config = dataclasses.replace(fast_config, model=name, dp=True, noise_multiplier=1.0, **changes)
     model = create_model(name, config, n_users=data.n_users, n_items=data.n_items)
+    if config.attribute_buckets:
+        model.net.set_attributes([[]] + [[item % 5, 10 + item % 3] for item in range(1, data.n_items + 1)])
     model.prepare_private(split)
     samples = model.private_samples(split)
     module = model.private_module()
@@ -35,7 +37,7 @@ def private_model(name: str, chain_split, fast_config, **changes):
     return model, samples, module, dp_module, dp_optimizer
 
 
-@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10})])
+@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7})])
 def test_one_backward_gives_opacus_two_pass_gradients(name, changes, chain_split, fast_config):
     torch.manual_seed(0)
     model, samples, module, dp_module, dp_optimizer = private_model(name, chain_split, fast_config, **changes)
