@@ -29,9 +29,12 @@ FED_PLAIN = ["--local-epochs", "2", "--batch-size", "64", "--optimizer", "adam",
 # DP runs start from the models' DP defaults (fedrec.models.lstm.LSTMRecommender.dp_defaults).
 # Federated: the summed prior carries every store's noise (std noise x sqrt(50)), so each
 # store releases at noise 3 and only the 500 items the sum still ranks reliably get a class.
-FED_DP = ["--local-epochs", "1", "--prior-noise", "3", "--vocab-size", "500"]  # a later --prior-noise wins
+# Both DP models also read the catalog's item attributes (public: no privacy cost), which
+# lifted the federated DP LSTM from 0.0104 to 0.0221 at epsilon 8 (README).
+ATTRIBUTES = ["--attribute-buckets", "1024"]
+FED_DP = ["--local-epochs", "1", "--prior-noise", "3", "--vocab-size", "500", *ATTRIBUTES]  # a later --prior-noise wins
 # Central: larger expected batches and more steps were measured better than the defaults.
-CENTRAL_DP = ["--epochs", "10", "--batch-size", "1024", "--lr", "0.02"]
+CENTRAL_DP = ["--epochs", "10", "--batch-size", "1024", "--lr", "0.02", *ATTRIBUTES]
 
 
 def command_for(kind: str, epsilon: float | None, rounds: int) -> list[str]:
