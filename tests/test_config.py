@@ -238,3 +238,11 @@ def test_federated_clients_default_to_sgd_but_dp_and_explicit_choices_win():
     assert mf.optimizer == "adam" and mf.lr == 3e-3
     with pytest.raises(ConfigError, match="optimizer"):
         TrainConfig(optimizer="adagrad")
+
+
+def test_attribute_buckets_are_an_lstm_option_and_not_negative():
+    assert TrainConfig(model="lstm", attribute_buckets=64).attribute_buckets == 64
+    with pytest.raises(ConfigError, match="lstm option"):
+        TrainConfig(model="mf", attribute_buckets=64)
+    with pytest.raises(ConfigError, match=">= 0"):
+        TrainConfig(model="lstm", attribute_buckets=-1)
