@@ -68,9 +68,7 @@ def main() -> None:
                          "hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"]})
     model = create_model("lstm", TrainConfig(model="lstm", attribute_buckets=args.buckets), n_users=0, n_items=data.n_items)
     model.use_item_attributes(data)
-    table = model.net.item_attributes
-    item_buckets = torch.zeros(data.n_items + 1, args.buckets + 1).scatter_(1, table, 1.0)
-    item_buckets[:, 0] = 0
+    item_buckets = model.net.item_bucket_matrix().to_dense()  # the model's own item x bucket matrix
     exact = user_level_counts(split.train, data.n_items)
     for weight in (0.0, 1.0, 2.0):
         metrics = evaluate(SharedAttributeRule(exact, item_buckets, weight), split.test)

@@ -102,10 +102,10 @@ class SequenceNet(nn.Module):
         bonus = self.attribute_affinity(last_buckets).squeeze(-1)  # padding row is 0
         by_bucket = self.attribute_output(states).scatter_add(-1, last_buckets, bonus)  # (..., buckets + 1)
         by_bucket = by_bucket.reshape(-1, self.attribute_buckets + 1)
-        by_item = torch.sparse.mm(self._item_bucket_matrix(), by_bucket.T).T  # (N, n_items + 1)
+        by_item = torch.sparse.mm(self.item_bucket_matrix(), by_bucket.T).T  # (N, n_items + 1)
         return scores + by_item.reshape(scores.shape)
 
-    def _item_bucket_matrix(self) -> torch.Tensor:
+    def item_bucket_matrix(self) -> torch.Tensor:
         """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table, rebuilt only
         when the table changes."""
         version = (self.item_attributes.data_ptr(), self.item_attributes._version)
