@@ -178,6 +178,8 @@ def train_private(
             max_grad_norm=plan.max_grad_norm, poisson_sampling=True, grad_sample_mode="ghost",
             criterion=nn.CrossEntropyLoss(), noise_generator=None if secure_mode else torch.Generator().manual_seed(seed + 1),
         )
+    if one_backward:
+        bookkeeping.attach(dp_module)
     if abs(1.0 / len(dp_loader) - plan.sample_rate) > 1e-12:
         raise RuntimeError(
             f"Opacus samples at rate {1 / len(dp_loader)} but the plan accounted {plan.sample_rate}: "

@@ -1,19 +1,21 @@
-"""One-pass ghost clipping (book-keeping) leaves the same clipped gradients as Opacus' two passes."""
+"""One-pass ghost clipping (book-keeping) leaves exactly the clipped sum of per-user gradients."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 
 import pytest
 import torch
 from opacus import PrivacyEngine
-from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedrec.models import create_model
 from fedrec.privacy import bookkeeping
+
+MAX_GRAD_NORM = 0.05
 
 
 def private_model(name: str, chain_split, fast_config, **changes):
@@ -23,42 +25,71 @@ def private_model(name: str, chain_split, fast_config, **changes):
     if config.attribute_buckets:
         model.net.set_attributes([[]] + [[item % 5, 10 + item % 3] for item in range(1, data.n_items + 1)])
     model.prepare_private(split)
-    samples = model.private_samples(split)
+    return model, model.private_samples(split)
+
+
+def make_private(model, samples):
     module = model.private_module()
     optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
     loader = DataLoader(TensorDataset(torch.arange(len(samples))), batch_size=16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dp_module, dp_optimizer, _, _ = PrivacyEngine().make_private(
-            module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=0.0, max_grad_norm=0.05,
+        dp_module, _, _, _ = PrivacyEngine().make_private(
+            module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=0.0, max_grad_norm=MAX_GRAD_NORM,
             grad_sample_mode="ghost", criterion=nn.CrossEntropyLoss(),
         )
-    dp_module.train()
-    return model, samples, module, dp_module, dp_optimizer
+    return module, dp_module
+
+
+def clipped_sum_one_user_at_a_time(model, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The definition: sum over users of grad_i * min(1, C / (|grad_i| + 1e-6)), Opacus' coefficient."""
+    module = model.private_module()
+    module.train()
+    params = {name: p for name, p in module.named_parameters() if p.requires_grad}
+    per_user = model.private_loss(batch)
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    coefficients = []
+    for user in range(len(per_user)):
+        grads = torch.autograd.grad(per_user[user], list(params.values()), retain_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params.values())]
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+        coefficient = (MAX_GRAD_NORM / (norm + 1e-6)).clamp(max=1.0)
+        coefficients.append(coefficient)
+        for name, g in zip(params, grads):
+            total[name] += coefficient * g
+    return total, torch.stack(coefficients)
 
 
 @pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7})])
-def test_one_backward_gives_opacus_two_pass_gradients(name, changes, chain_split, fast_config):
+def test_one_backward_gives_the_clipped_sum_of_per_user_gradients(name, changes, chain_split, fast_config):
     torch.manual_seed(0)
-    model, samples, module, dp_module, dp_optimizer = private_model(name, chain_split, fast_config, **changes)
-    assert bookkeeping.supports(module)
+    model, samples = private_model(name, chain_split, fast_config, **changes)
     rows = list(range(0, len(samples), 3))
-    torch.manual_seed(1)  # the same sampled negatives (mf) for both batches
+    torch.manual_seed(1)  # the sampled negatives (mf) are drawn here, once, for both computations
     batch = model.private_batch(samples, rows)
 
-    dp_optimizer.zero_grad(set_to_none=True)
-    DPTensorFastGradientClipping(dp_module, dp_optimizer, model.private_loss(batch), "mean").backward()
-    two_pass = {name: p.grad.clone() for name, p in module.named_parameters() if p.requires_grad}
-    coefficients = dp_module.get_clipping_coef()
+    reference_model = copy.deepcopy(model)
+    expected, coefficients = clipped_sum_one_user_at_a_time(reference_model, batch)
     assert (coefficients < 0.99).any(), "the test must clip some users to mean anything"
 
-    dp_optimizer.zero_grad(set_to_none=True)
+    module, dp_module = make_private(model, samples)
+    assert bookkeeping.supports(module)
+    bookkeeping.attach(dp_module)
+    dp_module.train()
     bookkeeping.clipped_backward(dp_module, model.private_loss(batch))
-    one_pass = {name: p.grad for name, p in module.named_parameters() if p.requires_grad}
+    got = {name: p.grad for name, p in module.named_parameters() if p.requires_grad}
 
-    assert one_pass.keys() == two_pass.keys()
-    for key in two_pass:
-        assert torch.allclose(one_pass[key], two_pass[key], atol=1e-6, rtol=1e-4), key
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert torch.allclose(got[key], expected[key], atol=1e-6, rtol=1e-4), key
+    assert torch.allclose(dp_module.get_clipping_coef(), coefficients, rtol=1e-4)
+
+
+def test_a_forward_pass_before_attach_is_refused(chain_split, fast_config):
+    model, samples = private_model("lstm", chain_split, fast_config)
+    module, dp_module = make_private(model, samples)
+    with pytest.raises(RuntimeError, match="attach"):
+        bookkeeping.clipped_backward(dp_module, model.private_loss(model.private_batch(samples, [0, 1])))
 
 
 def test_modules_with_other_trainable_layers_keep_two_passes():
