@@ -3,6 +3,7 @@ evaluate the global model, checkpoint every round, resume, and write the run dir
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -209,12 +210,24 @@ def _checkpoint_to_resume(run_dir: Path, federation: FederationConfig, resolved:
     if checkpoint is None:
         raise ConfigError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}; start the run without --resume.")
     ignore = {"rounds", "resume", "round-timeout", "min-clients", "min-available", "run-dir"}
-    changed = {k for k in set(resolved) | set(checkpoint.config) if k not in ignore and resolved.get(k) != checkpoint.config.get(k)}
+    saved = {k: checkpoint.config[k] if k in checkpoint.config else _option_default(k) for k in set(resolved) | set(checkpoint.config)}
+    changed = {k for k in saved if k not in ignore and resolved.get(k) != saved[k]}
     if changed:
-        details = ", ".join(f"{k}: {checkpoint.config.get(k)!r} -> {resolved.get(k)!r}" for k in sorted(changed))
+        details = ", ".join(f"{k}: {saved[k]!r} -> {resolved.get(k)!r}" for k in sorted(changed))
         raise ConfigError(f"--resume with a different configuration ({details}); resume with the run's own settings.")
     log.info("resuming %s after round %d", run_dir, checkpoint.round)
     return checkpoint
+
+
+def _option_default(key: str) -> Any:
+    """What a checkpoint without ``key`` ran with: unset (None), or, for an option added after
+    the run was started, its default (new options default to the behaviour before them)."""
+    name = key.replace("-", "_")
+    for config in (TrainConfig, FederationConfig):
+        for field in dataclasses.fields(config):
+            if field.name == name and field.default is not dataclasses.MISSING:
+                return field.default
+    return None
 
 
 def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:
