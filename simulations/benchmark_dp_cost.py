@@ -1,11 +1,11 @@
 """What DP-SGD costs per training step: time and peak memory, DP / non-DP, same data and batch.
 
-    python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm] [--steps 40]
+    python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm] [--steps 100] [--repeats 5]
 
 Both sides run the model's DP formulation (one sample per user, the same Poisson-sampled
 batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM (a Python
-loop over time steps) instead of the fused nn.LSTM, ghost clipping (per-user norms from
-hooks, then the clipped sum: fedrec.privacy.bookkeeping), noise on every parameter.
+loop over time steps) instead of the fused nn.LSTM, per-user norms and the clipped sum
+(ghost clipping in one backward pass: fedrec.privacy.bookkeeping), noise on every parameter.
 Each (model, mode) runs in its own process so its peak RSS is its own, ``--repeats`` times,
 interleaved; medians are reported. Writes
 <out>/dp_cost.json and prints a table.
@@ -94,9 +94,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", nargs="+", default=["mf", "lstm"], choices=["mf", "lstm"])
     parser.add_argument("--data", default="beauty")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per run (step times here drift between processes: more is steadier)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per (model, mode), interleaved; the median is reported")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per (model, mode), interleaved; the median is reported")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
