@@ -158,6 +158,10 @@ class FederationConfig:
     server_lr: float = _opt(1.0, "fedavgm/fedadam: server learning rate on the averaged update")
     server_momentum: float = _opt(0.5, "fedavgm: server momentum (0 = plain FedAvg; 0.9 diverged on Beauty at lr 1e-2); fedadam: beta_1")
     client_lr_decay: float = _opt(1.0, "client learning rate of round r is lr * client_lr_decay ** (r - 1)")
+    keep_optimizer_state: bool = _opt(
+        False, "clients keep their optimizer's state (Adam's moments) on their own disk across rounds, so a client "
+        "Adam continues instead of restarting every round (not under --dp)",
+    )
     central_dp: bool = _opt(
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",

@@ -25,7 +25,9 @@ from fedrec.data.partition import client_interactions, make_partition
 from fedrec.errors import ConfigError
 from fedrec.evaluation import evaluate
 from fedrec.federation import wire
-from fedrec.federation.client_state import load_private_state, save_private_state, state_file
+from fedrec.federation.client_state import (
+    load_optimizer_state, load_private_state, optimizer_state_file, save_optimizer_state, save_private_state, state_file,
+)
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.budget import popularity_release, private_round
@@ -126,7 +128,14 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
     else:
-        loss = model.train_epochs(split, federation.local_epochs, round_seed=round_number)
+        kept = optimizer_state_file(site.state_dir, site.name) if federation.keep_optimizer_state and site.state_dir else None
+        if federation.keep_optimizer_state and kept is None:
+            raise ConfigError("--keep-optimizer-state needs a client state dir (node config state-dir) to keep it in.")
+        loss, optimizer_state = model.train_epochs(
+            split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
+        )
+        if kept is not None:
+            save_optimizer_state(kept, optimizer_state)
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
     examples = sum(max(0, len(s) - (1 if train.model == "lstm" else 0)) for s in split.train)

@@ -1,4 +1,5 @@
-"""A client's private state on its own disk: what must never travel (MF user embeddings).
+"""A client's private state on its own disk: what must never travel (MF user embeddings, and
+with --keep-optimizer-state its optimizer's moments, which are statistics of its users' data).
 
 Saved after every round, so a restarted client (or a resumed simulation) keeps its users'
 vectors. Writes are atomic: a crash mid-write leaves the previous state intact.
@@ -40,3 +41,21 @@ def load_private_state(path: Path, user_ids: np.ndarray) -> dict[str, torch.Tens
             "client's data. Point the client at its own state dir, or move the file away to start fresh."
         )
     return payload["tensors"]
+
+
+def optimizer_state_file(state_dir: Path, client_name: str) -> Path:
+    return state_file(state_dir, client_name).with_suffix(".optimizer.pt")
+
+
+def save_optimizer_state(path: Path, state: dict[int, dict[str, torch.Tensor]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_optimizer_state(path: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """The saved optimizer state, or {} on a client's first round."""
+    if not path.exists():
+        return {}
+    return torch.load(path, map_location="cpu", weights_only=True)

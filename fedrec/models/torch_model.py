@@ -155,15 +155,29 @@ class TorchRecommender(Recommender):
             max_seconds=max_seconds,
         )
 
-    def train_epochs(self, split: LeaveOneOut, epochs: int, *, round_seed: int = 0) -> float:
-        """Plain local training, no validation: what a federated client does each round."""
+    def train_epochs(self, split: LeaveOneOut, epochs: int, *, round_seed: int = 0,
+                     optimizer_state: dict[int, Any] | None = None) -> tuple[float, dict[int, Any]]:
+        """Plain local training, no validation: what a federated client does each round.
+        Returns (mean loss of the last epoch, the optimizer's per-parameter state).
+        ``optimizer_state`` (from an earlier round) continues the optimizer; the learning rate
+        stays this round's."""
         optimizer = self.make_optimizer()
+        if optimizer_state:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            for index, values in optimizer_state.items():
+                shapes = {tuple(v.shape) for v in values.values() if isinstance(v, torch.Tensor) and v.dim() > 0}
+                if index >= len(params) or shapes - {tuple(params[index].shape)}:
+                    raise ModelError(
+                        f"{self.name}: the saved optimizer state does not fit this model (parameter {index}); was the "
+                        "client restarted with another model, dim or catalog? Move its .optimizer.pt file away to start fresh."
+                    )
+            optimizer.load_state_dict({"state": optimizer_state, "param_groups": optimizer.state_dict()["param_groups"]})
         loss = float("nan")
         for epoch in range(epochs):
             batches, n_batches = self.batches(split, np.random.default_rng([self.config.seed, round_seed, epoch]))
             loss = run_epoch(self.net, batches, self.loss, optimizer, description=f"local epoch {epoch + 1}", total=n_batches)
         self.net.eval()
-        return loss
+        return loss, optimizer.state_dict()["state"]
 
     def shareable_state(self) -> dict[str, torch.Tensor]:
         state = self.state()

@@ -23,6 +23,11 @@ SERVER = "server (central DP)"
 def check_privacy_modes(train: TrainConfig, federation: FederationConfig) -> None:
     """Refuse settings that cannot work, before any process starts or any budget is spent."""
     _check_prior_fits_target(train)
+    if train.dp and federation.keep_optimizer_state:
+        raise ConfigError(
+            "--keep-optimizer-state is for non-private local training: under --dp each round's optimizer is "
+            "Opacus' (its noise and accounting restart cleanly). Drop one of the two."
+        )
     if not federation.central_dp:
         return
     if train.dp:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from fedrec.config import FederationConfig, TrainConfig
+from fedrec.data import leave_one_out
+from fedrec.errors import ModelError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site, partitioned, train_client
-from fedrec.federation.client_state import state_file
+from fedrec.federation.client_state import optimizer_state_file, state_file
 from fedrec.models import create_model
 
 
@@ -100,3 +103,30 @@ def test_sgd_client_leaves_rows_of_items_it_never_saw_untouched(chain_file, tmp_
     changed = (shared["item_embedding.weight"] != before["item_embedding.weight"]).any(dim=1)
     assert changed[seen].any()
     assert not changed[~seen].any()
+
+
+def test_kept_adam_state_continues_across_rounds_and_stays_on_the_client(chain_file, tmp_path):
+    train, federation = configs(chain_file, "lstm")
+    train = dataclasses.replace(train, optimizer="adam")
+    federation = dataclasses.replace(federation, keep_optimizer_state=True)
+    site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
+    start = global_state(train, federation)
+    update = train_client(site, train, federation, start, round_number=1)
+    kept = optimizer_state_file(tmp_path, site.name)
+    steps_one = int(torch.load(kept, weights_only=True)[0]["step"])
+    assert steps_one > 0
+    train_client(site, train, federation, start, round_number=2)
+    # Round 2's Adam went on counting from round 1's steps (a fresh one would be back at steps_one).
+    assert int(torch.load(kept, weights_only=True)[0]["step"]) == 2 * steps_one
+    assert set(update.shared) == set(start)  # the moments never travel: only the model's parameters do
+
+
+def test_an_optimizer_state_of_another_model_is_refused(chain_file, tmp_path):
+    train, federation = configs(chain_file, "lstm")
+    train = dataclasses.replace(train, optimizer="adam")
+    site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
+    model = create_model("lstm", train, n_users=site.data.n_users, n_items=site.data.n_items)
+    _, state = model.train_epochs(leave_one_out(site.data), 1)
+    wider = create_model("lstm", dataclasses.replace(train, dim=12), n_users=site.data.n_users, n_items=site.data.n_items)
+    with pytest.raises(ModelError, match="optimizer state does not fit"):
+        wider.train_epochs(leave_one_out(site.data), 1, optimizer_state=state)

@@ -17,6 +17,7 @@ from fedrec.privacy.ledger import default_delta, epsilon_of
         (TrainConfig(dp=True, noise_multiplier=1.0), FederationConfig(central_dp=True), "choose one"),
         (TrainConfig(), FederationConfig(central_dp=True), "--noise-multiplier"),
         (TrainConfig(noise_multiplier=1.0), FederationConfig(central_dp=True, strategy="fedadam"), "fedavg"),
+        (TrainConfig(dp=True, noise_multiplier=1.0), FederationConfig(keep_optimizer_state=True), "non-private"),
     ],
 )
 def test_incompatible_privacy_modes_are_refused(train, federation, message):
