@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ class Checkpoint:
     state: dict[str, torch.Tensor]  # the global model's shareable parameters
     history: list[dict[str, Any]]  # per-round records up to and including this round
     config: dict[str, Any]  # resolved train + federation config
+    server_optimizer: dict[str, torch.Tensor] = field(default_factory=dict)  # FedAvgM momentum / FedAdam moments
 
 
 def checkpoint_path(run_dir: Path, round_number: int) -> Path:
@@ -32,7 +33,8 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
-        {"round": checkpoint.round, "state": checkpoint.state, "history": checkpoint.history, "config": checkpoint.config},
+        {"round": checkpoint.round, "state": checkpoint.state, "history": checkpoint.history, "config": checkpoint.config,
+         "server_optimizer": checkpoint.server_optimizer},
         tmp,
     )
     tmp.replace(path)
@@ -44,7 +46,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         raise ConfigError(f"{path}: unreadable checkpoint ({err}); delete it to resume from the one before.") from None
-    return Checkpoint(round=payload["round"], state=payload["state"], history=payload["history"], config=payload["config"])
+    return Checkpoint(round=payload["round"], state=payload["state"], history=payload["history"], config=payload["config"],
+                      server_optimizer=payload.get("server_optimizer", {}))  # older checkpoints have none
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:

@@ -23,7 +23,7 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
-from fedrec.federation.strategy import TolerantStrategy, build_strategy
+from fedrec.federation.strategy import TolerantStrategy, build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
@@ -92,6 +92,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
     strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
+    if checkpoint:
+        restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
     if federation.central_dp:
         strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
     message_config = ConfigRecord(
@@ -122,7 +124,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record["epsilon_max"] = max(ledger.epsilon for ledger in strategy.privacy_ledgers.values())
         record["wall_seconds"] = round(time.perf_counter() - clock["round_start"], 3)
         history.append(record)
-        save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved))
+        save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved, server_optimizer_state(strategy)))
         write_json(run_dir / "metrics.json", _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
         # Without server-side evaluation, the clients' own (federated) test metrics.
         scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")

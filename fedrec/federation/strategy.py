@@ -11,6 +11,7 @@ import logging
 from typing import Iterable
 
 import numpy as np
+import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAdam, FedAvg, FedAvgM, Strategy
@@ -196,3 +197,37 @@ def fill_untouched_rows(global_rows: np.ndarray, client_rows: list[np.ndarray], 
         out[~t] = mean[~t]
         filled.append(out.reshape(global_rows.shape).astype(global_rows.dtype))
     return filled
+
+
+def _optimizer_strategy(strategy: Strategy) -> Strategy:
+    """The innermost Flower strategy, through our wrappers and Flower's DP wrapper."""
+    while True:
+        inner = getattr(strategy, "inner", None) or getattr(strategy, "strategy", None)
+        if inner is None:
+            return strategy
+        strategy = inner
+
+
+def server_optimizer_state(strategy: Strategy) -> dict[str, torch.Tensor]:
+    """FedAvgM's momentum or FedAdam's moments, for the checkpoint: without them a resumed run
+    restarts the server optimizer from zero, and its next rounds differ from an unbroken run."""
+    inner = _optimizer_strategy(strategy)
+    state: dict[str, torch.Tensor] = {}
+    if isinstance(inner, FedAdam):
+        for name in ("m_t", "v_t"):
+            state.update({f"{name}/{key}": torch.from_numpy(np.asarray(value)) for key, value in (getattr(inner, name) or {}).items()})
+    elif isinstance(inner, FedAvgM) and inner.momentum_vector is not None:
+        state.update({f"momentum/{index}": torch.from_numpy(np.asarray(value)) for index, value in enumerate(inner.momentum_vector)})
+    return state
+
+
+def restore_server_optimizer_state(strategy: Strategy, state: dict[str, torch.Tensor]) -> None:
+    inner = _optimizer_strategy(strategy)
+    if not state:
+        return
+    if isinstance(inner, FedAdam):
+        for name in ("m_t", "v_t"):
+            setattr(inner, name, {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith(f"{name}/")})
+    elif isinstance(inner, FedAvgM):
+        momentum = sorted((int(key.split("/", 1)[1]), value.numpy()) for key, value in state.items() if key.startswith("momentum/"))
+        inner.momentum_vector = [value for _, value in momentum] or None

@@ -58,6 +58,15 @@ def test_resume_continues_from_the_last_round_not_from_zero(chain_file, tmp_path
     assert all(torch.equal(round_one[k], again[k]) for k in round_one)
     assert document["config"]["model"] == "lstm" and document["config"]["dim"] == 8
 
+    # The resumed run ends where an unbroken one does: the server's momentum was restored too
+    # (restarted from zero, round 2 moves the model differently).
+    unbroken = tmp_path / "unbroken"
+    straight = fedrec("simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2", "--rounds", "3", *SMALL, "--out", str(unbroken))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    resumed_end, unbroken_end = (torch.load(d / "checkpoints" / "round-0003.pt", weights_only=True) for d in (out, unbroken))
+    assert resumed_end["server_optimizer"], "FedAvgM's momentum belongs in the checkpoint"
+    assert all(torch.equal(resumed_end["state"][k], unbroken_end["state"][k]) for k in unbroken_end["state"])
+
 
 def test_starting_over_an_existing_run_is_refused_without_touching_it(chain_file, tmp_path):
     out = tmp_path / "run"

@@ -1,8 +1,11 @@
 """Aggregation rules, on arrays small enough to check by hand."""
 
 import numpy as np
+import pytest
+import torch
 
-from fedrec.federation.strategy import fill_untouched_rows
+from fedrec.config import FederationConfig
+from fedrec.federation.strategy import build_strategy, fill_untouched_rows
 
 
 def weighted_mean(arrays, weights):
@@ -68,3 +71,24 @@ def test_client_learning_rate_decays_by_round():
     assert round_config(train, decaying, 1).lr == 0.01
     assert round_config(train, decaying, 3).lr == 0.0025
     assert round_config(train, FederationConfig(), 7).lr == 0.01
+
+
+@pytest.mark.parametrize("name", ["fedavgm", "fedadam"])
+def test_server_optimizer_state_round_trips_through_a_checkpoint(name):
+    from fedrec.federation.strategy import _optimizer_strategy, restore_server_optimizer_state, server_optimizer_state
+
+    federation = FederationConfig(strategy=name, server_momentum=0.9)
+    before = build_strategy(federation, row_keys=("item_embedding.weight",))
+    inner = _optimizer_strategy(before)
+    arrays = {"item_embedding.weight": np.arange(6.0).reshape(3, 2), "output.bias": np.ones(3)}
+    if name == "fedadam":
+        inner.m_t = {k: v * 0.1 for k, v in arrays.items()}
+        inner.v_t = {k: v * 0.01 for k, v in arrays.items()}
+    else:
+        inner.momentum_vector = [v * 0.1 for v in arrays.values()]
+    saved = server_optimizer_state(before)
+    after = build_strategy(federation, row_keys=("item_embedding.weight",))
+    restore_server_optimizer_state(after, saved)
+    assert server_optimizer_state(after).keys() == saved.keys()
+    assert all(torch.equal(server_optimizer_state(after)[k], saved[k]) for k in saved)
+    assert saved  # not trivially empty
