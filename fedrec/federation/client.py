@@ -128,9 +128,11 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
     else:
-        kept = optimizer_state_file(site.state_dir, site.name) if federation.keep_optimizer_state and site.state_dir else None
-        if federation.keep_optimizer_state and kept is None:
-            raise ConfigError("--keep-optimizer-state needs a client state dir (node config state-dir) to keep it in.")
+        kept = None
+        if federation.keep_optimizer_state:
+            if site.state_dir is None:
+                raise ConfigError("--keep-optimizer-state needs a client state dir (node config state-dir) to keep it in.")
+            kept = optimizer_state_file(site.state_dir, site.name)
         loss, optimizer_state = model.train_epochs(
             split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
         )
