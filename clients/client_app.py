@@ -33,8 +33,9 @@ def _site_and_config(msg: Message, context: Context):
 def train(msg: Message, context: Context) -> Message:
     site, train_config, federation, round_number = _site_and_config(msg, context)
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
+    control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
     try:
-        update = train_client(site, train_config, federation, global_state, round_number)
+        update = train_client(site, train_config, federation, global_state, round_number, control)
     except BudgetExhausted as refusal:  # a normal reply: the server logs it and goes on
         privacy = _privacy_record(site.name, refusal.ledger, refused=str(refusal))
         reply = RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 0}), wire.PRIVACY: privacy})
@@ -42,6 +43,8 @@ def train(msg: Message, context: Context) -> Message:
     reply = RecordDict({wire.ARRAYS: ArrayRecord(update.shared), wire.METRICS: MetricRecord(update.metrics)})
     if update.ledger is not None:
         reply[wire.PRIVACY] = _privacy_record(site.name, update.ledger)
+    if update.control_change is not None:
+        reply[wire.CONTROL] = ArrayRecord(update.control_change)
     return Message(content=reply, reply_to=msg)
 
 

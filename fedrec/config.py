@@ -162,6 +162,10 @@ class FederationConfig:
         False, "clients keep their optimizer's state (Adam's moments) on their own disk across rounds, so a client "
         "Adam continues instead of restarting every round (not under --dp)",
     )
+    drift_correction: str = _opt(
+        "none", "scaffold: SCAFFOLD control variates correct each client's SGD steps towards the federation's "
+        "direction (non-IID stores; plain SGD, not under DP)", ("none", "scaffold"),
+    )
     central_dp: bool = _opt(
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
@@ -196,6 +200,8 @@ class FederationConfig:
             raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm, fedadam.")
         if not 0.0 < self.client_lr_decay <= 1.0:
             raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")
+        if self.drift_correction not in ("none", "scaffold"):
+            raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of none, scaffold.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

@@ -25,6 +25,7 @@ from fedrec.data.partition import client_interactions, make_partition
 from fedrec.errors import ConfigError
 from fedrec.evaluation import evaluate
 from fedrec.federation import wire
+from fedrec.federation.scaffold import SCAFFOLD, ClientControl, control_file
 from fedrec.federation.client_state import (
     load_optimizer_state, load_private_state, optimizer_state_file, save_optimizer_state, save_private_state, state_file,
 )
@@ -117,24 +118,31 @@ class ClientUpdate:
     shared: dict[str, torch.Tensor]
     metrics: dict[str, float]
     ledger: ClientLedger | None  # DP runs: the client's whole privacy history so far
+    control_change: dict[str, torch.Tensor] | None = None  # SCAFFOLD: how this client's c_i moved
 
 
-def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor], round_number: int) -> ClientUpdate:
-    """Local epochs on this client's train split (DP-SGD under --dp)."""
+def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
+                 round_number: int, global_control: dict[str, torch.Tensor] | None = None) -> ClientUpdate:
+    """Local epochs on this client's train split (DP-SGD under --dp; SCAFFOLD-corrected SGD
+    with ``global_control``, the server's c)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
     model = build_client_model(site, train, global_state)
-    ledger = None
+    ledger, control = None, None
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
     else:
         kept = None
-        if federation.keep_optimizer_state:
+        if federation.keep_optimizer_state or federation.drift_correction == SCAFFOLD:
             if site.state_dir is None:
-                raise ConfigError("--keep-optimizer-state needs a client state dir (node config state-dir) to keep it in.")
+                raise ConfigError(f"--keep-optimizer-state and --drift-correction {SCAFFOLD} need a client state dir (node config state-dir) to keep their state in.")
+        if federation.keep_optimizer_state:
             kept = optimizer_state_file(site.state_dir, site.name)
+        if federation.drift_correction == SCAFFOLD:
+            control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, model.shareable_state())
         loss, optimizer_state = model.train_epochs(
             split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
+            before_step=control.before_step if control else None,
         )
         if kept is not None:
             save_optimizer_state(kept, optimizer_state)
@@ -145,7 +153,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    return ClientUpdate(model.shareable_state(), metrics, ledger)
+    shared = model.shareable_state()
+    return ClientUpdate(shared, metrics, ledger, control.finish(global_state, train.lr) if control else None)
 
 
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:

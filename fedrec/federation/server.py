@@ -23,6 +23,7 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.scaffold import check_drift_correction
 from fedrec.federation.strategy import TolerantStrategy, build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
@@ -89,6 +90,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
     check_privacy_modes(train, federation)
+    check_drift_correction(train, federation)
     central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
     strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})

@@ -19,6 +19,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
 from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.ledger import ClientLedger
 
@@ -125,6 +126,9 @@ def build_strategy(
         inner = DifferentialPrivacyServerSideFixedClipping(
             inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
         )
+    elif federation.drift_correction == SCAFFOLD:
+        # No touched-row averaging: the correction moves every row on every client.
+        inner = ScaffoldControl(inner)
     elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     return TolerantStrategy(inner, min_successes=federation.min_clients)
@@ -199,20 +203,29 @@ def fill_untouched_rows(global_rows: np.ndarray, client_rows: list[np.ndarray], 
     return filled
 
 
+def _wrapped(strategy: Strategy) -> list[Strategy]:
+    """The strategy and every one it wraps (our wrappers and Flower's DP wrapper), outermost first."""
+    chain = [strategy]
+    while (inner := getattr(chain[-1], "inner", None) or getattr(chain[-1], "strategy", None)) is not None:
+        chain.append(inner)
+    return chain
+
+
 def _optimizer_strategy(strategy: Strategy) -> Strategy:
-    """The innermost Flower strategy, through our wrappers and Flower's DP wrapper."""
-    while True:
-        inner = getattr(strategy, "inner", None) or getattr(strategy, "strategy", None)
-        if inner is None:
-            return strategy
-        strategy = inner
+    return _wrapped(strategy)[-1]
+
+
+def _scaffold(strategy: Strategy) -> ScaffoldControl | None:
+    return next((s for s in _wrapped(strategy) if isinstance(s, ScaffoldControl)), None)
 
 
 def server_optimizer_state(strategy: Strategy) -> dict[str, torch.Tensor]:
-    """FedAvgM's momentum or FedAdam's moments, for the checkpoint: without them a resumed run
-    restarts the server optimizer from zero, and its next rounds differ from an unbroken run."""
+    """FedAvgM's momentum or FedAdam's moments (and SCAFFOLD's c), for the checkpoint: without
+    them a resumed run restarts from zero, and its next rounds differ from an unbroken run."""
     inner = _optimizer_strategy(strategy)
     state: dict[str, torch.Tensor] = {}
+    if (scaffold := _scaffold(strategy)) is not None:
+        state.update({f"control/{key}": torch.from_numpy(np.asarray(value)) for key, value in scaffold.control.items()})
     if isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             state.update({f"{name}/{key}": torch.from_numpy(np.asarray(value)) for key, value in (getattr(inner, name) or {}).items()})
@@ -225,6 +238,8 @@ def restore_server_optimizer_state(strategy: Strategy, state: dict[str, torch.Te
     inner = _optimizer_strategy(strategy)
     if not state:
         return
+    if (scaffold := _scaffold(strategy)) is not None:
+        scaffold.control = {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith("control/")}
     if isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             setattr(inner, name, {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith(f"{name}/")})

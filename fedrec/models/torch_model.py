@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -156,7 +156,8 @@ class TorchRecommender(Recommender):
         )
 
     def train_epochs(self, split: LeaveOneOut, epochs: int, *, round_seed: int = 0,
-                     optimizer_state: dict[int, Any] | None = None) -> tuple[float, dict[int, Any]]:
+                     optimizer_state: dict[int, Any] | None = None,
+                     before_step: Callable[[], None] | None = None) -> tuple[float, dict[int, Any]]:
         """Plain local training, no validation: what a federated client does each round.
         Returns (mean loss of the last epoch, the optimizer's per-parameter state).
         ``optimizer_state`` (from an earlier round) continues the optimizer; the learning rate
@@ -175,7 +176,8 @@ class TorchRecommender(Recommender):
         loss = float("nan")
         for epoch in range(epochs):
             batches, n_batches = self.batches(split, np.random.default_rng([self.config.seed, round_seed, epoch]))
-            loss = run_epoch(self.net, batches, self.loss, optimizer, description=f"local epoch {epoch + 1}", total=n_batches)
+            loss = run_epoch(self.net, batches, self.loss, optimizer, description=f"local epoch {epoch + 1}", total=n_batches,
+                             before_step=before_step)
         self.net.eval()
         return loss, optimizer.state_dict()["state"]
 

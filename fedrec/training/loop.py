@@ -37,8 +37,10 @@ def run_epoch(
     *,
     description: str = "train",
     total: int | None = None,
+    before_step: Callable[[], None] | None = None,
 ) -> float:
-    """One pass over the batches; returns the mean loss."""
+    """One pass over the batches; returns the mean loss. ``before_step`` may adjust the
+    gradients before each step (SCAFFOLD's correction)."""
     net.train()
     total_loss, count = 0.0, 0
     bar = tqdm(batches, desc=description, total=total, leave=False, mininterval=1.0, unit="batch", disable=None)
@@ -46,6 +48,8 @@ def run_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss = loss_of(batch)
         loss.backward()
+        if before_step is not None:
+            before_step()
         optimizer.step()
         total_loss += float(loss.detach())
         count += 1
