@@ -133,13 +133,15 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
     else:
         kept = None
-        if federation.keep_optimizer_state or federation.drift_correction == SCAFFOLD:
-            if site.state_dir is None:
-                raise ConfigError(f"--keep-optimizer-state and --drift-correction {SCAFFOLD} need a client state dir (node config state-dir) to keep their state in.")
+        if (federation.keep_optimizer_state or federation.drift_correction == SCAFFOLD) and site.state_dir is None:
+            raise ConfigError(
+                "this client has no state dir for its kept optimizer state / SCAFFOLD control variate; "
+                "start the SuperNode with --node-config \"state-dir='/path/on/the/client'\"."
+            )
         if federation.keep_optimizer_state:
             kept = optimizer_state_file(site.state_dir, site.name)
         if federation.drift_correction == SCAFFOLD:
-            control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, model.shareable_state())
+            control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, shared=global_state)
         loss, optimizer_state = model.train_epochs(
             split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
             before_step=control.before_step if control else None,
@@ -153,8 +155,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    shared = model.shareable_state()
-    return ClientUpdate(shared, metrics, ledger, control.finish(global_state, train.lr) if control else None)
+    return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish(global_state, train.lr) if control else None)
 
 
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:

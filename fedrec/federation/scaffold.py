@@ -105,7 +105,8 @@ class ClientControl:
     """Client side for one round: corrects each local gradient, then computes the new c_i
     (SCAFFOLD's option II: the average gradient of this round's path, (x - y) / (K lr))."""
 
-    def __init__(self, path: Path, global_control: dict[str, torch.Tensor], net: nn.Module, shared: Iterable[str]) -> None:
+    def __init__(self, path: Path, global_control: dict[str, torch.Tensor], net: nn.Module, *, shared: Iterable[str]) -> None:
+        """``shared``: names of the parameters that travel (only those get a control variate)."""
         self.path = path
         shared = set(shared)
         self.parameters = {name: p for name, p in net.named_parameters() if name in shared}

@@ -13,7 +13,7 @@ import torch
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.data.partition import client_interactions
-from fedrec.errors import ConfigError
+from fedrec.errors import ConfigError, ModelError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site, partitioned, train_client
 from fedrec.federation.scaffold import check_drift_correction, control_file
@@ -108,3 +108,14 @@ def test_scaffold_refuses_settings_its_correction_does_not_fit(chain_file, train
 def test_unknown_drift_correction_is_refused():
     with pytest.raises(ConfigError, match="none, scaffold"):
         FederationConfig(drift_correction="fedprox")
+
+
+def test_a_control_variate_of_another_model_is_refused(chain_file, tmp_path):
+    train, federation = configs(chain_file)
+    site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
+    data, _ = partitioned(train, federation)
+    start = create_model("lstm", train, n_users=0, n_items=data.n_items).shareable_state()
+    wider = {name: torch.zeros(*[d + 1 for d in value.shape]) for name, value in start.items() if value.is_floating_point()}
+    torch.save(wider, control_file(site.state_dir, site.name))
+    with pytest.raises(ModelError, match="Move .* away"):
+        train_client(site, train, federation, start, round_number=1, global_control={})
