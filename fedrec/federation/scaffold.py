@@ -59,7 +59,10 @@ class ScaffoldControl(Strategy):
 
     ``c = sum_i p_i c_i`` over all N clients (p_i: the client's share of examples). A round
     with sampled clients S moves it by |S| / N times their example-weighted mean change,
-    the weighted form of SCAFFOLD's update; with every client sampled that is exact.
+    the weighted form of SCAFFOLD's update; with every client sampled that is exact. A
+    client whose reply is lost has already moved its c_i, and c misses that change (as in
+    the reference algorithm); keeping every client's c_i at the server would cost a model
+    per client, which cross-device federations cannot afford.
     """
 
     def __init__(self, inner: Strategy) -> None:
