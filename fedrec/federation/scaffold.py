@@ -30,6 +30,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, ModelError
 from fedrec.federation import wire
 from fedrec.federation.client_state import state_file
+from fedrec.federation.wrapping import WrappingStrategy
 
 log = logging.getLogger("fedrec.server")
 
@@ -54,7 +55,7 @@ def check_drift_correction(train: TrainConfig, federation: FederationConfig) -> 
         raise ConfigError("--drift-correction scaffold uses plain SGD, which has no optimizer state to keep; drop --keep-optimizer-state.")
 
 
-class ScaffoldControl(Strategy):
+class ScaffoldControl(WrappingStrategy):
     """Server side: sends c with the model, and moves c by the clients' changes of c_i.
 
     ``c = sum_i p_i c_i`` over all N clients (p_i: the client's share of examples). A round
@@ -66,7 +67,7 @@ class ScaffoldControl(Strategy):
     """
 
     def __init__(self, inner: Strategy) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.control: dict[str, np.ndarray] = {}
         self.connected = 0
 
@@ -92,12 +93,6 @@ class ScaffoldControl(Strategy):
                 mean = sum(w * change[key] for w, change in zip(weights, changes)) / sum(weights)
                 self.control[key] = self.control.get(key, np.zeros_like(mean)) + share * mean
         return self.inner.aggregate_train(server_round, replies)
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.inner.aggregate_evaluate(server_round, replies)
 
     def summary(self) -> None:
         log.info("SCAFFOLD drift correction: control variates sent with the model")

@@ -1,7 +1,7 @@
 """Strategy wrappers and the choice of Flower strategy for a run.
 
-Behaviour is added by wrapping (as Flower's own DP strategies do): ``TolerantStrategy``
-takes any strategy and passes through what it does not change.
+Behaviour is added by wrapping (as Flower's own DP strategies do): each wrapper takes any
+strategy and passes through what it does not change (``WrappingStrategy``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
+from fedrec.federation.wrapping import WrappingStrategy
 from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.server")
 
 
-class TolerantStrategy(Strategy):
+class TolerantStrategy(WrappingStrategy):
     """Aggregate whatever replies came back, if at least ``min_successes`` did.
 
     Flower already leaves error replies and timed-out nodes out of the average; this adds a
@@ -37,7 +38,7 @@ class TolerantStrategy(Strategy):
     def __init__(self, inner: Strategy, *, min_successes: int) -> None:
         if min_successes < 1:
             raise ConfigError(f"min_successes={min_successes} must be >= 1.")
-        self.inner = inner
+        super().__init__(inner)
         self.min_successes = min_successes
         self.failures_per_round: dict[int, int] = {}
         self.sampled_per_round: dict[int, int] = {}
@@ -85,9 +86,6 @@ class TolerantStrategy(Strategy):
         self.refusals_per_round[server_round] = refused
         return training
 
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
-
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         metrics = self.inner.aggregate_evaluate(server_round, [m for m in replies if not m.has_error()])
         if metrics is not None:
@@ -134,7 +132,7 @@ def build_strategy(
     return TolerantStrategy(inner, min_successes=federation.min_clients)
 
 
-class TouchedRowsAveraging(Strategy):
+class TouchedRowsAveraging(WrappingStrategy):
     """Average each row of the item tables over the clients that changed it.
 
     Plain FedAvg averages an item's embedding over all clients, including the many stores
@@ -147,7 +145,7 @@ class TouchedRowsAveraging(Strategy):
     """
 
     def __init__(self, inner: Strategy, *, row_keys: tuple[str, ...]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.row_keys = row_keys
         self.global_arrays: ArrayRecord | None = None
 
@@ -163,12 +161,6 @@ class TouchedRowsAveraging(Strategy):
                 if key in self.global_arrays:
                     _fill_untouched_rows(ok, key, self.global_arrays[key].numpy())
         return self.inner.aggregate_train(server_round, replies)
-
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        return self.inner.aggregate_evaluate(server_round, replies)
 
     def summary(self) -> None:
         log.info("item rows averaged over the clients that touched them: %s", ", ".join(self.row_keys))
