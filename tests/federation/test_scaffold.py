@@ -83,8 +83,8 @@ def test_server_control_variate_is_the_weighted_average_of_the_clients_and_survi
     for name, c in control.items():
         expected = sum(w * own[name].double() for w, own in zip(weights, owns)) / sum(weights)
         torch.testing.assert_close(c.double(), expected, rtol=1e-5, atol=1e-6)
-    # A resumed run continues c: it ends where the unbroken run ends (up to float rounding: three
-    # replies are summed in the order they arrive; a c restarted at zero misses by ~1e-3).
+    # A resumed run continues c (restarted at zero, c misses the average above by ~2e-3) and ends
+    # where the unbroken run ends, up to float rounding: three replies are summed in arrival order.
     end = torch.load(unbroken / "checkpoints" / "round-0002.pt", weights_only=True)
     for name, value in end["state"].items():
         torch.testing.assert_close(checkpoint["state"][name], value, rtol=0, atol=1e-5)
