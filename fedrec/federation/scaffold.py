@@ -74,8 +74,9 @@ class ScaffoldControl(WrappingStrategy):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self.connected = len(list(grid.get_node_ids()))
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        control = ArrayRecord({k: Array(v) for k, v in self.control.items()})  # built once, read by every message
         for message in messages:
-            message.content[wire.CONTROL] = ArrayRecord({k: Array(v) for k, v in self.control.items()})
+            message.content[wire.CONTROL] = control
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -227,14 +227,19 @@ def server_optimizer_state(strategy: Strategy) -> dict[str, torch.Tensor]:
 
 
 def restore_server_optimizer_state(strategy: Strategy, state: dict[str, torch.Tensor]) -> None:
-    inner = _optimizer_strategy(strategy)
     if not state:
         return
+    inner = _optimizer_strategy(strategy)
     if (scaffold := _scaffold(strategy)) is not None:
-        scaffold.control = {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith("control/")}
+        scaffold.control = _saved_under(state, "control")
     if isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
-            setattr(inner, name, {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith(f"{name}/")})
+            setattr(inner, name, _saved_under(state, name))
     elif isinstance(inner, FedAvgM):
-        momentum = sorted((int(key.split("/", 1)[1]), value.numpy()) for key, value in state.items() if key.startswith("momentum/"))
+        momentum = sorted((int(index), value) for index, value in _saved_under(state, "momentum").items())
         inner.momentum_vector = [value for _, value in momentum] or None
+
+
+def _saved_under(state: dict[str, torch.Tensor], prefix: str) -> dict[str, np.ndarray]:
+    """The entries saved as ``prefix/<key>``, by key."""
+    return {key.split("/", 1)[1]: value.numpy() for key, value in state.items() if key.startswith(f"{prefix}/")}
