@@ -164,7 +164,8 @@ class FederationConfig:
     )
     drift_correction: str = _opt(
         "none", "scaffold: SCAFFOLD control variates correct each client's SGD steps towards the federation's "
-        "direction (non-IID stores; plain SGD, not under DP)", ("none", "scaffold"),
+        "direction (non-IID stores; plain SGD, not under DP); mime: MimeLite, clients take Adam steps with the "
+        "server's Adam moments, frozen during the round (--optimizer adam; lstm; not under DP)", ("none", "scaffold", "mime"),
     )
     central_dp: bool = _opt(
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
@@ -200,8 +201,8 @@ class FederationConfig:
             raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm, fedadam.")
         if not 0.0 < self.client_lr_decay <= 1.0:
             raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")
-        if self.drift_correction not in ("none", "scaffold"):
-            raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of none, scaffold.")
+        if self.drift_correction not in ("none", "scaffold", "mime"):
+            raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of none, scaffold, mime.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

@@ -25,6 +25,7 @@ from fedrec.data.partition import client_interactions, make_partition
 from fedrec.errors import ConfigError
 from fedrec.evaluation import evaluate
 from fedrec.federation import wire
+from fedrec.federation.mime import MIME, ClientMime
 from fedrec.federation.scaffold import SCAFFOLD, ClientControl, control_file
 from fedrec.federation.client_state import (
     load_optimizer_state, load_private_state, optimizer_state_file, save_optimizer_state, save_private_state, state_file,
@@ -118,16 +119,19 @@ class ClientUpdate:
     shared: dict[str, torch.Tensor]
     metrics: dict[str, float]
     ledger: ClientLedger | None  # DP runs: the client's whole privacy history so far
-    control_change: dict[str, torch.Tensor] | None = None  # SCAFFOLD: how this client's c_i moved
+    control_change: dict[str, torch.Tensor] | None = None  # SCAFFOLD: how c_i moved; Mime: gradient statistics
 
 
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
                  round_number: int, global_control: dict[str, torch.Tensor] | None = None) -> ClientUpdate:
-    """Local epochs on this client's train split (DP-SGD under --dp; SCAFFOLD-corrected SGD
-    with ``global_control``, the server's c)."""
+    """Local epochs on this client's train split (DP-SGD under --dp; with a drift correction,
+    ``global_control`` is the server's SCAFFOLD c or Mime moments)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
-    model = build_client_model(site, train, global_state)
+    # Under Mime, before_step turns each gradient into Adam's step (weight decay included)
+    # and plain SGD at the Adam learning rate applies it.
+    stepping = dataclasses.replace(train, optimizer="sgd", weight_decay=0.0) if federation.drift_correction == MIME else train
+    model = build_client_model(site, stepping, global_state)
     ledger, control = None, None
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
@@ -142,6 +146,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
             kept = optimizer_state_file(site.state_dir, site.name)
         if federation.drift_correction == SCAFFOLD:
             control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, shared=global_state)
+        elif federation.drift_correction == MIME:
+            control = ClientMime(global_control or {}, model.net, shared=global_state, weight_decay=train.weight_decay or 0.0)
         loss, optimizer_state = model.train_epochs(
             split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
             before_step=control.before_step if control else None,
@@ -155,7 +161,12 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish(global_state, train.lr) if control else None)
+    statistics = None
+    if isinstance(control, ClientControl):
+        statistics = control.finish(global_state, train.lr)
+    elif isinstance(control, ClientMime):
+        statistics = control.finish()
+    return ClientUpdate(model.shareable_state(), metrics, ledger, statistics)
 
 
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:

@@ -21,41 +21,18 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
 from torch import nn
 
-from fedrec.config import FederationConfig, TrainConfig
-from fedrec.errors import ConfigError, ModelError
-from fedrec.federation import wire
+from fedrec.errors import ModelError
 from fedrec.federation.client_state import state_file
-from fedrec.federation.wrapping import WrappingStrategy
+from fedrec.federation.wrapping import ClientStatisticsExchange, weighted_mean
 
 log = logging.getLogger("fedrec.server")
 
 SCAFFOLD = "scaffold"
 
 
-def check_drift_correction(train: TrainConfig, federation: FederationConfig) -> None:
-    """Refuse combinations SCAFFOLD's correction does not fit, before any process starts."""
-    if federation.drift_correction != SCAFFOLD:
-        return
-    if train.dp or federation.central_dp:
-        raise ConfigError(
-            "--drift-correction scaffold sends each store's gradient statistics, which no DP noise covers; "
-            "drop it for DP runs (--dp / --central-dp)."
-        )
-    if train.optimizer != "sgd":
-        raise ConfigError(
-            f"--drift-correction scaffold corrects plain SGD steps; the client optimizer is {train.optimizer!r}. "
-            "Add --optimizer sgd (with its --lr), or drop the correction."
-        )
-    if federation.keep_optimizer_state:
-        raise ConfigError("--drift-correction scaffold uses plain SGD, which has no optimizer state to keep; drop --keep-optimizer-state.")
-
-
-class ScaffoldControl(WrappingStrategy):
+class ScaffoldControl(ClientStatisticsExchange):
     """Server side: sends c with the model, and moves c by the clients' changes of c_i.
 
     ``c = sum_i p_i c_i`` over all N clients (p_i: the client's share of examples). A round
@@ -66,34 +43,13 @@ class ScaffoldControl(WrappingStrategy):
     per client, which cross-device federations cannot afford.
     """
 
-    def __init__(self, inner: Strategy) -> None:
-        super().__init__(inner)
-        self.control: dict[str, np.ndarray] = {}
-        self.connected = 0
+    checkpoint_prefix = "control"
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        self.connected = len(list(grid.get_node_ids()))
-        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
-        control = ArrayRecord({k: Array(v) for k, v in self.control.items()})  # built once, read by every message
-        for message in messages:
-            message.content[wire.CONTROL] = control
-        return messages
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        changes, weights = [], []
-        for reply in replies:
-            if reply.has_error() or wire.CONTROL not in reply.content:
-                continue
-            changes.append({k: v.numpy() for k, v in reply.content[wire.CONTROL].items()})
-            weights.append(float(reply.content[wire.METRICS][wire.NUM_EXAMPLES]))
-            del reply.content[wire.CONTROL]  # Flower's averaging expects one ArrayRecord per reply
-        if changes and sum(weights) > 0:
-            share = len(changes) / max(self.connected, len(changes))
-            for key in changes[0]:
-                mean = sum(w * change[key] for w, change in zip(weights, changes)) / sum(weights)
-                self.control[key] = self.control.get(key, np.zeros_like(mean)) + share * mean
-        return self.inner.aggregate_train(server_round, replies)
+    def absorb(self, statistics: list[dict[str, np.ndarray]], weights: list[float]) -> None:
+        share = len(statistics) / max(self.connected, len(statistics))
+        for key in statistics[0]:
+            mean = weighted_mean(statistics, weights, key)
+            self.state[key] = self.state.get(key, np.zeros_like(mean)) + share * mean
 
     def summary(self) -> None:
         log.info("SCAFFOLD drift correction: control variates sent with the model")

@@ -23,7 +23,7 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
-from fedrec.federation.scaffold import check_drift_correction
+from fedrec.federation.drift import check_drift_correction
 from fedrec.federation.strategy import TolerantStrategy, build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
 from fedrec.models.registry import model_class

@@ -19,8 +19,9 @@ from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.federation.mime import MIME, MimeStatistics
 from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
-from fedrec.federation.wrapping import WrappingStrategy
+from fedrec.federation.wrapping import ClientStatisticsExchange, WrappingStrategy
 from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.ledger import ClientLedger
 
@@ -124,9 +125,10 @@ def build_strategy(
         inner = DifferentialPrivacyServerSideFixedClipping(
             inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
         )
-    elif federation.drift_correction == SCAFFOLD:
-        # No touched-row averaging: the correction moves every row on every client.
-        inner = ScaffoldControl(inner)
+    elif federation.drift_correction in (SCAFFOLD, MIME):
+        # No touched-row averaging: the correction (SCAFFOLD's c, Mime's momentum) moves
+        # every row on every client.
+        inner = ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD else MimeStatistics(inner)
     elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     return TolerantStrategy(inner, min_successes=federation.min_clients)
@@ -207,17 +209,18 @@ def _optimizer_strategy(strategy: Strategy) -> Strategy:
     return _wrapped(strategy)[-1]
 
 
-def _scaffold(strategy: Strategy) -> ScaffoldControl | None:
-    return next((s for s in _wrapped(strategy) if isinstance(s, ScaffoldControl)), None)
+def _exchange(strategy: Strategy) -> ClientStatisticsExchange | None:
+    return next((s for s in _wrapped(strategy) if isinstance(s, ClientStatisticsExchange)), None)
 
 
 def server_optimizer_state(strategy: Strategy) -> dict[str, torch.Tensor]:
-    """FedAvgM's momentum or FedAdam's moments (and SCAFFOLD's c), for the checkpoint: without
+    """FedAvgM's momentum or FedAdam's moments (and SCAFFOLD's c or Mime's moments), for the checkpoint: without
     them a resumed run restarts from zero, and its next rounds differ from an unbroken run."""
     inner = _optimizer_strategy(strategy)
     state: dict[str, torch.Tensor] = {}
-    if (scaffold := _scaffold(strategy)) is not None:
-        state.update({f"control/{key}": torch.from_numpy(np.asarray(value)) for key, value in scaffold.control.items()})
+    if (exchange := _exchange(strategy)) is not None:
+        prefix = exchange.checkpoint_prefix
+        state.update({f"{prefix}/{key}": torch.from_numpy(np.asarray(value)) for key, value in exchange.state.items()})
     if isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             state.update({f"{name}/{key}": torch.from_numpy(np.asarray(value)) for key, value in (getattr(inner, name) or {}).items()})
@@ -230,8 +233,8 @@ def restore_server_optimizer_state(strategy: Strategy, state: dict[str, torch.Te
     if not state:
         return
     inner = _optimizer_strategy(strategy)
-    if (scaffold := _scaffold(strategy)) is not None:
-        scaffold.control = _saved_under(state, "control")
+    if (exchange := _exchange(strategy)) is not None:
+        exchange.state = _saved_under(state, exchange.checkpoint_prefix)
     if isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             setattr(inner, name, _saved_under(state, name))

@@ -16,7 +16,8 @@ from fedrec.data.partition import client_interactions
 from fedrec.errors import ConfigError, ModelError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site, partitioned, train_client
-from fedrec.federation.scaffold import check_drift_correction, control_file
+from fedrec.federation.drift import check_drift_correction
+from fedrec.federation.scaffold import control_file
 from fedrec.models import create_model
 
 from tests.federation.test_simulation import SMALL, fedrec
