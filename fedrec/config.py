@@ -167,6 +167,10 @@ class FederationConfig:
         "direction (non-IID stores; plain SGD, not under DP); mime: MimeLite, clients take Adam steps with the "
         "server's Adam moments, frozen during the round (--optimizer adam; lstm; not under DP)", ("none", "scaffold", "mime"),
     )
+    mime_momentum: float = _opt(
+        0.9, "mime: beta_1 of the server's Adam moments, per round (0: clients step with Adam's per-coordinate scale "
+        "only, no frozen momentum)",
+    )
     central_dp: bool = _opt(
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
@@ -203,6 +207,8 @@ class FederationConfig:
             raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")
         if self.drift_correction not in ("none", "scaffold", "mime"):
             raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of none, scaffold, mime.")
+        if not 0.0 <= self.mime_momentum < 1.0:
+            raise ConfigError(f"mime_momentum={self.mime_momentum} must be in [0, 1).")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

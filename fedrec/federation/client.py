@@ -147,7 +147,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
         if federation.drift_correction == SCAFFOLD:
             control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, shared=global_state)
         elif federation.drift_correction == MIME:
-            control = ClientMime(global_control or {}, model.net, shared=global_state, weight_decay=train.weight_decay or 0.0)
+            control = ClientMime(global_control or {}, model.net, shared=global_state, beta_1=federation.mime_momentum,
+                                 weight_decay=train.weight_decay or 0.0)
         loss, optimizer_state = model.train_epochs(
             split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
             before_step=control.before_step if control else None,

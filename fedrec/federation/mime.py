@@ -22,6 +22,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
+from flwr.serverapp.strategy import Strategy
 from torch import nn
 
 from fedrec.errors import ModelError
@@ -30,8 +31,7 @@ from fedrec.federation.wrapping import ClientStatisticsExchange, weighted_mean
 log = logging.getLogger("fedrec.server")
 
 MIME = "mime"
-BETA_1 = 0.9  # per round: the momentum averages about the last 10 rounds' gradients
-BETA_2 = 0.99  # per round: the scale about the last 100 rounds'
+BETA_2 = 0.99  # per round: the scale averages about the last 100 rounds' squared gradients
 EPSILON = 1e-8
 STEP = "step"  # how many rounds have moved the moments (Adam's bias correction)
 
@@ -42,17 +42,21 @@ class MimeStatistics(ClientStatisticsExchange):
 
     checkpoint_prefix = "mime"
 
+    def __init__(self, inner: Strategy, *, beta_1: float) -> None:
+        super().__init__(inner)
+        self.beta_1 = beta_1
+
     def absorb(self, statistics: list[dict[str, np.ndarray]], weights: list[float]) -> None:
         for key in statistics[0]:
             kind, name = key.split("/", 1)
             mean = weighted_mean(statistics, weights, key)
-            moment, beta = ("m", BETA_1) if kind == "g" else ("v", BETA_2)
+            moment, beta = ("m", self.beta_1) if kind == "g" else ("v", BETA_2)
             previous = self.state.get(f"{moment}/{name}", np.zeros_like(mean))
             self.state[f"{moment}/{name}"] = (beta * previous + (1.0 - beta) * mean).astype(mean.dtype)
         self.state[STEP] = np.asarray([int(self.state.get(STEP, np.zeros(1))[0]) + 1], dtype=np.int64)
 
     def summary(self) -> None:
-        log.info("MimeLite: clients step with the server's Adam moments (beta_1 %g, beta_2 %g per round)", BETA_1, BETA_2)
+        log.info("MimeLite: clients step with the server's Adam moments (beta_1 %g, beta_2 %g per round)", self.beta_1, BETA_2)
         self.inner.summary()
 
 
@@ -61,8 +65,10 @@ class ClientMime:
     server's frozen moments (run with plain SGD at the Adam learning rate), and sums the
     gradients and their squares for the reply."""
 
-    def __init__(self, statistics: dict[str, torch.Tensor], net: nn.Module, *, shared: Iterable[str], weight_decay: float = 0.0) -> None:
+    def __init__(self, statistics: dict[str, torch.Tensor], net: nn.Module, *, shared: Iterable[str], beta_1: float,
+                 weight_decay: float = 0.0) -> None:
         shared = set(shared)
+        self.beta_1 = beta_1
         self.parameters = {name: p for name, p in net.named_parameters() if name in shared}
         self.weight_decay = weight_decay
         self.m, self.v = {}, {}
@@ -77,7 +83,7 @@ class ClientMime:
                 table[name] = torch.zeros_like(p) if value is None else value.to(p.dtype)
         step = int(statistics[STEP].reshape(-1)[0]) if STEP in statistics else 0
         # The step taken now is Adam's step number step + 1.
-        self.correction_1 = 1.0 - BETA_1 ** (step + 1)
+        self.correction_1 = 1.0 - beta_1 ** (step + 1)
         self.correction_2 = 1.0 - BETA_2 ** (step + 1)
         self.gradient_sum = {name: torch.zeros_like(p) for name, p in self.parameters.items()}
         self.square_sum = {name: torch.zeros_like(p) for name, p in self.parameters.items()}
@@ -91,7 +97,7 @@ class ClientMime:
                 g = g + self.weight_decay * p
             self.gradient_sum[name].add_(g)
             self.square_sum[name].addcmul_(g, g)
-            m = self.m[name].mul(BETA_1).add_(g, alpha=1.0 - BETA_1).div_(self.correction_1)
+            m = self.m[name].mul(self.beta_1).add_(g, alpha=1.0 - self.beta_1).div_(self.correction_1)
             v = self.v[name].mul(BETA_2).addcmul_(g, g, value=1.0 - BETA_2).div_(self.correction_2)
             p.grad = m.div_(v.sqrt_().add_(EPSILON))
         self.steps += 1

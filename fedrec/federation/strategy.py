@@ -128,7 +128,8 @@ def build_strategy(
     elif federation.drift_correction in (SCAFFOLD, MIME):
         # No touched-row averaging: the correction (SCAFFOLD's c, Mime's momentum) moves
         # every row on every client.
-        inner = ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD else MimeStatistics(inner)
+        inner = (ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD
+                 else MimeStatistics(inner, beta_1=federation.mime_momentum))
     elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     return TolerantStrategy(inner, min_successes=federation.min_clients)

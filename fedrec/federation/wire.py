@@ -4,9 +4,11 @@ A train/evaluate message from the server carries:
   ARRAYS  ArrayRecord: the global model's shareable parameters (MF: item side; LSTM: all)
   CONFIG  ConfigRecord: the run's TrainConfig + FederationConfig (kebab-case keys, unset
           values omitted) plus SERVER_ROUND and ROUND_OFFSET
-With SCAFFOLD a train message also carries CONTROL (ArrayRecord: the server's control variate).
+With a drift correction a train message also carries CONTROL (ArrayRecord: SCAFFOLD's control
+variate c, or Mime's Adam moments m/<param>, v/<param> and step).
 A client's reply carries ARRAYS (train only; never an MF user embedding) and METRICS (and,
-with SCAFFOLD, CONTROL: the change of its own control variate); under
+with a drift correction, CONTROL: SCAFFOLD's change of its own control variate, or Mime's
+mean gradient g/<param> and mean squared gradient g2/<param>); under
 DP also PRIVACY, a ConfigRecord with the client's name and its whole ledger (JSON). A
 client that refuses a round for lack of budget replies PRIVACY with REFUSED and no ARRAYS.
 Before round 1 of a DP run whose model starts from a popularity prior, a QUERY message asks
@@ -27,7 +29,7 @@ SERVER_ROUND = "server-round"  # set by Flower's strategies: 1.. within this ser
 ROUND_OFFSET = "round-offset"  # rounds completed before this process (resume)
 STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir)
 
-CONTROL = "control"  # --drift-correction scaffold: the server's c in a train message, a client's change of c_i in its reply
+CONTROL = "control"  # --drift-correction: the server's state in a train message, a client's statistics in its reply
 
 PRIOR_COUNTS = "prior-counts"  # a query reply: the client's noisy item counts (DP popularity prior)
 
