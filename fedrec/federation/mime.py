@@ -12,6 +12,10 @@ gradients, and the server moves the moments by their example-weighted averages, 
 round. (Mime's paper uses a full-batch gradient at the global model for the momentum; the
 mean gradient of the local steps costs no extra pass over the store's data.)
 
+On 50 Beauty stores the frozen momentum stalled the model; Adam's scale alone
+(``--mime-momentum 0``) with server momentum is the best federated LSTM recipe measured
+(README, "Federated results").
+
 Not under DP: the gradient statistics are of the store's data and no noise covers them.
 """
 
@@ -71,9 +75,12 @@ class ClientMime:
         self.beta_1 = beta_1
         self.parameters = {name: p for name, p in net.named_parameters() if name in shared}
         self.weight_decay = weight_decay
+        # Without momentum (beta_1 0) Adam's first moment is the current gradient: the
+        # server keeps no m and the clients send no mean gradient.
         self.m, self.v = {}, {}
+        tables = (("m", self.m), ("v", self.v)) if beta_1 > 0 else (("v", self.v),)
         for name, p in self.parameters.items():
-            for moment, table in (("m", self.m), ("v", self.v)):
+            for moment, table in tables:
                 value = statistics.get(f"{moment}/{name}")
                 if value is not None and tuple(value.shape) != tuple(p.shape):
                     raise ModelError(
@@ -85,7 +92,7 @@ class ClientMime:
         # The step taken now is Adam's step number step + 1.
         self.correction_1 = 1.0 - beta_1 ** (step + 1)
         self.correction_2 = 1.0 - BETA_2 ** (step + 1)
-        self.gradient_sum = {name: torch.zeros_like(p) for name, p in self.parameters.items()}
+        self.gradient_sum = {name: torch.zeros_like(p) for name, p in self.parameters.items()} if beta_1 > 0 else {}
         self.square_sum = {name: torch.zeros_like(p) for name, p in self.parameters.items()}
         self.steps = 0
 
@@ -95,15 +102,18 @@ class ClientMime:
             g = torch.zeros_like(p) if p.grad is None else p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p
-            self.gradient_sum[name].add_(g)
             self.square_sum[name].addcmul_(g, g)
-            m = self.m[name].mul(self.beta_1).add_(g, alpha=1.0 - self.beta_1).div_(self.correction_1)
             v = self.v[name].mul(BETA_2).addcmul_(g, g, value=1.0 - BETA_2).div_(self.correction_2)
-            p.grad = m.div_(v.sqrt_().add_(EPSILON))
+            if self.gradient_sum:
+                self.gradient_sum[name].add_(g)
+                m = self.m[name].mul(self.beta_1).add_(g, alpha=1.0 - self.beta_1).div_(self.correction_1)
+                p.grad = m.div_(v.sqrt_().add_(EPSILON))
+            else:
+                p.grad = g.div(v.sqrt_().add_(EPSILON))
         self.steps += 1
 
     def finish(self) -> dict[str, torch.Tensor]:
-        """The round's mean gradient and mean squared gradient, per shared parameter."""
+        """The round's mean gradient (with momentum) and mean squared gradient, per shared parameter."""
         n = max(1, self.steps)
         return {**{f"g/{name}": s / n for name, s in self.gradient_sum.items()},
                 **{f"g2/{name}": s / n for name, s in self.square_sum.items()}}

@@ -126,8 +126,8 @@ def build_strategy(
             inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
         )
     elif federation.drift_correction in (SCAFFOLD, MIME):
-        # No touched-row averaging: the correction (SCAFFOLD's c, Mime's momentum) moves
-        # every row on every client.
+        # No touched-row averaging: SCAFFOLD's c and Mime's momentum move every row on every
+        # client (Mime without momentum does not; its recipe was measured without it).
         inner = (ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD
                  else MimeStatistics(inner, beta_1=federation.mime_momentum))
     elif row_keys and federation.touched_rows:

@@ -28,21 +28,22 @@ def _loss(net: nn.Module, round_number: int) -> torch.Tensor:
     return ((net(x) - y) ** 2).mean()
 
 
-def test_one_client_one_step_per_round_is_centralised_adam():
+@pytest.mark.parametrize("beta_1", [BETA_1, 0.0])
+def test_one_client_one_step_per_round_is_centralised_adam(beta_1):
     """With one client taking one step a round, the round's mean gradient is that step's
     gradient, so server moments + frozen client step must reproduce Adam step for step."""
     torch.manual_seed(0)
     adam_net, mime_net = nn.Linear(5, 3), nn.Linear(5, 3)
     mime_net.load_state_dict(adam_net.state_dict())
-    adam = torch.optim.Adam(adam_net.parameters(), lr=0.05, betas=(BETA_1, BETA_2), eps=1e-8)
-    server = MimeStatistics(FedAvg(), beta_1=BETA_1)
+    adam = torch.optim.Adam(adam_net.parameters(), lr=0.05, betas=(beta_1, BETA_2), eps=1e-8)
+    server = MimeStatistics(FedAvg(), beta_1=beta_1)
     shared = [name for name, _ in mime_net.named_parameters()]
     for round_number in range(1, 8):
         adam.zero_grad()
         _loss(adam_net, round_number).backward()
         adam.step()
 
-        client = ClientMime({k: torch.from_numpy(v) for k, v in server.state.items()}, mime_net, shared=shared, beta_1=BETA_1)
+        client = ClientMime({k: torch.from_numpy(v) for k, v in server.state.items()}, mime_net, shared=shared, beta_1=beta_1)
         sgd = torch.optim.SGD(mime_net.parameters(), lr=0.05)
         sgd.zero_grad()
         _loss(mime_net, round_number).backward()
@@ -53,8 +54,11 @@ def test_one_client_one_step_per_round_is_centralised_adam():
         for a, b in zip(adam_net.parameters(), mime_net.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert int(server.state[STEP][0]) == 7
-    exp_avg = adam.state[adam_net.weight]["exp_avg"].numpy()
-    np.testing.assert_allclose(server.state["m/weight"], exp_avg, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(server.state["v/weight"], adam.state[adam_net.weight]["exp_avg_sq"].numpy(), rtol=1e-5, atol=1e-9)
+    if beta_1:
+        np.testing.assert_allclose(server.state["m/weight"], adam.state[adam_net.weight]["exp_avg"].numpy(), rtol=1e-5, atol=1e-7)
+    else:  # Adam's first moment is the current gradient: nothing to keep or send
+        assert not any(key.startswith("m/") for key in server.state)
 
 
 def test_server_moments_move_by_the_example_weighted_client_statistics():
@@ -77,7 +81,7 @@ def test_moments_of_another_model_are_refused():
 
 def test_mime_simulation_checkpoints_the_moments_and_a_resumed_run_ends_where_an_unbroken_one_does(chain_file, tmp_path):
     args = ["--model", "lstm", "--data", str(chain_file), "--num-clients", "3", *SMALL, "--optimizer", "adam",
-            "--strategy", "fedavg", "--drift-correction", "mime"]
+            "--strategy", "fedavg", "--drift-correction", "mime", "--mime-momentum", "0.9"]
     out, unbroken = tmp_path / "run", tmp_path / "unbroken"
     first = fedrec("simulate", *args, "--rounds", "1", "--out", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
