@@ -30,7 +30,7 @@ def check_drift_correction(train: TrainConfig, federation: FederationConfig) -> 
     if name == MIME and train.optimizer != "adam":
         raise ConfigError(
             f"--drift-correction mime takes Adam steps with the server's moments; the client optimizer is "
-            f"{train.optimizer!r}. Add --optimizer adam with an Adam learning rate (e.g. --lr 0.003)."
+            f"{train.optimizer!r}. Add --optimizer adam with an Adam learning rate (e.g. --lr 5e-3)."
         )
     if name == MIME and train.model != "lstm":
         raise ConfigError(

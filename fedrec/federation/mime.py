@@ -7,9 +7,9 @@ scale, which rare items' embedding rows need most. MimeLite keeps Adam's moments
 server, one copy for the federation: they travel with the model, every client takes its
 local steps with them frozen (Adam's step from the moments plus the current gradient, the
 moments not updated), so all stores step with the same momentum and scale instead of
-drifting apart. Each client sends back the mean and the mean square of its minibatch
-gradients, and the server moves the moments by their example-weighted averages, once per
-round. (Mime's paper uses a full-batch gradient at the global model for the momentum; the
+drifting apart. Each client sends back the mean square of its minibatch gradients (and,
+with momentum, their mean), and the server moves the moments by their example-weighted
+averages, once per round. (Mime's paper uses a full-batch gradient at the global model for the momentum; the
 mean gradient of the local steps costs no extra pass over the store's data.)
 
 On 50 Beauty stores the frozen momentum stalled the model; Adam's scale alone
@@ -104,7 +104,7 @@ class ClientMime:
                 g = g + self.weight_decay * p
             self.square_sum[name].addcmul_(g, g)
             v = self.v[name].mul(BETA_2).addcmul_(g, g, value=1.0 - BETA_2).div_(self.correction_2)
-            if self.gradient_sum:
+            if self.beta_1 > 0:
                 self.gradient_sum[name].add_(g)
                 m = self.m[name].mul(self.beta_1).add_(g, alpha=1.0 - self.beta_1).div_(self.correction_1)
                 p.grad = m.div_(v.sqrt_().add_(EPSILON))

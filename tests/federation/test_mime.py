@@ -4,7 +4,6 @@ the clients' gradient statistics, they survive resume, and settings it does not 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from fedrec.federation.mime import BETA_2, STEP, ClientMime, MimeStatistics
 
 BETA_1 = 0.9
 
-from tests.federation.test_simulation import SMALL, fedrec
+from tests.federation.test_simulation import SMALL, resumed_and_unbroken
 
 
 def _loss(net: nn.Module, round_number: int) -> torch.Tensor:
@@ -82,14 +81,7 @@ def test_moments_of_another_model_are_refused():
 def test_mime_simulation_checkpoints_the_moments_and_a_resumed_run_ends_where_an_unbroken_one_does(chain_file, tmp_path):
     args = ["--model", "lstm", "--data", str(chain_file), "--num-clients", "3", *SMALL, "--optimizer", "adam",
             "--strategy", "fedavg", "--drift-correction", "mime", "--mime-momentum", "0.9"]
-    out, unbroken = tmp_path / "run", tmp_path / "unbroken"
-    first = fedrec("simulate", *args, "--rounds", "1", "--out", str(out))
-    assert first.returncode == 0, first.stderr[-3000:]
-    resumed = fedrec("simulate", "--resume", str(out), "--rounds", "2")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    straight = fedrec("simulate", *args, "--rounds", "2", "--out", str(unbroken))
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert json.loads((out / "metrics.json").read_text())["complete"] is True
+    out, unbroken = resumed_and_unbroken(args, tmp_path)
 
     checkpoint = torch.load(out / "checkpoints" / "round-0002.pt", weights_only=True)
     moments = checkpoint["server_optimizer"]
@@ -121,3 +113,9 @@ def test_mime_refuses_settings_it_does_not_fit(train_changes, federation_changes
     federation = FederationConfig(drift_correction="mime")
     with pytest.raises(ConfigError, match=message):
         check_drift_correction(dataclasses.replace(train, **train_changes), dataclasses.replace(federation, **federation_changes))
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.0])
+def test_mime_momentum_outside_zero_to_one_is_refused(momentum):
+    with pytest.raises(ConfigError, match="mime_momentum"):
+        FederationConfig(drift_correction="mime", mime_momentum=momentum)

@@ -4,7 +4,6 @@ average of them, and refusals of settings it does not fit."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from fedrec.federation.drift import check_drift_correction
 from fedrec.federation.scaffold import control_file
 from fedrec.models import create_model
 
-from tests.federation.test_simulation import SMALL, fedrec
+from tests.federation.test_simulation import SMALL, resumed_and_unbroken
 
 
 def configs(chain_file) -> tuple[TrainConfig, FederationConfig]:
@@ -62,14 +61,7 @@ def test_scaffold_client_keeps_its_control_variate_home_and_corrects_only_by_the
 def test_server_control_variate_is_the_weighted_average_of_the_clients_and_survives_resume(chain_file, tmp_path):
     args = ["--model", "lstm", "--data", str(chain_file), "--num-clients", "3", *SMALL, "--optimizer", "sgd", "--lr", "0.5",
             "--drift-correction", "scaffold"]
-    out, unbroken = tmp_path / "run", tmp_path / "unbroken"
-    first = fedrec("simulate", *args, "--rounds", "1", "--out", str(out))
-    assert first.returncode == 0, first.stderr[-3000:]
-    resumed = fedrec("simulate", "--resume", str(out), "--rounds", "2")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    straight = fedrec("simulate", *args, "--rounds", "2", "--out", str(unbroken))
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert json.loads((out / "metrics.json").read_text())["complete"] is True
+    out, unbroken = resumed_and_unbroken(args, tmp_path)
 
     checkpoint = torch.load(out / "checkpoints" / "round-0002.pt", weights_only=True)
     control = {k.split("/", 1)[1]: v for k, v in checkpoint["server_optimizer"].items() if k.startswith("control/")}

@@ -21,6 +21,20 @@ def fedrec(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def resumed_and_unbroken(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
+    """The same 2-round simulation twice: stopped after round 1 and resumed, and straight
+    through. Returns both run directories."""
+    out, unbroken = tmp_path / "run", tmp_path / "unbroken"
+    first = fedrec("simulate", *args, "--rounds", "1", "--out", str(out))
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = fedrec("simulate", "--resume", str(out), "--rounds", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = fedrec("simulate", *args, "--rounds", "2", "--out", str(unbroken))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["complete"] is True
+    return out, unbroken
+
+
 def test_mf_simulation_writes_rounds_checkpoints_and_never_ships_user_vectors(chain_file, tmp_path):
     out = tmp_path / "run"
     result = fedrec(
