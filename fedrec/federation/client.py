@@ -145,7 +145,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
         if federation.keep_optimizer_state:
             kept = optimizer_state_file(site.state_dir, site.name)
         if federation.drift_correction == SCAFFOLD:
-            control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, shared=global_state)
+            control = ClientControl(control_file(site.state_dir, site.name), global_control or {}, model.net, shared=global_state,
+                                    lr=train.lr)
         elif federation.drift_correction == MIME:
             control = ClientMime(global_control or {}, model.net, shared=global_state, beta_1=federation.mime_momentum,
                                  weight_decay=train.weight_decay or 0.0)
@@ -162,12 +163,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    statistics = None
-    if isinstance(control, ClientControl):
-        statistics = control.finish(global_state, train.lr)
-    elif isinstance(control, ClientMime):
-        statistics = control.finish()
-    return ClientUpdate(model.shareable_state(), metrics, ledger, statistics)
+    return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish() if control else None)
 
 
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:

@@ -60,10 +60,12 @@ class ClientControl:
     """Client side for one round: corrects each local gradient, then computes the new c_i
     (SCAFFOLD's option II: the average gradient of this round's path, (x - y) / (K lr))."""
 
-    def __init__(self, path: Path, global_control: dict[str, torch.Tensor], net: nn.Module, *, shared: Iterable[str]) -> None:
-        """``shared``: names of the parameters that travel (only those get a control variate)."""
+    def __init__(self, path: Path, global_control: dict[str, torch.Tensor], net: nn.Module, *,
+                 shared: dict[str, torch.Tensor], lr: float) -> None:
+        """``shared``: the global model's parameters that travel (only those get a control
+        variate); the round starts from them, and ``lr`` is its learning rate."""
         self.path = path
-        shared = set(shared)
+        self.start, self.lr = shared, lr
         self.parameters = {name: p for name, p in net.named_parameters() if name in shared}
         saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
         self.own = {name: saved.get(name, torch.zeros_like(p)) for name, p in self.parameters.items()}
@@ -87,11 +89,11 @@ class ClientControl:
                 p.grad = self.offset[name].clone()
         self.steps += 1
 
-    def finish(self, start: dict[str, torch.Tensor], lr: float) -> dict[str, torch.Tensor]:
+    def finish(self) -> dict[str, torch.Tensor]:
         """Save the new c_i on this client's disk; return its change (what the server needs)."""
         if self.steps == 0:
             return {name: torch.zeros_like(c) for name, c in self.own.items()}
-        new = {name: (start[name] - p.detach()) / (self.steps * lr) - self.federation[name] + self.own[name]
+        new = {name: (self.start[name] - p.detach()) / (self.steps * self.lr) - self.federation[name] + self.own[name]
                for name, p in self.parameters.items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
