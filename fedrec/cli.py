@@ -8,8 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from fedrec.config import FederationConfig, TrainConfig, coerce, field_type
 from fedrec.errors import ConfigError, FedrecError
+from fedrec.federation.recipes import describe_default
 
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
@@ -25,7 +28,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -
             continue
         flag = "--" + f.name.replace("_", "-")
         base, _ = field_type(f, cls)
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        shown = describe_default(f.name) if f.default in (None, "auto") else f.default
+        help_text = f.metadata["help"] + ("" if shown is None else f" (default: {shown})")
         if base is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -53,7 +57,9 @@ def given_flags(args: argparse.Namespace, *classes: type) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedrec", description="Privacy-preserving federated recommendation.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true", help="debug logging, and Flower's own log lines")
+    talk.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final summary line; no progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
@@ -131,7 +137,7 @@ def run_simulate(args: argparse.Namespace) -> dict:
         train = config_from_args(args, TrainConfig)
         federation = config_from_args(args, FederationConfig, run_dir=str(args.out))
         out = args.out
-    document = simulate(train, federation)
+    document = simulate(train, federation, verbose=args.verbose)
     return {**document, "_out": out}
 
 
@@ -151,43 +157,47 @@ def run_privacy_report(args: argparse.Namespace) -> None:
     print(guarantee(json.loads(report_path.read_text(encoding="utf-8"))))
 
 
-def configure_logging(*, verbose: bool) -> None:
-    """fedrec's own loggers at INFO (DEBUG with -v); other libraries keep their own levels."""
+def configure_logging(*, verbose: bool, quiet: bool = False) -> logging.Logger:
+    """fedrec's own loggers at INFO (DEBUG with -v, WARNING with -q, which also hides the
+    progress bars); other libraries keep their own levels. Returns fedrec's logger."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s", datefmt="%H:%M:%S"))
     root = logging.getLogger("fedrec")
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     root.propagate = False
+    return root
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(verbose=args.verbose)
+    logger = configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
-        if args.command == "train":
-            from fedrec.training.central import train_centrally
+        with logging_redirect_tqdm(loggers=[logger]):  # log lines print above a progress bar, not through it
+            if args.command == "train":
+                from fedrec.training.central import train_centrally
 
-            document = train_centrally(config_from_args(args), args.out)
-            metrics = document["metrics"]
-            print(
-                f"{document['model']} on {document['data']}: HR@10 {metrics['hr@10']:.4f} "
-                f"NDCG@10 {metrics['ndcg@10']:.4f} MRR {metrics['mrr']:.4f} "
-                f"({document['wall_seconds']:.0f} s) -> {args.out / 'metrics.json'}"
-            )
-        elif args.command == "simulate":
-            document = run_simulate(args)
-            metrics = document["metrics"]
-            print(
-                f"{document['model']} federated on {document['data']}: best round {document['best_round']} "
-                f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
-                f"({document['wall_seconds']:.0f} s) -> {document['_out'] / 'metrics.json'}"
-            )
-        elif args.command == "certs":
-            run_certs(args)
-        elif args.command == "privacy-report":
-            run_privacy_report(args)
+                document = train_centrally(config_from_args(args), args.out)
+                metrics = document["metrics"]
+                print(
+                    f"{document['model']} on {document['data']}: HR@10 {metrics['hr@10']:.4f} "
+                    f"NDCG@10 {metrics['ndcg@10']:.4f} MRR {metrics['mrr']:.4f} "
+                    f"({document['wall_seconds']:.0f} s) -> {args.out / 'metrics.json'}"
+                )
+            elif args.command == "simulate":
+                document = run_simulate(args)
+                metrics = document["metrics"]
+                print(
+                    f"{document['model']} federated on {document['data']}: round {document['reported_round']} "
+                    f"({document['round_selection']}) "
+                    f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
+                    f"({document['wall_seconds']:.0f} s) -> {document['_out'] / 'metrics.json'}"
+                )
+            elif args.command == "certs":
+                run_certs(args)
+            elif args.command == "privacy-report":
+                run_privacy_report(args)
         return 0
     except FedrecError as err:
         print(f"fedrec: error: {err}", file=sys.stderr)

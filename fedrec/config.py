@@ -28,26 +28,24 @@ class TrainConfig:
     model: str = _opt("lstm", "recommender to train", ("pop", "itemknn", "mf", "lstm"))
     data: str = _opt("beauty", "'beauty' (embedded) or a path to .txt/.csv/.parquet")
     seed: int = _opt(42, "random seed for sampling, initialisation and batching")
-    epochs: int | None = _opt(None, "maximum training epochs (model default if unset)")
+    epochs: int | None = _opt(None, "maximum training epochs")
     patience: int = _opt(5, "stop after this many epochs without validation HR@10 gain")
     max_minutes: float | None = _opt(None, "stop training after this wall time; best epoch kept")
-    batch_size: int | None = _opt(None, "training batch size (model default if unset)")
-    optimizer: str | None = _opt(
-        None, "local optimiser (model default: adam; sgd for federated clients, which restart it every "
-        "round: a fresh Adam moves every parameter by ~lr whatever its gradient)", ("adam", "sgd"),
-    )
-    lr: float | None = _opt(None, "learning rate of --optimizer (model default if unset)")
-    weight_decay: float | None = _opt(None, "L2 penalty (model default if unset)")
-    dim: int | None = _opt(None, "embedding / hidden size (model default if unset)")
+    batch_size: int | None = _opt(None, "training batch size")
+    optimizer: str | None = _opt(None, "local optimiser", ("adam", "sgd"))
+    lr: float | None = _opt(None, "learning rate (the model's default for the chosen optimizer and mode if unset)")
+    weight_decay: float | None = _opt(None, "L2 penalty")
+    dim: int | None = _opt(None, "embedding / hidden size")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
     vocab_size: int | None = _opt(
         None, "lstm: model only the N most popular items (by the DP popularity prior), the rest as one "
-        "class; 0 = every item (model default; 3000 under --dp)",
+        "class; 0 = every item",
     )
-    max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items (model default if unset)")
-    attribute_buckets: int = _opt(
-        0, "lstm: also read and score items through their catalog attributes (brand, category: public, no "
-        "privacy cost), hashed into this many embedding buckets; 0 = off",
+    max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items")
+    attribute_buckets: int | None = _opt(
+        None, "lstm: also read and score items through their catalog attributes (brand, category: public, no "
+        "privacy cost), hashed into this many embedding buckets (the --dp default applies when the data has item "
+        "attributes); 0 = off",
     )
     neighbors: int = _opt(100, "itemknn: neighbours kept per item")
     similarity: str = _opt(
@@ -67,8 +65,8 @@ class TrainConfig:
     max_grad_norm: float = _opt(1.0, "DP: per-sample (per-user) gradient clipping norm")
     max_epsilon: float | None = _opt(None, "DP: a client refuses any round that would take it past this epsilon")
     prior_noise: float | None = _opt(
-        5.0, "DP lstm: noise multiplier of the one-off noisy popularity release that initialises the "
-        "item bias, accounted with the training ('none': no prior)",
+        None, "DP lstm: noise multiplier of the one-off noisy popularity release that initialises the "
+        "item bias, accounted with the training (0: no prior)",
     )
     accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
     secure_mode: bool = _opt(False, "DP: cryptographically safe noise (Opacus secure_mode; slower, needs torchcsprng)")
@@ -96,10 +94,12 @@ class TrainConfig:
             raise ConfigError(f"max_minutes={self.max_minutes} must be a finite number > 0.")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
-        for name in ("noise_multiplier", "target_epsilon", "max_epsilon", "prior_noise"):
+        for name in ("noise_multiplier", "target_epsilon", "max_epsilon"):
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise ConfigError(f"{name}={value} must be a finite number > 0.")
+        if self.prior_noise is not None and not 0 <= self.prior_noise < float("inf"):
+            raise ConfigError(f"prior_noise={self.prior_noise} must be a finite number > 0 (0: no prior).")
         if self.delta is not None and not 0 < self.delta < 1:
             raise ConfigError(f"delta={self.delta} must be in (0, 1); 1e-5 or 1 / (10 x records) is usual.")
         if not 0 < self.max_grad_norm < float("inf"):
@@ -112,7 +112,7 @@ class TrainConfig:
             )
         if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode):
             raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
-        if self.attribute_buckets < 0:
+        if self.attribute_buckets is not None and self.attribute_buckets < 0:
             raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
         if self.attribute_buckets and self.model != "lstm":
             raise ConfigError(f"attribute_buckets is an lstm option; drop --attribute-buckets for --model {self.model}.")
@@ -143,33 +143,34 @@ DEFAULT_STORES = 10  # simulated stores when the data has no store_id column and
 
 @dataclass(frozen=True)
 class FederationConfig:
-    """How the federation runs: who the clients are, how many rounds, what is sampled."""
+    """How the federation runs: who the clients are, how many rounds, what is sampled.
+    ``None`` means "the recipe's default" for the model and mode (fedrec.federation.recipes)."""
 
     partition: str = _opt("store", "clients are stores (cross-silo) or single users (cross-device)", ("store", "user"))
     num_clients: int | None = _opt(None, f"number of stores (default {DEFAULT_STORES}; the store count when the data has store_id)")
     alpha: float = _opt(0.5, "Dirichlet concentration of the non-IID store split (smaller = more skewed)")
-    rounds: int = _opt(10, "federated rounds")
-    fraction: float = _opt(1.0, "share of clients sampled per round")
-    local_epochs: int = _opt(2, "epochs each sampled client trains per round")
+    rounds: int | None = _opt(None, "federated rounds")
+    fraction: float | None = _opt(None, "share of clients sampled per round")
+    local_epochs: int | None = _opt(None, "epochs each sampled client trains per round")
     strategy: str = _opt(
         "fedavgm", "server aggregation: FedAvg, FedAvg with server momentum, or server-side Adam (Reddi et al. 2021)",
         ("fedavg", "fedavgm", "fedadam"),
     )
     server_lr: float = _opt(1.0, "fedavgm/fedadam: server learning rate on the averaged update")
-    server_momentum: float = _opt(0.5, "fedavgm: server momentum (0 = plain FedAvg; 0.9 diverged on Beauty at lr 1e-2); fedadam: beta_1")
-    client_lr_decay: float = _opt(1.0, "client learning rate of round r is lr * client_lr_decay ** (r - 1)")
+    server_momentum: float | None = _opt(None, "fedavgm: server momentum (0 = plain FedAvg); fedadam: beta_1")
+    client_lr_decay: float | None = _opt(None, "client learning rate of round r is lr * client_lr_decay ** (r - 1)")
     keep_optimizer_state: bool = _opt(
         False, "clients keep their optimizer's state (Adam's moments) on their own disk across rounds, so a client "
         "Adam continues instead of restarting every round (not under --dp)",
     )
     drift_correction: str = _opt(
-        "none", "scaffold: SCAFFOLD control variates correct each client's SGD steps towards the federation's "
-        "direction (non-IID stores; plain SGD, not under DP); mime: MimeLite, clients take Adam steps with the "
-        "server's Adam moments, frozen during the round (--optimizer adam; lstm; not under DP)", ("none", "scaffold", "mime"),
+        "auto", "auto: the recipe's choice (shown below); mime: MimeLite, clients take Adam steps with the server's Adam moments, frozen during the round "
+        "(--optimizer adam; lstm; not under DP); scaffold: SCAFFOLD control variates correct each client's SGD steps "
+        "(plain SGD, not under DP)", ("auto", "none", "scaffold", "mime"),
     )
     mime_momentum: float = _opt(
         0.0, "mime: beta_1 of the server's Adam moments, per round (0: clients step with Adam's per-coordinate scale "
-        "only, measured best on Beauty; 0.9: MimeLite's frozen momentum too, which stalled there)",
+        "only; 0.9: MimeLite's frozen momentum too)",
     )
     central_dp: bool = _opt(
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
@@ -179,34 +180,40 @@ class FederationConfig:
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
     min_available: int = _opt(1, "clients that must be connected before a round samples (simulate: all)")
     round_timeout: float = _opt(3600.0, "seconds the server waits for replies in a round")
-    eval_users: int = _opt(0, "server-side evaluation users per round (0 = all; mf fold-in is costly)")
+    eval_users: int | None = _opt(None, "server-side evaluation users per round (0 = all)")
     item_catalog: str | None = _opt(None, "data whose items define the shared item ids (default: --data)")
-    fraction_evaluate: float = _opt(0.0, "share of clients that also evaluate on their own test items")
-    server_eval: bool = _opt(True, "evaluate the global model at the server on --data each round")
+    fraction_evaluate: float | None = _opt(None, "share of clients that also evaluate on their own test items")
+    server_eval: bool | None = _opt(None, "evaluate the global model at the server on --data each round")
     run_dir: str = _opt("runs/federated", "run directory (flwr run): metrics.json, checkpoints/, client_state/")
     resume: bool = _opt(False, "continue the run in run_dir from its last checkpoint")
 
     def __post_init__(self) -> None:
         if self.num_clients is not None and self.num_clients < 1:
             raise ConfigError(f"num_clients={self.num_clients} must be >= 1.")
-        if self.rounds < 1 or self.local_epochs < 1 or self.min_clients < 1 or self.min_available < 1:
-            raise ConfigError("rounds, local_epochs, min_clients and min_available must be >= 1.")
-        if not 0.0 <= self.fraction_evaluate <= 1.0:
+        for name in ("rounds", "local_epochs", "min_clients", "min_available"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be >= 1.")
+        if self.fraction_evaluate is not None and not 0.0 <= self.fraction_evaluate <= 1.0:
             raise ConfigError(f"fraction_evaluate={self.fraction_evaluate} must be in [0, 1].")
-        if not 0.0 < self.fraction <= 1.0:
+        if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
             raise ConfigError(f"fraction={self.fraction} must be in (0, 1]; e.g. 0.01 samples 1% of clients.")
         if not 0.0 < self.alpha < float("inf"):
             raise ConfigError(f"alpha={self.alpha} must be a finite number > 0.")
-        if self.round_timeout <= 0 or self.eval_users < 0:
-            raise ConfigError("round_timeout must be > 0 and eval_users >= 0.")
-        if not 0.0 < self.server_lr < float("inf") or not 0.0 <= self.server_momentum < 1.0:
-            raise ConfigError(f"server_lr={self.server_lr} must be > 0 and server_momentum={self.server_momentum} in [0, 1).")
+        if self.round_timeout <= 0:
+            raise ConfigError(f"round_timeout={self.round_timeout} must be > 0.")
+        if self.eval_users is not None and self.eval_users < 0:
+            raise ConfigError(f"eval_users={self.eval_users} must be >= 0 (0 = all users).")
+        if not 0.0 < self.server_lr < float("inf"):
+            raise ConfigError(f"server_lr={self.server_lr} must be a finite number > 0.")
+        if self.server_momentum is not None and not 0.0 <= self.server_momentum < 1.0:
+            raise ConfigError(f"server_momentum={self.server_momentum} must be in [0, 1).")
         if self.strategy not in ("fedavg", "fedavgm", "fedadam"):
             raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm, fedadam.")
-        if not 0.0 < self.client_lr_decay <= 1.0:
+        if self.client_lr_decay is not None and not 0.0 < self.client_lr_decay <= 1.0:
             raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")
-        if self.drift_correction not in ("none", "scaffold", "mime"):
-            raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of none, scaffold, mime.")
+        if self.drift_correction not in ("auto", "none", "scaffold", "mime"):
+            raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of auto, none, scaffold, mime.")
         if not 0.0 <= self.mime_momentum < 1.0:
             raise ConfigError(f"mime_momentum={self.mime_momentum} must be in [0, 1).")
         if self.partition not in ("store", "user"):

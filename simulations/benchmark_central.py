@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 # Published full-ranking results on the same Beauty file (S3-Rec paper, CIKM 2020; also in
-# the repository README). PopRec there counts ALL interactions, held-out ones included.
+# docs/results.md). PopRec there counts ALL interactions, held-out ones included.
 PUBLISHED = {
     "PopRec": {"hr@10": 0.0152, "ndcg@10": 0.0068},
     "GRU4Rec": {"hr@10": 0.0283, "ndcg@10": 0.0137},
@@ -27,7 +27,7 @@ PUBLISHED = {
     "S3-Rec": {"hr@10": 0.0647, "ndcg@10": 0.0327},
 }
 
-# The settings the README's table was measured with; the lstm is held to a 14-minute budget.
+# The settings docs/results.md's table was measured with; the lstm is held to a 14-minute budget.
 MODEL_FLAGS = {
     "pop": [],
     "itemknn": [],

@@ -23,29 +23,21 @@ from measure import run_or_reuse  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 STORES = ["--partition", "store", "--num-clients", "50"]
-# Non-private federated row: the client-Adam setting it was measured with, at the DP rows'
-# round count (the better client-SGD recipe needs ~60 rounds: README, "Federated results").
-FED_PLAIN = ["--local-epochs", "2", "--batch-size", "64", "--optimizer", "adam", "--lr", "0.01"]
-# DP runs start from the models' DP defaults (fedrec.models.lstm.LSTMRecommender.dp_defaults).
-# Federated: the summed prior carries every store's noise (std noise x sqrt(50)), so each
-# store releases at noise 3 and only the 500 items the sum still ranks reliably get a class.
-# Both DP models also read the catalog's item attributes (public: no privacy cost), which
-# lifted the federated DP LSTM from 0.0104 to 0.0221 at epsilon 8 (README).
-ATTRIBUTES = ["--attribute-buckets", "1024"]
-FED_DP = ["--local-epochs", "1", "--prior-noise", "3", "--vocab-size", "500", *ATTRIBUTES]  # a later --prior-noise wins
-# Central: larger expected batches and more steps were measured better than the defaults.
-CENTRAL_DP = ["--epochs", "10", "--batch-size", "1024", "--lr", "0.02", *ATTRIBUTES]
+# Every row runs the defaults of its model and mode (fedrec.federation.recipes and the models'
+# recipes): federated DP = 10 rounds x 1 local epoch, per-store prior noise 3, a 500-item
+# vocabulary; central DP = 10 epochs, batch 1024, Adam 2e-2; both read the catalog's item
+# attributes (public: no privacy cost) when the data has them. Non-private federated = the
+# Mime recipe, 100 rounds.
 
 
-def command_for(kind: str, epsilon: float | None, rounds: int) -> list[str]:
+def command_for(kind: str, epsilon: float | None, rounds: int | None) -> list[str]:
     dp = [] if epsilon is None else ["--dp", "--target-epsilon", f"{epsilon:g}"]
     if epsilon is not None and epsilon < 4 and kind != "pop":
         dp += ["--prior-noise", "10"]  # the prior must leave most of a small budget to training
     if kind == "fed":
-        return ["simulate", "--model", "lstm", *STORES, "--rounds", str(rounds), *(FED_PLAIN if epsilon is None else FED_DP), *dp]
+        return ["simulate", "--model", "lstm", *STORES, *([] if rounds is None else ["--rounds", str(rounds)]), *dp]
     if kind == "central":
-        budget = ["--max-minutes", "14"] if epsilon is None else CENTRAL_DP
-        return ["train", "--model", "lstm", *budget, *dp]
+        return ["train", "--model", "lstm", *dp]
     return ["train", "--model", "pop", *dp]
 
 
@@ -53,13 +45,9 @@ def summarise(kind: str, epsilon: float | None, run_dir: Path, measured: dict | 
     document = json.loads((run_dir / "metrics.json").read_text())
     report_file = run_dir / "privacy" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
-    if kind == "fed" and epsilon is not None:
-        final = document["rounds"][-1]
-        metrics = {"hr@10": final.get("hr@10"), "ndcg@10": final.get("ndcg@10")}
-        chosen = f"round {final['round']} (last)"
-    elif kind == "fed":
+    if kind == "fed":  # under DP the last round (fedrec.federation.server.reported_round)
         metrics = document["metrics"]
-        chosen = f"round {document['best_round']} (best valid)"
+        chosen = f"round {document['reported_round']} ({document['round_selection']})"
     else:
         metrics = document["metrics"]
         training = document.get("training", {})
@@ -82,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-privacy"))
     parser.add_argument("--epsilons", nargs="+", default=["1", "4", "8", "none"])
     parser.add_argument("--kinds", nargs="+", default=["pop", "fed", "central"], choices=["pop", "fed", "central"])
-    parser.add_argument("--rounds", type=int, default=20, help="federated rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="federated rounds (default: the recipe's)")
     args = parser.parse_args()
     epsilons = [None if e.lower() == "none" else float(e) for e in args.epsilons]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -39,3 +39,10 @@ def chain_split(chain_file: Path):
 def fast_config() -> TrainConfig:
     """Small and quick; enough epochs for the chain pattern to be learnt."""
     return TrainConfig(epochs=40, patience=40, dim=16, batch_size=32, lr=1e-2, dropout=0.0, threads=1, neighbors=10)
+
+
+def resolved(train: TrainConfig, federation, *, item_attributes: bool = False):
+    """Both configs as a run resolves them (the recipe fills what the test leaves unset)."""
+    from fedrec.federation.recipes import resolve_run
+
+    return resolve_run(train, federation, item_attributes=item_attributes)

@@ -89,3 +89,12 @@ def test_simulate_refuses_centralised_only_flags_instead_of_ignoring_them(tmp_pa
     assert result.returncode == 2
     assert "--epochs is not used by simulate" in result.stderr and "--local-epochs" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_quiet_prints_the_summary_line_and_warnings_but_no_progress(chain_file, tmp_path):
+    result = fedrec("--quiet", "train", "--model", "mf", "--data", str(chain_file), *SMALL,
+                    "--dp", "--noise-multiplier", "1.0", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and "HR@10" in result.stdout
+    assert " INFO " not in result.stderr and "epoch" not in result.stderr
+    assert result.stderr.count("not cryptographically secure") == 1  # warnings still said, once

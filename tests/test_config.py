@@ -223,23 +223,6 @@ def test_to_dict_as_strings_round_trips_through_from_mapping():
     assert TrainConfig.from_mapping(as_text) == config
 
 
-def test_federated_clients_default_to_sgd_but_dp_and_explicit_choices_win():
-    from fedrec.models.registry import model_class
-
-    lstm = model_class("lstm")
-    assert lstm.resolve_config(TrainConfig(model="lstm")).optimizer == "adam"  # centralised
-    federated = lstm.resolve_config(TrainConfig(model="lstm"), federated=True)
-    assert (federated.optimizer, federated.lr, federated.batch_size) == ("sgd", 20.0, 64)
-    private = lstm.resolve_config(TrainConfig(model="lstm", dp=True, noise_multiplier=1.0), federated=True)
-    assert (private.optimizer, private.lr) == ("adam", 2e-2)  # what the DP figures were measured with
-    chosen = lstm.resolve_config(TrainConfig(model="lstm", optimizer="adam", lr=1e-2), federated=True)
-    assert (chosen.optimizer, chosen.lr) == ("adam", 1e-2)
-    mf = model_class("mf").resolve_config(TrainConfig(model="mf", dp=True, noise_multiplier=1.0), federated=True)
-    assert mf.optimizer == "adam" and mf.lr == 3e-3
-    with pytest.raises(ConfigError, match="optimizer"):
-        TrainConfig(optimizer="adagrad")
-
-
 def test_attribute_buckets_are_an_lstm_option_and_not_negative():
     assert TrainConfig(model="lstm", attribute_buckets=64).attribute_buckets == 64
     with pytest.raises(ConfigError, match="lstm option"):

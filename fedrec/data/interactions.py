@@ -78,6 +78,11 @@ class Interactions:
         return len(self.items)
 
     @property
+    def has_item_attributes(self) -> bool:
+        """Whether items carry catalog attribute lists (brand, category ids), as Beauty's do."""
+        return self.item_attributes is not None and "attributes" in self.item_attributes
+
+    @property
     def n_interactions(self) -> int:
         return int(sum(len(s) for s in self.sequences))
 

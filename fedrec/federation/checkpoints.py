@@ -12,6 +12,9 @@ import torch
 from fedrec.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
+# What a run did before these options existed: a checkpoint written then resumes with that
+# behaviour, not with the option's recipe default (which may have changed since).
+BEFORE_THE_OPTION = {"attribute-buckets": 0, "drift-correction": "none", "client-lr-decay": 1.0}
 _NAME = re.compile(r"round-(\d+)\.pt$")
 
 
@@ -46,7 +49,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as err:
         raise ConfigError(f"{path}: unreadable checkpoint ({err}); delete it to resume from the one before.") from None
-    return Checkpoint(round=payload["round"], state=payload["state"], history=payload["history"], config=payload["config"],
+    config = {**BEFORE_THE_OPTION, **payload["config"]}
+    return Checkpoint(round=payload["round"], state=payload["state"], history=payload["history"], config=config,
                       server_optimizer=payload.get("server_optimizer", {}))  # older checkpoints have none
 
 

@@ -54,13 +54,19 @@ def shared_dataset(spec: str, min_interactions: int, short_users: str) -> Intera
     return load_dataset(spec, min_interactions=min_interactions, short_users=short_users)
 
 
-@functools.lru_cache(maxsize=4)
 def partitioned(train: TrainConfig, federation: FederationConfig):
-    data = shared_dataset(train.data, train.min_interactions, train.short_users)
-    num_clients = federation.num_clients
-    if federation.partition == "store" and num_clients is None and data.stores is None:
+    """(data, partition) of a run, cut once per process for the settings that shape it."""
+    return _partitioned(train.data, train.min_interactions, train.short_users, federation.partition,
+                        federation.num_clients, federation.alpha, train.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _partitioned(spec: str, min_interactions: int, short_users: str, scheme: str, num_clients: int | None,
+                 alpha: float, seed: int):
+    data = shared_dataset(spec, min_interactions, short_users)
+    if scheme == "store" and num_clients is None and data.stores is None:
         num_clients = DEFAULT_STORES
-    return data, make_partition(data, federation.partition, num_clients, alpha=federation.alpha, seed=train.seed)
+    return data, make_partition(data, scheme, num_clients, alpha=alpha, seed=seed)
 
 
 def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig, state_dir: str | None) -> ClientSite:

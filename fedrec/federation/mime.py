@@ -2,7 +2,7 @@
 
 A store that restarts Adam every round moves every parameter by about its learning rate
 in its first steps, whatever the gradient, and averaging those moves stalls the model
-(README, "Federated results"); plain client SGD avoids that but lacks Adam's per-coordinate
+(docs/results.md, "Federated results"); plain client SGD avoids that but lacks Adam's per-coordinate
 scale, which rare items' embedding rows need most. MimeLite keeps Adam's moments at the
 server, one copy for the federation: they travel with the model, every client takes its
 local steps with them frozen (Adam's step from the moments plus the current gradient, the
@@ -14,7 +14,7 @@ mean gradient of the local steps costs no extra pass over the store's data.)
 
 On 50 Beauty stores the frozen momentum stalled the model; Adam's scale alone
 (``--mime-momentum 0``) with server momentum is the best federated LSTM recipe measured
-(README, "Federated results").
+(docs/results.md, "Federated results").
 
 Not under DP: the gradient statistics are of the store's data and no noise covers them.
 """

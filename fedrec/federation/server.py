@@ -23,14 +23,16 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import Checkpoint, latest_checkpoint, load_checkpoint, checkpoint_path, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
-from fedrec.federation.drift import check_drift_correction
+from fedrec.federation.checks import check_run
+from fedrec.federation.recipes import resolve_run
 from fedrec.federation.strategy import TolerantStrategy, build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
-from fedrec.privacy.central_dp import SERVER, central_ledger, check_privacy_modes, record_central_round
+from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
+from fedrec.progress import time_left
 from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
 
 log = logging.getLogger("fedrec.server")
@@ -78,19 +80,20 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     started = time.perf_counter()
     if train.model not in FEDERATED_MODELS:
         raise ConfigError(f"model={train.model!r} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
-    train = model_class(train.model).resolve_config(train, federated=True)
+    catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
+    check_run(train, federation, catalog)
     resolved = wire.config_to_wire(train, federation)
     checkpoint = _checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
     history: list[dict[str, Any]] = list(checkpoint.history) if checkpoint else []
     previous_wall = sum(r["wall_seconds"] for r in history)
     _log_partition(train, federation)
-    log.info("clients train with %s at lr %g, batch %d, %d local epoch(s) per round; server %s",
-             train.optimizer, train.lr, train.batch_size, federation.local_epochs, federation.strategy)
+    log.info("%d rounds; clients train with %s at lr %g, batch %d, %d local epoch(s) a round, drift correction %s; "
+             "server %s (momentum %g)", federation.rounds, train.optimizer, train.lr, train.batch_size,
+             federation.local_epochs, federation.drift_correction, federation.strategy, federation.server_momentum)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
-    check_privacy_modes(train, federation)
-    check_drift_correction(train, federation)
     central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
     strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
@@ -130,11 +133,13 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         write_json(run_dir / "metrics.json", _document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
         # Without server-side evaluation, the clients' own (federated) test metrics.
         scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")
+        left = time_left(sum(r["wall_seconds"] for r in history), len(history), len(history) + federation.rounds - round_number)
         log.info(
-            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s",
+            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s%s",
             round_number, federation.rounds, whose, _fmt(scored.get("hr@10")), _fmt(scored.get("ndcg@10")),
             _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
+            f", {left}" if left else "",
         )
         clock["round_start"] = time.perf_counter()
         return MetricRecord({k: float(v) for k, v in record.items() if isinstance(v, (int, float))})
@@ -162,7 +167,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
 
 
 def _starts_from_prior(train: TrainConfig) -> bool:
-    return bool(train.dp and train.prior_noise is not None and getattr(model_class(train.model), "uses_popularity_prior", False))
+    return bool(train.dp and train.prior_noise and getattr(model_class(train.model), "uses_popularity_prior", False))
 
 
 def _with_popularity_prior(
@@ -182,7 +187,7 @@ def _with_popularity_prior(
     if not replies:
         reason = next((m.error.reason for m in answers if m.has_error()), "no reply within the round timeout")
         raise ConfigError(f"no client answered the popularity-prior query ({reason}); check the clients' logs, "
-                          "or run without a prior (--prior-noise none).")
+                          "or run without a prior (--prior-noise 0).")
     total = sum(m.content[wire.ARRAYS][wire.PRIOR_COUNTS].numpy() for m in replies)
     strategy.take_privacy_records(0, replies)
     log.info("popularity prior: noisy counts from %d of %d clients (noise multiplier %g each)", len(replies), len(node_ids), train.prior_noise)
@@ -251,18 +256,35 @@ def _log_partition(train: TrainConfig, federation: FederationConfig) -> None:
     log.info("partition %s\n%s", federation.partition, partition.describe(data))
 
 
-def _document(train: TrainConfig, federation: FederationConfig, history: list[dict[str, Any]], wall: float, *, complete: bool) -> dict[str, Any]:
+def reported_round(train: TrainConfig, federation: FederationConfig, history: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The round whose model and metrics a run reports, and how it was chosen.
+
+    Under DP (client or server side) it is the last round: picking a round by held-out
+    users' validation HR@10 would be a data-dependent release the accounting does not
+    cover. Validation is still recorded per round; it picks nothing.
+    """
+    if not history:
+        return None, "none"
+    if train.dp or federation.central_dp:
+        return history[-1], "last round (under DP validation picks nothing)"
     scored = [r for r in history if "valid_hr@10" in r]
-    best = max(scored, key=lambda r: r["valid_hr@10"]) if scored else (history[-1] if history else None)
+    if not scored:
+        return history[-1], "last round (no server-side validation)"
+    return max(scored, key=lambda r: r["valid_hr@10"]), "best validation HR@10"
+
+
+def _document(train: TrainConfig, federation: FederationConfig, history: list[dict[str, Any]], wall: float, *, complete: bool) -> dict[str, Any]:
+    chosen, selection = reported_round(train, federation, history)
     return {
         "model": train.model,
         "data": train.data,
         "protocol": PROTOCOL,
-        "metrics": (best or {}).get("metrics") or (best or {}).get("client_metrics", {}),
+        "metrics": (chosen or {}).get("metrics") or (chosen or {}).get("client_metrics", {}),
         "wall_seconds": round(wall, 3),
         "config": {**train.to_dict(), **{f"federation.{k}": v for k, v in federation.to_dict().items()}},
         "federation": federation.to_dict(),
-        "best_round": best["round"] if best else None,
+        "reported_round": chosen["round"] if chosen else None,
+        "round_selection": selection,
         "rounds": history,
         "complete": complete,
         "peak_rss_mb": peak_rss_mb(),
@@ -270,10 +292,10 @@ def _document(train: TrainConfig, federation: FederationConfig, history: list[di
 
 
 def _save_release_candidate(run_dir: Path, train: TrainConfig, federation: FederationConfig, document: dict[str, Any]) -> None:
-    """model.pt: the global model of the round chosen on validation."""
-    if document["best_round"] is None:
+    """model.pt: the global model of the reported round (the last one under DP)."""
+    if document["reported_round"] is None:
         return
-    checkpoint = load_checkpoint(checkpoint_path(run_dir, document["best_round"]))
+    checkpoint = load_checkpoint(checkpoint_path(run_dir, document["reported_round"]))
     data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)  # item ids = catalog
     model = create_model(train.model, train, n_users=0, n_items=data.n_items)
     model.load_partial_state(checkpoint.state)

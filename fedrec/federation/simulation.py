@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
-from fedrec.federation.client import FEDERATED_MODELS, partitioned
-from fedrec.privacy.central_dp import check_privacy_modes
+from fedrec.federation.checks import check_run
+from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.recipes import resolve_run
 
 log = logging.getLogger("fedrec.simulate")
 
@@ -32,15 +34,18 @@ def resume_configs(run_dir: Path, rounds: int | None) -> tuple[TrainConfig, Fede
     return train, dataclasses.replace(federation, **changes)
 
 
-def simulate(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
-    """Run the federation; returns the run's metrics.json document."""
+def simulate(train: TrainConfig, federation: FederationConfig, *, verbose: bool = False) -> dict[str, Any]:
+    """Run the federation; returns the run's metrics.json document. ``verbose`` also shows
+    Flower's own INFO and DEBUG lines (round banners, sampling, record dumps)."""
     if train.model not in FEDERATED_MODELS:
         raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
     run_dir = Path(federation.run_dir)
     if not federation.resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
-    check_privacy_modes(train, federation)
-    _, partition = partitioned(train, federation)  # fails fast on bad data before Ray starts
+    catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
+    check_run(train, federation, catalog)  # every cross-field check, before Ray starts
+    _, partition = partitioned(train, federation)
     if partition.num_clients < federation.min_clients:
         raise ConfigError(
             f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
@@ -54,13 +59,41 @@ def simulate(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     log.info("simulating %d %s clients for %d rounds", partition.num_clients, federation.partition, federation.rounds)
-    run_simulation(
-        server_app=server_app_for(train, federation),
-        client_app=client_app,
-        num_supernodes=partition.num_clients,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
-        },
-    )
+    _flower_console(verbose=verbose)
+    with warnings.catch_warnings():
+        # Ray's tip asks to stop hiding GPUs from actors with num_gpus=0; our CPU clients should not see them.
+        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+        run_simulation(
+            server_app=server_app_for(train, federation),
+            client_app=client_app,
+            num_supernodes=partition.num_clients,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
+            },
+            verbose_logging=verbose,
+        )
     return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _flower_console(*, verbose: bool) -> None:
+    """Each Flower line said once, and only its warnings unless ``verbose``.
+
+    Flower's logger has its own console handler and also propagates to the root logger,
+    where Opacus' import-time ``logging.basicConfig`` put a second one: every Flower line
+    came out twice, DEBUG ones included. Flower's INFO lines repeat what fedrec's round line
+    says. Its notice that ``run_simulation`` is deprecated concerns how fedrec starts the
+    engine, nothing a user can act on.
+    """
+    from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation, update_console_handler
+
+    set_logger_propagation(FLOWER_LOGGER, False)
+    if verbose:  # run_simulation(verbose_logging=True) shows Flower's DEBUG, with timestamps
+        FLOWER_LOGGER.removeFilter(_not_the_engine_notice)
+    else:
+        update_console_handler(level=logging.WARNING)
+        FLOWER_LOGGER.addFilter(_not_the_engine_notice)  # (adding it again is a no-op)
+
+
+def _not_the_engine_notice(record: logging.LogRecord) -> bool:
+    return "`run_simulation` function is deprecated" not in record.getMessage()

@@ -29,9 +29,14 @@ FORMAT_VERSION = 1
 
 class Recommender(ABC):
     name: ClassVar[str]
+    # The best measured settings per mode, layered: centralised, then what changes on
+    # federated clients, under --dp, and on federated clients under --dp. "lr" maps each
+    # optimizer to its own rate, so --optimizer alone never inherits another optimizer's lr.
     defaults: ClassVar[dict[str, Any]] = {}
-    federated_defaults: ClassVar[dict[str, Any]] = {}  # what changes on federated clients
-    dp_defaults: ClassVar[dict[str, Any]] = {}  # what changes when training is private (--dp)
+    federated_defaults: ClassVar[dict[str, Any]] = {}
+    dp_defaults: ClassVar[dict[str, Any]] = {}
+    federated_dp_defaults: ClassVar[dict[str, Any]] = {}
+    dp_attribute_buckets: ClassVar[int] = 0  # under --dp, when the data has item attributes
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         self.config = self.resolve_config(config)
@@ -39,12 +44,30 @@ class Recommender(ABC):
         self.n_items = n_items
 
     @classmethod
-    def resolve_config(cls, config: TrainConfig, *, federated: bool = False) -> TrainConfig:
-        """Unset fields from the model's defaults: its DP defaults first under --dp, then its
-        federated defaults on clients of a federation."""
-        return config.with_model_defaults(
-            {**cls.defaults, **(cls.federated_defaults if federated else {}), **(cls.dp_defaults if config.dp else {})}
-        )
+    def recipe(cls, *, federated: bool, dp: bool) -> dict[str, Any]:
+        """The model's defaults for one mode (``lr`` as {optimizer: lr})."""
+        layers = [cls.defaults, cls.federated_defaults if federated else {}, cls.dp_defaults if dp else {},
+                  cls.federated_dp_defaults if federated and dp else {}]
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for key, value in layer.items():
+                merged[key] = {**merged.get(key, {}), **value} if key == "lr" else value
+        return merged
+
+    @classmethod
+    def resolve_config(cls, config: TrainConfig, *, federated: bool = False, item_attributes: bool = False) -> TrainConfig:
+        """Unset fields from the model's recipe for this mode; explicit values win. The
+        learning rate follows the optimizer; under --dp the catalog attributes are read when
+        the data has them (``item_attributes``)."""
+        recipe = cls.recipe(federated=federated, dp=config.dp)
+        learning_rates = recipe.pop("lr", {})
+        resolved = config.with_model_defaults(recipe)
+        if resolved.lr is None and resolved.optimizer in learning_rates:
+            resolved = resolved.with_model_defaults({"lr": learning_rates[resolved.optimizer]})
+        if resolved.attribute_buckets is None:
+            buckets = cls.dp_attribute_buckets if config.dp and item_attributes else 0
+            resolved = resolved.with_model_defaults({"attribute_buckets": buckets})
+        return resolved
 
     def use_item_attributes(self, data: Interactions) -> None:
         """Models that read catalog attributes (``--attribute-buckets``) take them here, before

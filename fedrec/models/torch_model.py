@@ -16,6 +16,7 @@ from fedrec.data.split import LeaveOneOut
 from fedrec.models.base import Recommender
 from fedrec.errors import ModelError
 from fedrec.privacy.ledger import ClientLedger, History
+from fedrec.progress import time_left
 from fedrec.training.loop import FitResult, fit_with_early_stopping, run_epoch
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class TorchRecommender(Recommender):
         """The ledger entry of the prior this model starts DP training from (if any)."""
         from fedrec.privacy.popularity_prior import prior_segment
 
-        return prior_segment(self.config.prior_noise) if self.uses_popularity_prior else []
+        return prior_segment(self.config.prior_noise) if self.uses_popularity_prior and self.config.prior_noise else []
 
     def privacy_mechanism(self) -> str:
         prior = " after one gaussian release of item counts (popularity prior)" if self.prior_release() else ""
@@ -128,8 +129,10 @@ class TorchRecommender(Recommender):
             valid = evaluate(self, split.valid, mask_history=self.config.mask_history, ks=(10,))["hr@10"]
             result.history.append({"epoch": epoch, "loss": loss, "valid_hr@10": valid, "epsilon": ledger.epsilon,
                                    "seconds": time.perf_counter() - started})
-            log.info("DP epoch %d/%d loss %.4f valid HR@10 %.4f epsilon %.3f (delta %.1e, noise %.3f, q %.4f)",
-                     epoch, self.config.epochs, loss, valid, ledger.epsilon, plan.delta, plan.noise_multiplier, plan.sample_rate)
+            left = time_left(time.perf_counter() - started, epoch, self.config.epochs)
+            log.info("DP epoch %d/%d loss %.4f valid HR@10 %.4f epsilon %.3f (delta %.1e, noise %.3f, q %.4f)%s",
+                     epoch, self.config.epochs, loss, valid, ledger.epsilon, plan.delta, plan.noise_multiplier, plan.sample_rate,
+                     f", {left}" if left else "")
 
         self.train_private_epochs(split, self.config.epochs, plan, prior, seed=self.config.seed, after_epoch=after_epoch)
         self.privacy_ledger = ledger

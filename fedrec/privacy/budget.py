@@ -17,7 +17,7 @@ import numpy as np
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, FedrecError
-from fedrec.privacy.dp_sgd import DPPlan, plan_dp, warn_if_not_secure
+from fedrec.privacy.dp_sgd import DPPlan, plan_dp
 from fedrec.privacy.ledger import ClientLedger, load_ledger, save_ledger
 from fedrec.privacy.popularity_prior import noisy_popularity
 
@@ -96,7 +96,6 @@ def private_round(
             "DP clients keep a privacy ledger on disk and this client has no state dir; start the "
             "SuperNode with --node-config \"state-dir='/path'\" (or a data-path, beside which it is kept)."
         )
-    warn_if_not_secure(train)
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
     ledger = open_ledger(path, client, plan, model)

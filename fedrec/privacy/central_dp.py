@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
+from fedrec.privacy.dp_sgd import warn_if_not_secure
 from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of
 from fedrec.privacy.popularity_prior import prior_segment
 
@@ -21,8 +22,13 @@ SERVER = "server (central DP)"
 
 
 def check_privacy_modes(train: TrainConfig, federation: FederationConfig) -> None:
-    """Refuse settings that cannot work, before any process starts or any budget is spent."""
+    """Refuse settings that cannot work, before any process starts or any budget is spent.
+
+    Also says, once, that client DP noise is not cryptographically secure when it is not: the
+    server chooses that for every client, so it is said here rather than by each client.
+    """
     _check_prior_fits_target(train)
+    warn_if_not_secure(train)
     if train.dp and federation.keep_optimizer_state:
         raise ConfigError(
             "--keep-optimizer-state is for non-private local training: under --dp each round's optimizer is "
@@ -68,7 +74,7 @@ def _check_prior_fits_target(train: TrainConfig) -> None:
     is smaller still) its epsilon is at least this much, so a target below it cannot work."""
     from fedrec.models.registry import model_class
 
-    if not (train.dp and train.target_epsilon is not None and train.prior_noise is not None):
+    if not (train.dp and train.target_epsilon is not None and train.prior_noise):
         return
     if not getattr(model_class(train.model), "uses_popularity_prior", False):
         return
@@ -76,5 +82,5 @@ def _check_prior_fits_target(train: TrainConfig) -> None:
     if prior >= train.target_epsilon:
         raise ConfigError(
             f"the popularity prior alone (--prior-noise {train.prior_noise:g}) spends epsilon {prior:.2f} >= "
-            f"--target-epsilon {train.target_epsilon:g}; raise --prior-noise (e.g. 10) or drop it with --prior-noise none."
+            f"--target-epsilon {train.target_epsilon:g}; raise --prior-noise (e.g. 10) or drop it with --prior-noise 0."
         )

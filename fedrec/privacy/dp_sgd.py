@@ -34,6 +34,7 @@ from fedrec.errors import ConfigError
 from fedrec.privacy import bookkeeping
 from fedrec.privacy.ledger import History, default_delta, epsilon_of
 from fedrec.privacy.noisy_counts import require_secure_rng
+from fedrec.progress import bar
 
 if TYPE_CHECKING:
     from fedrec.data.split import LeaveOneOut
@@ -190,7 +191,7 @@ def train_private(
         for epoch in range(1, epochs + 1):
             dp_module.train()
             total, count = 0.0, 0
-            for batch in dp_loader:
+            for batch in bar(dp_loader, logger=log, desc=f"DP epoch {epoch}/{epochs}", total=len(dp_loader), unit="batch"):
                 indices = batch if isinstance(batch, torch.Tensor) else batch[0]
                 dp_optimizer.zero_grad(set_to_none=True)
                 if indices.numel() == 0:  # an empty Poisson batch still releases noise

@@ -11,44 +11,53 @@ top-level ``accountant`` is the first client's (by name): each client's entry ke
 own ``accountant``, and its epsilon is computed with that one.
 
 Files, in ``run_dir/privacy/``: ``report.json`` (for tools), ``report.md`` (for people),
-``epsilon_by_round.png`` (cumulative epsilon per client). Each is written to a temporary
-file and then renamed, so a crash leaves the previous report or none, never half of one.
+``epsilon_by_round.png`` (cumulative epsilon per client) and ``accuracy_by_round.png``
+(test and validation HR@10 by round, or by epoch for ``fedrec train``, from metrics.json).
+Each is written to a temporary file and then renamed, so a crash leaves the previous report
+or none, never half of one.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import opacus
 from opacus.accountants import create_accountant
 
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
+from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
 from fedrec.training.central import write_json
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 EPSILON_PLOT = "epsilon_by_round.png"
-REPORT_FILES = (REPORT_JSON, REPORT_MD, EPSILON_PLOT)
-
-# Past this many clients one coloured line each is unreadable: grey them, colour the worst case.
-MANY_CLIENTS = 20
-# A legend with more entries than this hides the plot.
-MAX_LEGEND = 10
+ACCURACY_PLOT = "accuracy_by_round.png"
+REPORT_FILES = (REPORT_JSON, REPORT_MD, EPSILON_PLOT, ACCURACY_PLOT)
+PLOT_CAPTIONS = {EPSILON_PLOT: "Cumulative epsilon per client by round", ACCURACY_PLOT: "Test and validation HR@10 by round"}
 
 
 def write_privacy_report(run_dir: Path) -> Path:
     """Report the run's ledger. A run without DP still gets report.json and report.md,
-    saying plainly that it carries no formal privacy guarantee (and no plot)."""
+    saying plainly that it carries no formal privacy guarantee (and no epsilon plot); any
+    run whose metrics.json holds accuracy by round or epoch gets the accuracy plot."""
     ledgers = load_run_ledger(run_dir)
     folder = run_dir / "privacy"
     folder.mkdir(parents=True, exist_ok=True)
     report = build_report(ledgers) if ledgers else no_privacy_report()
     write_json(folder / REPORT_JSON, report)
-    _write_text(folder / REPORT_MD, render_markdown(report))
+    plots = []
     if report["clients"]:
         plot_epsilon(report, folder / EPSILON_PLOT)
+        plots.append(EPSILON_PLOT)
+    metrics = run_dir / "metrics.json"
+    curves = accuracy_curves(json.loads(metrics.read_text(encoding="utf-8"))) if metrics.exists() else None
+    if curves is not None and curves.series:
+        plot_accuracy(curves, folder / ACCURACY_PLOT)
+        plots.append(ACCURACY_PLOT)
+    _write_text(folder / REPORT_MD, render_markdown(report, plots=plots))
     return folder / REPORT_JSON
 
 
@@ -139,10 +148,12 @@ def _accountants(report: dict[str, Any]) -> str:
     return " | ".join(_distinct(client["accountant"] for client in report["clients"]))
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report for people: the guarantee, one table row per client, and how to read it."""
+def render_markdown(report: dict[str, Any], *, plots: Sequence[str] = ()) -> str:
+    """The report for people: the guarantee, one table row per client, how to read it, and
+    the ``plots`` written beside it (file names in the same folder)."""
+    pictures = [line for name in plots for line in (f"![{PLOT_CAPTIONS.get(name, name)}]({name})", "")]
     if not report["clients"]:
-        return f"# Privacy budget\n\n{guarantee(report)}\n\nGenerated {report['generated_at']}.\n"
+        return "\n".join(["# Privacy budget", "", guarantee(report), "", *pictures, f"Generated {report['generated_at']}.", ""])
     unit = report["unit"] or "unit of privacy (not recorded in the ledger)"
     lines = [
         "# Privacy budget",
@@ -163,6 +174,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        *pictures,
         "## How to read this",
         "",
         f"The guarantee protects one {unit}: whether or not any single {unit} took part, what the "
@@ -188,46 +200,6 @@ def _listing(values) -> str:
 def _cell(text: str) -> str:
     """A client name as a table cell: a '|' in it would split the row."""
     return str(text).replace("|", "\\|")
-
-
-def plot_epsilon(report: dict[str, Any], path: Path) -> None:
-    """Cumulative epsilon by round, one line per client, from the ledger's per-round records."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(8, 5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    clients = report["clients"]
-    worst = max(clients, key=lambda client: client["epsilon"])
-    many = len(clients) > MANY_CLIENTS
-    for client in clients:
-        rounds = [record["round"] for record in client["rounds"]]
-        epsilons = [record["epsilon"] for record in client["rounds"]]
-        if not many:
-            axes.plot(rounds, epsilons, marker=".", linewidth=1.5, label=str(client["client"]))
-        elif client is not worst:
-            axes.plot(rounds, epsilons, color="grey", linewidth=0.6, alpha=0.5)
-        else:
-            axes.plot(rounds, epsilons, color="tab:red", linewidth=2, zorder=3)
-            if rounds:
-                axes.annotate(f"{client['client']} (worst case)", (rounds[-1], epsilons[-1]), color="tab:red",
-                              xytext=(-4, 6), textcoords="offset points", ha="right")
-    deltas = {client["delta"] for client in clients}
-    delta_text = f"δ = {report['delta']:.1e}" if len(deltas) == 1 else f"δ ≤ {report['delta']:.1e}"
-    axes.set_title(f"Cumulative ε per client ({delta_text}, accountant {_accountants(report)})")
-    axes.set_xlabel("round")
-    axes.set_ylabel("cumulative ε")
-    axes.set_ylim(bottom=0)  # from zero, so the eye reads growth in epsilon as the budget spent
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(alpha=0.3)
-    if len(clients) <= MAX_LEGEND:
-        axes.legend(loc="upper left", fontsize="small")
-    figure.tight_layout()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -26,13 +26,14 @@ PROTOCOL = "full-ranking-leave-one-out"
 
 def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
     """Train ``config.model`` on all of ``config.data``; writes ``out/metrics.json`` and ``out/model.pt``."""
-    from fedrec.models import create_model
+    from fedrec.models import create_model, model_class
 
     started = time.perf_counter()
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     data = load_dataset(config.data, min_interactions=config.min_interactions, short_users=config.short_users)
     split = leave_one_out(data)
+    config = model_class(config.model).resolve_config(config, item_attributes=data.has_item_attributes)
     model = create_model(config.model, config, n_users=data.n_users, n_items=data.n_items)
     model.use_item_attributes(data)
     log.info("training %s on %s (%d users, %d items)", config.model, data.source, data.n_users, data.n_items)

@@ -10,7 +10,8 @@ from typing import Callable, Iterable, TypeVar
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from fedrec.progress import bar, time_left
 
 
 log = logging.getLogger("fedrec.train")
@@ -43,8 +44,8 @@ def run_epoch(
     gradients before each step (SCAFFOLD's correction)."""
     net.train()
     total_loss, count = 0.0, 0
-    bar = tqdm(batches, desc=description, total=total, leave=False, mininterval=1.0, unit="batch", disable=None)
-    for batch in bar:
+    progress = bar(batches, logger=log, desc=description, total=total, unit="batch")
+    for batch in progress:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_of(batch)
         loss.backward()
@@ -54,7 +55,7 @@ def run_epoch(
         total_loss += float(loss.detach())
         count += 1
         if count % 20 == 0:
-            bar.set_postfix(loss=f"{total_loss / count:.4f}")
+            progress.set_postfix(loss=f"{total_loss / count:.4f}")
     return total_loss / max(1, count)
 
 
@@ -91,14 +92,16 @@ def fit_with_early_stopping(
         if improved:
             best, result.best_epoch = valid_hr10, epoch
             best_state = copy.deepcopy(net.state_dict())
+        elapsed = time.perf_counter() - started
+        left = time_left(elapsed, epoch, epochs, at_most=None if max_seconds is None else max_seconds - elapsed)
         log.info(
-            "epoch %d/%d loss %.4f valid HR@10 %.4f%s (%.1f s)",
-            epoch, epochs, loss, valid_hr10, " *best" if improved else "", seconds,
+            "epoch %d/%d loss %.4f valid HR@10 %.4f%s (%.1f s%s)",
+            epoch, epochs, loss, valid_hr10, " *best" if improved else "", seconds, f", {left}" if left else "",
         )
         if epoch - result.best_epoch >= patience > 0:
             result.stopped_because = f"no validation gain for {patience} epochs"
             break
-        if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+        if max_seconds is not None and elapsed >= max_seconds:
             result.stopped_because = f"wall-time budget of {max_seconds:.0f} s reached"
             break
     else:

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import resolved
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.errors import ModelError
@@ -17,8 +18,8 @@ from fedrec.models import create_model
 
 
 def configs(chain_file, model: str) -> tuple[TrainConfig, FederationConfig]:
-    train = TrainConfig(model=model, data=str(chain_file), dim=8, batch_size=16, lr=1e-2, threads=1)
-    return train, FederationConfig(partition="store", num_clients=3, rounds=2)
+    train = TrainConfig(model=model, data=str(chain_file), dim=8, batch_size=16, optimizer="adam", lr=1e-2, threads=1)
+    return resolved(train, FederationConfig(partition="store", num_clients=3, rounds=2, drift_correction="none"))
 
 
 def global_state(train: TrainConfig, federation: FederationConfig):

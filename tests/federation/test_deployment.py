@@ -9,6 +9,7 @@ their tails are printed at teardown, which pytest shows when a test fails.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from conftest import write_chain_sequences
-from fedrec.config import FederationConfig, TrainConfig
+from fedrec.config import FederationConfig, TrainConfig, split_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 STORES = ("store-a", "store-b")
@@ -194,6 +195,14 @@ def test_pyproject_run_config_lists_every_config_key():
     listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     fields = {name.replace("_", "-") for cls in (TrainConfig, FederationConfig) for name in cls.__dataclass_fields__}
     assert set(listed) == fields
+
+
+def test_pyproject_run_config_values_are_the_config_defaults():
+    # A `flwr run` with no --run-config must run what `fedrec simulate` runs by default.
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    train, federation = split_mapping(listed)
+    assert train == TrainConfig()
+    assert dataclasses.replace(federation, run_dir=FederationConfig().run_dir) == FederationConfig()
 
 
 def test_tls_deployment_with_node_auth_runs_two_rounds(federation):

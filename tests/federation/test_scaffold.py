@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import resolved
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.data.partition import client_interactions
@@ -24,7 +25,7 @@ from tests.federation.test_simulation import SMALL, resumed_and_unbroken
 
 def configs(chain_file) -> tuple[TrainConfig, FederationConfig]:
     train = TrainConfig(model="lstm", data=str(chain_file), dim=8, batch_size=16, optimizer="sgd", lr=0.5, threads=1)
-    return train, FederationConfig(partition="store", num_clients=3, rounds=2, drift_correction="scaffold")
+    return resolved(train, FederationConfig(partition="store", num_clients=3, rounds=2, drift_correction="scaffold"))
 
 
 def test_scaffold_client_keeps_its_control_variate_home_and_corrects_only_by_the_difference(chain_file, tmp_path):

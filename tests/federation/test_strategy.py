@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from fedrec.config import FederationConfig
+from conftest import resolved
+from fedrec.config import FederationConfig, TrainConfig
 from fedrec.federation.strategy import build_strategy, fill_untouched_rows
+
+
+def federation(**fields) -> FederationConfig:
+    """A resolved federation of plain-SGD stores (the recipe fills what is not given)."""
+    return resolved(TrainConfig(model="lstm", optimizer="sgd"), FederationConfig(**fields))[1]
 
 
 def weighted_mean(arrays, weights):
@@ -48,11 +54,11 @@ def test_strategy_choice_and_central_dp_wrapping():
     from fedrec.federation import wire
     from fedrec.federation.strategy import TouchedRowsAveraging, build_strategy
 
-    adam = build_strategy(FederationConfig(strategy="fedadam", server_lr=0.03, server_momentum=0.9))
+    adam = build_strategy(federation(strategy="fedadam", server_lr=0.03, server_momentum=0.9))
     assert isinstance(adam.inner, FedAdam) and adam.inner.eta == 0.03 and adam.inner.beta_1 == 0.9
-    touched = build_strategy(FederationConfig(), row_keys=("item_embedding.weight",))
+    touched = build_strategy(federation(), row_keys=("item_embedding.weight",))
     assert isinstance(touched.inner, TouchedRowsAveraging) and isinstance(touched.inner.inner, FedAvgM)
-    private = build_strategy(FederationConfig(strategy="fedavg", min_available=100, fraction=0.1),
+    private = build_strategy(federation(strategy="fedavg", min_available=100, fraction=0.1),
                              row_keys=("item_embedding.weight",), central_dp=(1.0, 0.5))
     # Server-side DP replaces touched-row averaging and weighs every client the same.
     assert isinstance(private.inner, DifferentialPrivacyServerSideFixedClipping)
@@ -67,18 +73,18 @@ def test_client_learning_rate_decays_by_round():
     from fedrec.federation.client import round_config
 
     train = TrainConfig(lr=0.01)
-    decaying = FederationConfig(client_lr_decay=0.5)
+    decaying = federation(client_lr_decay=0.5)
     assert round_config(train, decaying, 1).lr == 0.01
     assert round_config(train, decaying, 3).lr == 0.0025
-    assert round_config(train, FederationConfig(), 7).lr == 0.01
+    assert round_config(train, federation(client_lr_decay=1.0), 7).lr == 0.01
 
 
 @pytest.mark.parametrize("name", ["fedavgm", "fedadam"])
 def test_server_optimizer_state_round_trips_through_a_checkpoint(name):
     from fedrec.federation.strategy import _optimizer_strategy, restore_server_optimizer_state, server_optimizer_state
 
-    federation = FederationConfig(strategy=name, server_momentum=0.9)
-    before = build_strategy(federation, row_keys=("item_embedding.weight",))
+    config = federation(strategy=name, server_momentum=0.9)
+    before = build_strategy(config, row_keys=("item_embedding.weight",))
     inner = _optimizer_strategy(before)
     arrays = {"item_embedding.weight": np.arange(6.0).reshape(3, 2), "output.bias": np.ones(3)}
     if name == "fedadam":
@@ -87,7 +93,7 @@ def test_server_optimizer_state_round_trips_through_a_checkpoint(name):
     else:
         inner.momentum_vector = [v * 0.1 for v in arrays.values()]
     saved = server_optimizer_state(before)
-    after = build_strategy(federation, row_keys=("item_embedding.weight",))
+    after = build_strategy(config, row_keys=("item_embedding.weight",))
     restore_server_optimizer_state(after, saved)
     assert server_optimizer_state(after).keys() == saved.keys()
     assert all(torch.equal(server_optimizer_state(after)[k], saved[k]) for k in saved)

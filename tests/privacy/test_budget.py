@@ -9,6 +9,7 @@ import pytest
 import torch
 from opacus.accountants import RDPAccountant
 
+from conftest import resolved
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site, partitioned, train_client
@@ -20,7 +21,7 @@ from fedrec.privacy.ledger import load_ledger
 def dp_configs(chain_file, model: str = "lstm", **privacy) -> tuple[TrainConfig, FederationConfig]:
     settings = {"noise_multiplier": 1.0, **privacy}
     train = TrainConfig(model=model, data=str(chain_file), dim=8, batch_size=8, lr=1e-2, threads=1, dp=True, **settings)
-    return train, FederationConfig(partition="store", num_clients=3, rounds=3, local_epochs=1)
+    return resolved(train, FederationConfig(partition="store", num_clients=3, rounds=3, local_epochs=1))
 
 
 def start_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:

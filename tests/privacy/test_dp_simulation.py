@@ -13,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from opacus.accountants import RDPAccountant
 
+from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
+from fedrec.models.base import Recommender
 from fedrec.privacy.ledger import epsilon_of, load_run_ledger
 
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1"]
@@ -44,6 +47,13 @@ def test_report_after_the_run_and_clients_refuse_past_their_budget(chain_file, t
         fresh.history = [tuple(h) for h in client["history"]]
         assert abs(fresh.get_epsilon(delta=client["delta"]) - client["epsilon"]) <= 0.01 * client["epsilon"]
     assert (out / "privacy" / "report.md").exists() and (out / "privacy" / "epsilon_by_round.png").exists()
+    # What leaves the run is the last round's: validation picked nothing.
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["reported_round"] == 2 and "DP" in document["round_selection"]
+    assert document["metrics"] == document["rounds"][-1]["metrics"]
+    released = Recommender.load(out / "model.pt").state()
+    last = load_checkpoint(checkpoint_path(out, 2)).state
+    assert all(torch.equal(released[name], tensor) for name, tensor in last.items())
 
     # The two planned rounds spent the target: a third round is refused by every client,
     # the server says so and finishes the run with the model it had.
@@ -99,12 +109,12 @@ def test_a_killed_dp_run_resumes_without_resetting_epsilon(chain_file, tmp_path)
 def test_central_dp_cross_device_run_is_accounted_at_the_server(chain_file, tmp_path):
     out = tmp_path / "run"
     result = fedrec(
-        "simulate", "--model", "lstm", "--data", str(chain_file), "--partition", "user", "--fraction", "0.1",
+        "-v", "simulate", "--model", "lstm", "--data", str(chain_file), "--partition", "user", "--fraction", "0.1",
         "--rounds", "3", *SMALL, "--strategy", "fedavg", "--central-dp", "--noise-multiplier", "0.8",
         "--max-grad-norm", "0.5", "--out", str(out),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "central DP noise" in result.stderr  # Flower's wrapper added the noise
+    assert "central DP noise" in result.stderr  # Flower's wrapper added the noise (its lines show with -v)
     report = json.loads((out / "privacy" / "report.json").read_text())
     (server,) = report["clients"]
     assert server["client"] == "server (central DP)"

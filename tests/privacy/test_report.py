@@ -10,8 +10,13 @@ import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from fedrec.cli import main
+from fedrec.config import TrainConfig
 from fedrec.privacy.ledger import ClientLedger, History, save_run_ledger
-from fedrec.privacy.report import EPSILON_PLOT, REPORT_JSON, REPORT_MD, build_report, write_privacy_report
+from fedrec.privacy.plots import accuracy_curves
+from fedrec.privacy.report import (
+    ACCURACY_PLOT, EPSILON_PLOT, REPORT_FILES, REPORT_JSON, REPORT_MD, build_report, write_privacy_report,
+)
+from fedrec.training.central import train_centrally
 
 REQUIRED_KEYS = {
     "mechanism", "unit", "accountant", "delta", "epsilon_max", "clients", "noise_multiplier", "max_grad_norm",
@@ -153,6 +158,31 @@ def test_cli_writes_the_report_and_prints_the_guarantee(tmp_path, capsys):
         assert (tmp_path / "privacy" / name).exists()
         assert name in printed
     assert "Worst-case (ε=" in printed
+
+
+def test_a_trained_run_gets_its_accuracy_by_epoch_beside_its_epsilon(chain_file, tmp_path):
+    config = TrainConfig(model="mf", data=str(chain_file), epochs=2, dim=8, batch_size=32, threads=1,
+                         dp=True, noise_multiplier=1.0)
+    document = train_centrally(config, tmp_path)
+    curves = accuracy_curves(document)
+    assert curves.step == "epoch" and curves.released == 2  # under DP the last epoch's model is kept
+    assert [epoch for epoch, _ in curves.series["validation HR@10"]] == [1, 2]
+    assert curves.series["test HR@10 (kept model)"] == [(2, document["metrics"]["hr@10"])]
+    for name in (ACCURACY_PLOT, EPSILON_PLOT):
+        assert (tmp_path / "privacy" / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"]({name})" in (tmp_path / "privacy" / REPORT_MD).read_text(encoding="utf-8")
+    assert ACCURACY_PLOT in REPORT_FILES
+
+
+def test_accuracy_by_round_uses_the_clients_test_when_the_server_did_not_evaluate(tmp_path):
+    rounds = [{"round": r, "client_metrics": {"hr@10": 0.1 * r}, "wall_seconds": 1.0} for r in (1, 2, 3)]
+    (tmp_path / "metrics.json").write_text(json.dumps({"rounds": rounds, "reported_round": 3}))
+    write_privacy_report(tmp_path)
+    curves = accuracy_curves(json.loads((tmp_path / "metrics.json").read_text()))
+    assert curves.step == "round" and curves.released == 3
+    assert curves.series == {"clients' test HR@10": [(1, 0.1), (2, 0.2), (3, pytest.approx(0.3))]}
+    assert (tmp_path / "privacy" / ACCURACY_PLOT).read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / "privacy" / EPSILON_PLOT).exists()  # no DP, no epsilon
 
 
 def test_cli_on_a_run_without_dp_says_there_is_no_guarantee(tmp_path, capsys):
