@@ -96,4 +96,8 @@ def _flower_console(*, verbose: bool) -> None:
 
 
 def _not_the_engine_notice(record: logging.LogRecord) -> bool:
-    return "`run_simulation` function is deprecated" not in record.getMessage()
+    """Flower notices about how fedrec drives it, not about the user's run: the simulation
+    entry point's deprecation, and "federated evaluation will be skipped" when the server
+    evaluates instead (fedrec's recipes choose one or the other)."""
+    message = record.getMessage()
+    return "`run_simulation` function is deprecated" not in message and "Federated evaluation will be skipped" not in message

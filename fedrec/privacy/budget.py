@@ -9,6 +9,7 @@ reported is still counted: the accountant's history is conservative, never optim
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +77,9 @@ def popularity_release(
     plan = client_plan(model, split, train, federation)
     ledger = open_ledger(path, client, plan, model)
     release = model.prior_release()
-    counts = noisy_popularity(split.train, model.n_items, release[0][0], seed=seed, secure_mode=train.secure_mode)
+    with warnings.catch_warnings():  # the server said it once for the whole run (check_privacy_modes)
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        counts = noisy_popularity(split.train, model.n_items, release[0][0], seed=seed, secure_mode=train.secure_mode)
     ledger.record_round(0, [*ledger.history, *release])
     save_ledger(path, ledger)
     return counts, ledger

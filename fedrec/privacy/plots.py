@@ -63,7 +63,7 @@ def plot_accuracy(curves: AccuracyCurves, path: Path) -> None:
         axes.plot(steps, values, marker="o" if len(points) == 1 else ".", linewidth=1.5, label=label,
                   color="tab:orange" if validation else "tab:blue", linestyle="--" if validation else "-")
     if curves.released is not None:
-        axes.axvline(curves.released, color="grey", linestyle=":", linewidth=1, label=f"released model ({curves.step} {curves.released})")
+        axes.axvline(curves.released, color="grey", linestyle=":", linewidth=1, label=f"model.pt ({curves.step} {curves.released})")
     axes.set_title(f"HR@10 by {curves.step} (full ranking, leave-one-out)")
     axes.set_xlabel(curves.step)
     axes.set_ylabel("HR@10")
