@@ -91,6 +91,20 @@ def test_simulate_refuses_centralised_only_flags_instead_of_ignoring_them(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--drift-correction", "mime", "--optimizer", "sgd"], "mime takes Adam steps"),
+    (["--vocab-size", "10"], "picks items by the DP popularity prior"),
+    (["--attribute-buckets", "16"], "needs item attributes"),
+    (["--dp", "--target-epsilon", "1", "--prior-noise", "1"], "popularity prior alone"),
+])
+def test_simulate_refuses_settings_that_cannot_combine_before_ray_starts(flags, message, chain_file, tmp_path):
+    result = fedrec("simulate", "--model", "lstm", "--data", str(chain_file), *flags, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "simulating" not in result.stderr  # logged just before the simulation engine starts
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_quiet_prints_the_summary_line_and_warnings_but_no_progress(chain_file, tmp_path):
     result = fedrec("--quiet", "train", "--model", "mf", "--data", str(chain_file), *SMALL,
                     "--dp", "--noise-multiplier", "1.0", "--out", str(tmp_path / "run"))

@@ -22,7 +22,7 @@ class AccuracyCurves:
 
     step: str  # "round" or "epoch"
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # label -> (step, HR@10) points
-    released: int | None = None  # the round or epoch whose model the run released
+    reported: int | None = None  # the round or epoch of model.pt and the headline metrics
 
 
 def accuracy_curves(document: dict[str, Any]) -> AccuracyCurves:
@@ -41,8 +41,8 @@ def accuracy_curves(document: dict[str, Any]) -> AccuracyCurves:
             test = [(r["round"], r["client_metrics"]["hr@10"]) for r in rounds if "hr@10" in r.get("client_metrics", {})]
             label = "clients' test HR@10"
         valid = [(r["round"], r["valid_hr@10"]) for r in rounds if r.get("valid_hr@10") is not None]
-        released = document.get("reported_round", document.get("best_round"))
-        return AccuracyCurves("round", _nonempty({label: test, "validation HR@10": valid}), released)
+        reported = document.get("reported_round", document.get("best_round"))
+        return AccuracyCurves("round", _nonempty({label: test, "validation HR@10": valid}), reported)
     training = document.get("training") or {}
     valid = [(e["epoch"], e["valid_hr@10"]) for e in training.get("history", []) if e.get("valid_hr@10") is not None]
     kept = training.get("best_epoch") or None
@@ -55,15 +55,15 @@ def _nonempty(series: dict[str, list[tuple[int, float]]]) -> dict[str, list[tupl
 
 
 def plot_accuracy(curves: AccuracyCurves, path: Path) -> None:
-    """HR@10 by round or epoch, from zero; a dotted line marks the released model's."""
+    """HR@10 by round or epoch, from zero; a dotted line marks the reported model (model.pt)."""
     figure, axes = _figure()
     for label, points in curves.series.items():
         steps, values = zip(*points)
         validation = label.startswith("validation")
         axes.plot(steps, values, marker="o" if len(points) == 1 else ".", linewidth=1.5, label=label,
                   color="tab:orange" if validation else "tab:blue", linestyle="--" if validation else "-")
-    if curves.released is not None:
-        axes.axvline(curves.released, color="grey", linestyle=":", linewidth=1, label=f"model.pt ({curves.step} {curves.released})")
+    if curves.reported is not None:
+        axes.axvline(curves.reported, color="grey", linestyle=":", linewidth=1, label=f"model.pt ({curves.step} {curves.reported})")
     axes.set_title(f"HR@10 by {curves.step} (full ranking, leave-one-out)")
     axes.set_xlabel(curves.step)
     axes.set_ylabel("HR@10")

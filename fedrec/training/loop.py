@@ -96,7 +96,8 @@ def fit_with_early_stopping(
         left = time_left(elapsed, epoch, epochs, at_most=None if max_seconds is None else max_seconds - elapsed)
         log.info(
             "epoch %d/%d loss %.4f valid HR@10 %.4f%s (%.1f s%s)",
-            epoch, epochs, loss, valid_hr10, " *best" if improved else "", seconds, f", {left}" if left else "",
+            epoch, epochs, loss, valid_hr10, " *best" if improved else "", seconds,
+            (f", up to {left}" if patience > 0 else f", {left}") if left else "",  # early stopping may end it sooner
         )
         if epoch - result.best_epoch >= patience > 0:
             result.stopped_because = f"no validation gain for {patience} epochs"

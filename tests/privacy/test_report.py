@@ -165,7 +165,7 @@ def test_a_trained_run_gets_its_accuracy_by_epoch_beside_its_epsilon(chain_file,
                          dp=True, noise_multiplier=1.0)
     document = train_centrally(config, tmp_path)
     curves = accuracy_curves(document)
-    assert curves.step == "epoch" and curves.released == 2  # under DP the last epoch's model is kept
+    assert curves.step == "epoch" and curves.reported == 2  # under DP the last epoch's model is kept
     assert [epoch for epoch, _ in curves.series["validation HR@10"]] == [1, 2]
     assert curves.series["test HR@10 (kept model)"] == [(2, document["metrics"]["hr@10"])]
     for name in (ACCURACY_PLOT, EPSILON_PLOT):
@@ -179,7 +179,7 @@ def test_accuracy_by_round_uses_the_clients_test_when_the_server_did_not_evaluat
     (tmp_path / "metrics.json").write_text(json.dumps({"rounds": rounds, "reported_round": 3}))
     write_privacy_report(tmp_path)
     curves = accuracy_curves(json.loads((tmp_path / "metrics.json").read_text()))
-    assert curves.step == "round" and curves.released == 3
+    assert curves.step == "round" and curves.reported == 3
     assert curves.series == {"clients' test HR@10": [(1, 0.1), (2, 0.2), (3, pytest.approx(0.3))]}
     assert (tmp_path / "privacy" / ACCURACY_PLOT).read_bytes()[:8] == PNG_MAGIC
     assert not (tmp_path / "privacy" / EPSILON_PLOT).exists()  # no DP, no epsilon
