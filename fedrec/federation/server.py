@@ -33,7 +33,8 @@ from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_rou
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.progress import time_left
-from fedrec.training.central import PROTOCOL, peak_rss_mb, write_json
+from fedrec.rundir import write_json
+from fedrec.training.central import PROTOCOL, peak_rss_mb
 
 log = logging.getLogger("fedrec.server")
 

@@ -5,9 +5,9 @@ from fedrec.models.itemknn import ItemKNN
 from fedrec.models.lstm import LSTMRecommender
 from fedrec.models.mf import MatrixFactorization
 from fedrec.models.pop import Popularity
-from fedrec.models.registry import create_model, model_class, model_names, register_model
+from fedrec.models.registry import create_model, load_model, model_class, model_names, register_model
 
 __all__ = [
     "FitResult", "ItemKNN", "LSTMRecommender", "MatrixFactorization", "Popularity",
-    "Recommender", "create_model", "model_class", "model_names", "register_model",
+    "Recommender", "create_model", "load_model", "model_class", "model_names", "register_model",
 ]

@@ -4,7 +4,7 @@
 - ``score(users, histories)``: (B, n_items + 1) scores over ALL items; column 0 is padding.
   ``users`` are dense user indices (MF needs them), ``histories`` what each user has seen.
 - ``recommend(users, histories, k)``: top-k item indices, seen items excluded.
-- ``save(path)`` / ``Recommender.load(path)``: one file with the model name, sizes, the
+- ``save(path)`` / ``fedrec.models.load_model(path)``: one file with the model name, sizes, the
   resolved config and the tensors; loading rebuilds the right class by name.
 """
 
@@ -107,21 +107,6 @@ class Recommender(ABC):
         torch.save(payload, tmp)
         tmp.replace(path)  # atomic: a crash never leaves a half-written model
         return path
-
-    @staticmethod
-    def load(path: str | Path) -> "Recommender":
-        from fedrec.models.registry import create_model
-
-        try:
-            payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as err:
-            raise ModelError(f"{path}: not a readable fedrec model file ({err}).") from None
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise ModelError(f"{path}: model format {payload.get('format_version')} is not {FORMAT_VERSION}.")
-        config = TrainConfig.from_mapping(payload["config"])
-        model = create_model(payload["model"], config, n_users=payload["n_users"], n_items=payload["n_items"])
-        model.load_state(payload["state"])
-        return model
 
 
 def check_fitted(model: Recommender, ready: bool) -> None:

@@ -19,7 +19,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -38,9 +38,29 @@ from fedrec.progress import bar
 
 if TYPE_CHECKING:
     from fedrec.data.split import LeaveOneOut
-    from fedrec.models.torch_model import TorchRecommender
 
 log = logging.getLogger("fedrec.privacy")
+
+
+class PrivateTrainable(Protocol):
+    """What DP-SGD needs of a model, as Opacus needs a module, optimizer and loader: the
+    engine knows no model class (fedrec.models.torch_model.TorchRecommender is one)."""
+
+    config: TrainConfig
+    net: nn.Module
+
+    def private_samples(self, split: "LeaveOneOut") -> Sequence[Any]:
+        """One sample per unit of privacy (a user)."""
+
+    def private_module(self) -> nn.Module:
+        """The parameters DP-SGD trains (and clips)."""
+
+    def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer: ...
+
+    def private_batch(self, samples: Sequence[Any], rows: list[int]) -> Any: ...
+
+    def private_loss(self, batch: Any) -> torch.Tensor:
+        """(B,) per-sample losses."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,7 @@ class _Indices(Dataset):
 
 
 def train_private(
-    model: "TorchRecommender",
+    model: PrivateTrainable,
     split: "LeaveOneOut",
     plan: DPPlan,
     *,

@@ -29,7 +29,7 @@ from opacus.accountants import create_accountant
 
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
 from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
-from fedrec.training.central import write_json
+from fedrec.rundir import write_json
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"

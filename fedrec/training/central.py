@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import sys
@@ -18,6 +17,8 @@ from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out, load_dataset
 from fedrec.evaluation import evaluate
 from fedrec.privacy.ledger import ClientLedger, save_run_ledger
+from fedrec.privacy.report import write_privacy_report
+from fedrec.rundir import write_json
 
 log = logging.getLogger("fedrec.train")
 
@@ -60,14 +61,8 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         document["privacy"] = save_privacy(out, ledger)
     model.save(out / "model.pt")
     write_json(out / "metrics.json", document)
-    _write_report(out)
-    return document
-
-
-def _write_report(out: Path) -> None:
-    from fedrec.privacy.report import write_privacy_report  # it imports this module: import late
-
     write_privacy_report(out)
+    return document
 
 
 def save_privacy(out: Path, ledger: ClientLedger) -> dict[str, float]:
@@ -80,18 +75,3 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write atomically, so an interrupted run never leaves a truncated metrics file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -8,7 +8,7 @@ import torch
 
 from fedrec.errors import ModelError
 from fedrec.evaluation import evaluate
-from fedrec.models import Recommender, create_model
+from fedrec.models import create_model, load_model
 
 
 class RecommenderContract:
@@ -46,7 +46,7 @@ class RecommenderContract:
     def test_save_then_load_scores_identically(self, fitted, tmp_path):
         model, split = fitted
         path = model.save(tmp_path / "model.pt")
-        loaded = Recommender.load(path)
+        loaded = load_model(path)
         assert type(loaded) is type(model)
         assert loaded.config == model.config
         users, histories = split.test.users[:10], split.test.histories[:10]

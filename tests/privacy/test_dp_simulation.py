@@ -17,7 +17,7 @@ import torch
 from opacus.accountants import RDPAccountant
 
 from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
-from fedrec.models.base import Recommender
+from fedrec.models import load_model
 from fedrec.privacy.ledger import epsilon_of, load_run_ledger
 
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1"]
@@ -51,7 +51,7 @@ def test_report_after_the_run_and_clients_refuse_past_their_budget(chain_file, t
     document = json.loads((out / "metrics.json").read_text())
     assert document["reported_round"] == 2 and "DP" in document["round_selection"]
     assert document["metrics"] == document["rounds"][-1]["metrics"]
-    released = Recommender.load(out / "model.pt").state()
+    released = load_model(out / "model.pt").state()
     last = load_checkpoint(checkpoint_path(out, 2)).state
     assert all(torch.equal(released[name], tensor) for name, tensor in last.items())
 
