@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     where = simulate.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="new run directory: metrics.json, checkpoints/, client_state/, model.pt")
     where.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    simulate.add_argument(
+        "--ray-address", metavar="HOST:PORT",
+        help="run the clients on the running Ray cluster whose head is at HOST:PORT (`ray start --head --port PORT`), "
+        "1 CPU per client, instead of a Ray started on this machine for the run (docs/deployment.md)",
+    )
 
     certs = commands.add_parser(
         "certs",
@@ -137,7 +142,7 @@ def run_simulate(args: argparse.Namespace) -> dict:
         train = config_from_args(args, TrainConfig)
         federation = config_from_args(args, FederationConfig, run_dir=str(args.out))
         out = args.out
-    document = simulate(train, federation, verbose=args.verbose)
+    document = simulate(train, federation, verbose=args.verbose, ray_address=args.ray_address)
     return {**document, "_out": out}
 
 

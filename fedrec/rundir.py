@@ -1,22 +1,108 @@
-"""Files of a run directory, written so that a crash never leaves half of one.
+"""The run directory, the unit users see: its layout, named once, and the one way its files
+are written (atomically, so a crash never leaves half a file).
 
-Sits below every layer: training, federation and the privacy report all write here.
+    metrics.json      what the run measured (every command writes or reads it)
+    model.pt          the model the run reports
+    checkpoints/      one file per federated round (resume)
+    client_state/     simulated clients' private state (MF user vectors, ledgers, optimizer state)
+    privacy/          the ledger and the privacy report
+    anonymization/    what anonymization did to each client's raw rows
+    audit/            fairness and bias audits of the model
+    release/          what serving may load: model, item index, model card, verdict
+
+Sits below every layer: training, federation, privacy and models all write here.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import torch
+
+METRICS = "metrics.json"
+MODEL = "model.pt"
+CHECKPOINTS = "checkpoints"
+CLIENT_STATE = "client_state"
+PRIVACY = "privacy"
+ANONYMIZATION = "anonymization"
+AUDIT = "audit"
+RELEASE = "release"
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write atomically, so an interrupted run never leaves a truncated metrics file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    tmp.replace(path)
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory (nothing is created until written)."""
+
+    root: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    @property
+    def client_state(self) -> Path:
+        return self.root / CLIENT_STATE
+
+    @property
+    def privacy(self) -> Path:
+        return self.root / PRIVACY
+
+    @property
+    def anonymization(self) -> Path:
+        return self.root / ANONYMIZATION
+
+    @property
+    def audit(self) -> Path:
+        return self.root / AUDIT
+
+    @property
+    def release(self) -> Path:
+        return self.root / RELEASE
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics.read_text(encoding="utf-8"))
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path`` in
+    one rename: readers see the old file or the new one, never a truncated one. The folder
+    is created if needed; the temporary file is removed if writing fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, document: dict[str, Any]) -> Path:
+    """Indented JSON with numpy scalars and paths made plain."""
+    return write_text(path, json.dumps(document, indent=2, default=_jsonable) + "\n")
+
+
+def write_torch(path: Path, payload: Any) -> Path:
+    """``torch.save`` of tensors and plain containers (load them with weights_only=True)."""
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _jsonable(value: Any) -> Any:

@@ -45,7 +45,7 @@ def summarise(kind: str, epsilon: float | None, run_dir: Path, measured: dict | 
     document = json.loads((run_dir / "metrics.json").read_text())
     report_file = run_dir / "privacy" / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
-    if kind == "fed":  # under DP the last round (fedrec.federation.server.reported_round)
+    if kind == "fed":  # under DP the last round (fedrec.federation.run_record.reported_round)
         metrics = document["metrics"]
         chosen = f"round {document['reported_round']} ({document['round_selection']})"
     else:

@@ -35,10 +35,13 @@ def chain_split(chain_file: Path):
     return data, leave_one_out(data)
 
 
+# Small and quick; enough epochs for the chain pattern to be learnt.
+FAST_CONFIG = TrainConfig(epochs=40, patience=40, dim=16, batch_size=32, lr=1e-2, dropout=0.0, threads=1, neighbors=10)
+
+
 @pytest.fixture
 def fast_config() -> TrainConfig:
-    """Small and quick; enough epochs for the chain pattern to be learnt."""
-    return TrainConfig(epochs=40, patience=40, dim=16, batch_size=32, lr=1e-2, dropout=0.0, threads=1, neighbors=10)
+    return FAST_CONFIG
 
 
 def resolved(train: TrainConfig, federation, *, item_attributes: bool = False):

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 from fedrec.errors import ConfigError
+from fedrec.rundir import CHECKPOINTS, write_torch
 
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = CHECKPOINTS
 # What a run did before these options existed: a checkpoint written then resumes with that
 # behaviour, not with the option's recipe default (which may have changed since).
 BEFORE_THE_OPTION = {"attribute-buckets": 0, "drift-correction": "none", "client-lr-decay": 1.0}
@@ -34,14 +35,8 @@ def checkpoint_path(run_dir: Path, round_number: int) -> Path:
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
     path = checkpoint_path(run_dir, checkpoint.round)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"round": checkpoint.round, "state": checkpoint.state, "history": checkpoint.history, "config": checkpoint.config,
-         "server_optimizer": checkpoint.server_optimizer},
-        tmp,
-    )
-    tmp.replace(path)
-    return path
+    return write_torch(path, {"round": checkpoint.round, "state": checkpoint.state, "history": checkpoint.history,
+                              "config": checkpoint.config, "server_optimizer": checkpoint.server_optimizer})
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

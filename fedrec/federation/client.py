@@ -32,8 +32,9 @@ from fedrec.federation.client_state import (
 )
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import popularity_release, private_round
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.rundir import CLIENT_STATE
+from fedrec.training.local import popularity_release, private_round, train_local_epochs
 
 log = logging.getLogger("fedrec.client")
 
@@ -76,7 +77,7 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
         path = str(node_config[wire.NODE_DATA_PATH])
         # The server's state-dir is a path on the server's host: a deployed node keeps its
         # private state on its own disk, beside its data unless it names a state-dir.
-        own_state = node_config.get(wire.NODE_STATE_DIR) or str(Path(path).expanduser().resolve().parent / "client_state")
+        own_state = node_config.get(wire.NODE_STATE_DIR) or str(Path(path).expanduser().resolve().parent / CLIENT_STATE)
         catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
         local = load_dataset(path, min_interactions=train.min_interactions, short_users=train.short_users)
         data = align_to_catalog(local, catalog.items, min_interactions=train.min_interactions)
@@ -156,8 +157,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
         elif federation.drift_correction == MIME:
             control = ClientMime(global_control or {}, model.net, shared=global_state, beta_1=federation.mime_momentum,
                                  weight_decay=train.weight_decay or 0.0)
-        loss, optimizer_state = model.train_epochs(
-            split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
+        loss, optimizer_state = train_local_epochs(
+            model, split, federation.local_epochs, round_seed=round_number, optimizer_state=load_optimizer_state(kept) if kept else None,
             before_step=control.before_step if control else None,
         )
         if kept is not None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fedrec.errors import ModelError
+from fedrec.rundir import write_torch
 
 
 def state_file(state_dir: Path, client_name: str) -> Path:
@@ -24,10 +25,7 @@ def state_file(state_dir: Path, client_name: str) -> Path:
 def save_private_state(path: Path, tensors: dict[str, torch.Tensor], user_ids: np.ndarray) -> None:
     if not tensors:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"tensors": tensors, "user_ids": [str(u) for u in user_ids]}, tmp)
-    tmp.replace(path)
+    write_torch(path, {"tensors": tensors, "user_ids": [str(u) for u in user_ids]})
 
 
 def load_private_state(path: Path, user_ids: np.ndarray) -> dict[str, torch.Tensor]:
@@ -48,10 +46,7 @@ def optimizer_state_file(state_dir: Path, client_name: str) -> Path:
 
 
 def save_optimizer_state(path: Path, state: dict[int, dict[str, torch.Tensor]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_torch(path, state)
 
 
 def load_optimizer_state(path: Path) -> dict[int, dict[str, torch.Tensor]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 from fedrec.errors import ModelError
 from fedrec.federation.client_state import state_file
 from fedrec.federation.wrapping import ClientStatisticsExchange, weighted_mean
+from fedrec.rundir import write_torch
 
 log = logging.getLogger("fedrec.server")
 
@@ -95,10 +95,7 @@ class ClientControl:
             return {name: torch.zeros_like(c) for name, c in self.own.items()}
         new = {name: (self.start[name] - p.detach()) / (self.steps * self.lr) - self.federation[name] + self.own[name]
                for name, p in self.parameters.items()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        torch.save(new, tmp)
-        tmp.replace(self.path)
+        write_torch(self.path, new)
         return {name: new[name] - self.own[name] for name in new}
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,41 @@ def resume_configs(run_dir: Path, rounds: int | None) -> tuple[TrainConfig, Fede
     return train, dataclasses.replace(federation, **changes)
 
 
-def simulate(train: TrainConfig, federation: FederationConfig, *, verbose: bool = False) -> dict[str, Any]:
+RAY_HEAD_FIX = "start one with `ray start --head --port PORT` (docs/deployment.md, \"An existing Ray cluster\")"
+
+
+def ray_head_address(address: str, *, timeout: float = 5.0) -> str:
+    """``address`` (HOST:PORT of a Ray head's GCS, as ``ray start --head --port PORT`` opens it)
+    once something answers there; a ConfigError naming the fix otherwise. Never "auto": that
+    joins whichever Ray instance on this machine Ray finds first."""
+    text = address.strip()
+    host, sep, port_text = text.rpartition(":")
+    if text in ("auto", "local") or "://" in text:
+        what = "a Ray Client (ray://) address" if "://" in text else f"{text!r} (it picks a Ray instance by itself)"
+        raise ConfigError(f"--ray-address takes the head's HOST:PORT (e.g. 10.0.0.5:6379), not {what}; {RAY_HEAD_FIX}.")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379); {RAY_HEAD_FIX}.")
+    port = int(port_text)
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"--ray-address {text}: no Ray head answers there ({err.strerror or err}); on {host.strip('[]')} "
+            f"start one with `ray start --head --port {port}` (docs/deployment.md, \"An existing Ray cluster\")."
+        ) from None
+    return text
+
+
+def simulate(
+    train: TrainConfig, federation: FederationConfig, *, verbose: bool = False, ray_address: str | None = None
+) -> dict[str, Any]:
     """Run the federation; returns the run's metrics.json document. ``verbose`` also shows
-    Flower's own INFO and DEBUG lines (round banners, sampling, record dumps)."""
+    Flower's own INFO and DEBUG lines (round banners, sampling, record dumps). ``ray_address``
+    (HOST:PORT of a running Ray head) runs the clients on that cluster instead of a Ray
+    started for this run on this machine."""
+    if ray_address is not None:
+        ray_address = ray_head_address(ray_address)
     if train.model not in FEDERATED_MODELS:
         raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
     run_dir = Path(federation.run_dir)
@@ -54,25 +87,37 @@ def simulate(train: TrainConfig, federation: FederationConfig, *, verbose: bool 
     federation = dataclasses.replace(federation, min_available=partition.num_clients)
     from flwr.simulation import run_simulation
 
-    from clients.client_app import app as client_app
-    from server.server_app import server_app_for
+    from fedrec.federation.client_app import app as client_app
+    from fedrec.federation.server_app import server_app_for
+
+    import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if ray_address is None:
+        init_args: dict[str, Any] = {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
+    else:
+        if ray.is_initialized():  # Flower would reuse that connection and ignore the address
+            raise ConfigError(f"--ray-address {ray_address}: this process is already connected to Ray; call ray.shutdown() first.")
+        # The cluster's own resources count; Ray refuses num_cpus/resources when attaching.
+        init_args = {"address": ray_address}
+        log.info("clients run on the Ray cluster at %s (1 CPU each)", ray_address)
     log.info("simulating %d %s clients for %d rounds", partition.num_clients, federation.partition, federation.rounds)
     _flower_console(verbose=verbose)
-    with warnings.catch_warnings():
-        # Ray's tip asks to stop hiding GPUs from actors with num_gpus=0; our CPU clients should not see them.
-        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
-        run_simulation(
-            server_app=server_app_for(train, federation),
-            client_app=client_app,
-            num_supernodes=partition.num_clients,
-            backend_config={
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
-            },
-            verbose_logging=verbose,
-        )
+    started_ray = not ray.is_initialized()
+    try:
+        with warnings.catch_warnings():
+            # Ray's tip asks to stop hiding GPUs from actors with num_gpus=0; our CPU clients should not see them.
+            warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+            run_simulation(
+                server_app=server_app_for(train, federation),
+                client_app=client_app,
+                num_supernodes=partition.num_clients,
+                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": init_args},
+                verbose_logging=verbose,
+            )
+    finally:
+        if started_ray and ray.is_initialized():
+            ray.shutdown()  # leave a cluster this run joined (it keeps running), or stop the local one
     return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
 
 

@@ -1,6 +1,9 @@
 """The one interface every recommender implements, documented once here.
 
-- ``fit(split)``: learn from ``split.train``; sequence models may early-stop on ``split.valid``.
+- training: ``fedrec.training.fit_model(model, split)`` for every model. Models that learn
+  without gradient steps (counting, similarities) implement ``fit(split)`` themselves; the
+  neural ones (``torch_model.TorchRecommender``) expose batches and losses, and the training
+  layer runs the loop, plain or DP-SGD. Models know nothing of the DP engine.
 - ``score(users, histories)``: (B, n_items + 1) scores over ALL items; column 0 is padding.
   ``users`` are dense user indices (MF needs them), ``histories`` what each user has seen.
 - ``recommend(users, histories, k)``: top-k item indices, seen items excluded.
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -19,12 +23,22 @@ import torch
 
 from fedrec.config import TrainConfig
 from fedrec.data.interactions import Interactions
-from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ModelError
 from fedrec.metrics import mask_seen
-from fedrec.training.loop import FitResult
+from fedrec.rundir import write_torch
 
 FORMAT_VERSION = 1
+
+
+@dataclass
+class FitResult:
+    """What training did: per-epoch records and which epoch's weights were kept."""
+
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_valid_hr10: float | None = None
+    stopped_because: str = "done"
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Recommender(ABC):
@@ -37,6 +51,7 @@ class Recommender(ABC):
     dp_defaults: ClassVar[dict[str, Any]] = {}
     federated_dp_defaults: ClassVar[dict[str, Any]] = {}
     dp_attribute_buckets: ClassVar[int] = 0  # under --dp, when the data has item attributes
+    uses_popularity_prior: ClassVar[bool] = False  # DP: starts from a noisy popularity release (apply_popularity_prior)
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         self.config = self.resolve_config(config)
@@ -74,9 +89,6 @@ class Recommender(ABC):
         training or before a federation's first global state; the rest ignore them."""
 
     @abstractmethod
-    def fit(self, split: LeaveOneOut) -> FitResult: ...
-
-    @abstractmethod
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor: ...
 
     @abstractmethod
@@ -93,8 +105,6 @@ class Recommender(ABC):
         return torch.topk(scores, k=min(k, self.n_items), dim=1).indices.numpy()
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format_version": FORMAT_VERSION,
             "model": self.name,
@@ -103,10 +113,7 @@ class Recommender(ABC):
             "config": self.config.to_dict(),
             "state": self.state(),
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written model
-        return path
+        return write_torch(Path(path), payload)  # atomic: a crash never leaves a half-written model
 
 
 def check_fitted(model: Recommender, ready: bool) -> None:

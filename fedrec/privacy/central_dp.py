@@ -21,13 +21,15 @@ from fedrec.privacy.popularity_prior import prior_segment
 SERVER = "server (central DP)"
 
 
-def check_privacy_modes(train: TrainConfig, federation: FederationConfig) -> None:
-    """Refuse settings that cannot work, before any process starts or any budget is spent.
+def check_privacy_modes(train: TrainConfig, federation: FederationConfig, *, uses_popularity_prior: bool) -> None:
+    """Refuse settings that cannot work, before any process starts or any budget is spent
+    (``uses_popularity_prior``: the model starts DP training from a noisy popularity release).
 
     Also says, once, that client DP noise is not cryptographically secure when it is not: the
     server chooses that for every client, so it is said here rather than by each client.
     """
-    _check_prior_fits_target(train)
+    if uses_popularity_prior:
+        _check_prior_fits_target(train)
     warn_if_not_secure(train)
     if train.dp and federation.keep_optimizer_state:
         raise ConfigError(
@@ -72,11 +74,7 @@ def record_central_round(ledger: ClientLedger, round_number: int, noise_multipli
 def _check_prior_fits_target(train: TrainConfig) -> None:
     """The popularity prior is planned into --target-epsilon; at delta <= 1e-5 (the default
     is smaller still) its epsilon is at least this much, so a target below it cannot work."""
-    from fedrec.models.registry import model_class
-
     if not (train.dp and train.target_epsilon is not None and train.prior_noise):
-        return
-    if not getattr(model_class(train.model), "uses_popularity_prior", False):
         return
     prior = epsilon_of(prior_segment(train.prior_noise), train.delta if train.delta is not None else 1e-5, train.accountant)
     if prior >= train.target_epsilon:

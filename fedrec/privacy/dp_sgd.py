@@ -21,7 +21,6 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-import numpy as np
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
@@ -250,23 +249,3 @@ def _warn_once() -> None:
 def warn_if_not_secure(config: TrainConfig) -> None:
     if config.dp and not config.secure_mode:
         _warn_once()
-
-
-def gather_positions(states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """(B, L, d) states at (B, K) positions -> (B, K, d)."""
-    return states.gather(1, positions.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
-
-
-def last_targets(windows: Sequence[np.ndarray], rows: Sequence[int], last: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each chosen window (inputs = w[:-1], targets = w[1:]), the positions and targets
-    of its ``last`` most recent predictions, zero-padded: (B, K) positions, (B, K) targets."""
-    k = max(1, min(last, max(len(windows[r]) - 1 for r in rows)))
-    positions = np.zeros((len(rows), k), dtype=np.int64)
-    targets = np.zeros((len(rows), k), dtype=np.int64)
-    for i, r in enumerate(rows):
-        w = windows[r]
-        n = min(k, len(w) - 1)
-        start = len(w) - 1 - n
-        positions[i, :n] = np.arange(start, start + n)
-        targets[i, :n] = w[start + 1 : start + 1 + n]
-    return torch.from_numpy(positions), torch.from_numpy(targets)

@@ -23,8 +23,9 @@ from typing import Any
 from opacus.accountants import create_accountant
 
 from fedrec.errors import ConfigError
+from fedrec.rundir import PRIVACY, write_json
 
-RUN_LEDGER = Path("privacy") / "ledger.json"
+RUN_LEDGER = Path(PRIVACY) / "ledger.json"
 
 History = list[tuple[float, float, int]]
 
@@ -101,10 +102,7 @@ class ClientLedger:
 
 def save_ledger(path: Path, ledger: ClientLedger) -> None:
     """Atomic write: a crash mid-save keeps the previous ledger, never a truncated one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(ledger.to_dict(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, ledger.to_dict())
 
 
 def load_ledger(path: Path) -> ClientLedger | None:
@@ -121,13 +119,7 @@ def load_ledger(path: Path) -> ClientLedger | None:
 
 def save_run_ledger(run_dir: Path, ledgers: dict[str, ClientLedger]) -> Path:
     """The run's copy of every client's ledger (what the privacy report reads)."""
-    path = run_dir / RUN_LEDGER
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    document = {"clients": [ledgers[name].to_dict() for name in sorted(ledgers)]}
-    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json(run_dir / RUN_LEDGER, {"clients": [ledgers[name].to_dict() for name in sorted(ledgers)]})
 
 
 def load_run_ledger(run_dir: Path) -> dict[str, ClientLedger]:

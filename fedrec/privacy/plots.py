@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedrec.rundir import atomic_write
+
 # Past this many clients one coloured line each is unreadable: grey them, colour the worst case.
 MANY_CLIENTS = 20
 # A legend with more entries than this hides the plot.
@@ -117,6 +119,4 @@ def _figure():
 
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))

@@ -3,8 +3,8 @@
 Under DP-SGD a next-item model takes hundreds of noisy steps just to learn which items are
 popular, and until then ranks below the popularity floor. One Gaussian release of
 user-level item counts (sensitivity 1 per user, see ``noisy_counts``) is almost free in
-epsilon at a large noise multiplier, and its log initialises the output bias: training
-starts at the floor and spends its budget on what popularity cannot say.
+epsilon at a large noise multiplier, and its log initialises the model's output bias
+(``fedrec.models.item_vocabulary.bias_from_counts``): training starts at the floor and spends its budget on what popularity cannot say.
 
 The release is accounted in the same ledger as the training that follows: one step at
 sample rate 1, ``(noise, 1.0, 1)``, composed with DP-SGD by the accountant.
@@ -13,7 +13,6 @@ sample rate 1, ``(noise, 1.0, 1)``, composed with DP-SGD by the accountant.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from fedrec.privacy.ledger import History
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_generator, user_level_counts
@@ -28,12 +27,3 @@ def noisy_popularity(train: list[np.ndarray], n_items: int, noise_multiplier: fl
     """User-level item counts plus N(0, noise^2) on every item: a DP release on its own."""
     counts = user_level_counts(train, n_items)
     return gaussian_noisy_counts(counts, noise_multiplier, noise_generator(seed, secure_mode=secure_mode), secure_mode=secure_mode)
-
-
-def bias_from_counts(counts: np.ndarray) -> torch.Tensor:
-    """Output bias whose softmax follows the (noisy) counts: log(count + 1), centred;
-    negative noisy counts read as 0; the padding column can never be recommended."""
-    bias = torch.log(torch.clamp(torch.as_tensor(counts, dtype=torch.float32), min=0.0) + 1.0)
-    bias = bias - bias[1:].mean()
-    bias[0] = -30.0
-    return bias

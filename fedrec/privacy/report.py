@@ -29,7 +29,7 @@ from opacus.accountants import create_accountant
 
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
 from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
-from fedrec.rundir import write_json
+from fedrec.rundir import RunDir, write_json, write_text
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -44,7 +44,8 @@ def write_privacy_report(run_dir: Path) -> Path:
     saying plainly that it carries no formal privacy guarantee (and no epsilon plot); any
     run whose metrics.json holds accuracy by round or epoch gets the accuracy plot."""
     ledgers = load_run_ledger(run_dir)
-    folder = run_dir / "privacy"
+    run = RunDir(run_dir)
+    folder = run.privacy
     folder.mkdir(parents=True, exist_ok=True)
     report = build_report(ledgers) if ledgers else no_privacy_report()
     write_json(folder / REPORT_JSON, report)
@@ -52,12 +53,12 @@ def write_privacy_report(run_dir: Path) -> Path:
     if report["clients"]:
         plot_epsilon(report, folder / EPSILON_PLOT)
         plots.append(EPSILON_PLOT)
-    metrics = run_dir / "metrics.json"
+    metrics = run.metrics
     curves = accuracy_curves(json.loads(metrics.read_text(encoding="utf-8"))) if metrics.exists() else None
     if curves is not None and curves.series:
         plot_accuracy(curves, folder / ACCURACY_PLOT)
         plots.append(ACCURACY_PLOT)
-    _write_text(folder / REPORT_MD, render_markdown(report, plots=plots))
+    write_text(folder / REPORT_MD, render_markdown(report, plots=plots))
     return folder / REPORT_JSON
 
 
@@ -200,9 +201,3 @@ def _listing(values) -> str:
 def _cell(text: str) -> str:
     """A client name as a table cell: a '|' in it would split the row."""
     return str(text).replace("|", "\\|")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

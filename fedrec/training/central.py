@@ -16,9 +16,11 @@ import torch
 from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out, load_dataset
 from fedrec.evaluation import evaluate
+from fedrec.models import create_model, model_class
 from fedrec.privacy.ledger import ClientLedger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
-from fedrec.rundir import write_json
+from fedrec.rundir import RunDir, write_json
+from fedrec.training.fitting import fit_model
 
 log = logging.getLogger("fedrec.train")
 
@@ -27,8 +29,6 @@ PROTOCOL = "full-ranking-leave-one-out"
 
 def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
     """Train ``config.model`` on all of ``config.data``; writes ``out/metrics.json`` and ``out/model.pt``."""
-    from fedrec.models import create_model, model_class
-
     started = time.perf_counter()
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -38,7 +38,7 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
     model = create_model(config.model, config, n_users=data.n_users, n_items=data.n_items)
     model.use_item_attributes(data)
     log.info("training %s on %s (%d users, %d items)", config.model, data.source, data.n_users, data.n_items)
-    fit = model.fit(split)
+    fit, ledger = fit_model(model, split)
     valid = evaluate(model, split.valid, mask_history=config.mask_history)
     test = evaluate(model, split.test, mask_history=config.mask_history)
     wall = time.perf_counter() - started
@@ -56,11 +56,10 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)
-    ledger = getattr(model, "privacy_ledger", None)
     if ledger is not None:
         document["privacy"] = save_privacy(out, ledger)
-    model.save(out / "model.pt")
-    write_json(out / "metrics.json", document)
+    model.save(RunDir(out).model)
+    write_json(RunDir(out).metrics, document)
     write_privacy_report(out)
     return document
 

@@ -5,29 +5,18 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, TypeVar
 
 import torch
 from torch import nn
 
+from fedrec.models.base import FitResult
 from fedrec.progress import bar, time_left
 
 
 log = logging.getLogger("fedrec.train")
 
 Batch = TypeVar("Batch")
-
-
-@dataclass
-class FitResult:
-    """What training did: per-epoch records and which epoch's weights were kept."""
-
-    epochs_run: int = 0
-    best_epoch: int = 0
-    best_valid_hr10: float | None = None
-    stopped_because: str = "done"
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def run_epoch(

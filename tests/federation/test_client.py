@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import resolved
+from fedrec.training import train_local_epochs
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.errors import ModelError
@@ -127,7 +128,7 @@ def test_an_optimizer_state_of_another_model_is_refused(chain_file, tmp_path):
     train = dataclasses.replace(train, optimizer="adam")
     site = locate_site({wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 3}, train, federation, str(tmp_path))
     model = create_model("lstm", train, n_users=site.data.n_users, n_items=site.data.n_items)
-    _, state = model.train_epochs(leave_one_out(site.data), 1)
+    _, state = train_local_epochs(model, leave_one_out(site.data), 1)
     wider = create_model("lstm", dataclasses.replace(train, dim=12), n_users=site.data.n_users, n_items=site.data.n_items)
     with pytest.raises(ModelError, match="optimizer state does not fit"):
-        wider.train_epochs(leave_one_out(site.data), 1, optimizer_state=state)
+        train_local_epochs(wider, leave_one_out(site.data), 1, optimizer_state=state)

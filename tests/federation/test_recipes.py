@@ -2,6 +2,7 @@
 
 import pytest
 
+from fedrec.training.private import prior_release
 from fedrec.cli import build_parser
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
@@ -92,4 +93,4 @@ def test_prior_noise_zero_means_no_prior():
     train, _ = resolved(model="lstm", dp=True, target_epsilon=8.0, prior_noise=0.0, vocab_size=0)
     model = model_class("lstm")(train, n_users=0, n_items=5)
 
-    assert model.prior_release() == []
+    assert prior_release(model) == []

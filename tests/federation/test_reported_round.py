@@ -1,7 +1,7 @@
 """Which round a federated run reports (metrics.json headline, CLI summary, model.pt)."""
 
 from fedrec.config import FederationConfig, TrainConfig
-from fedrec.federation.server import reported_round
+from fedrec.federation.run_record import reported_round
 
 # Validation peaks at round 2 of 3.
 HISTORY = [{"round": 1, "valid_hr@10": 0.1}, {"round": 2, "valid_hr@10": 0.5}, {"round": 3, "valid_hr@10": 0.3}]

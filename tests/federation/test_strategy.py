@@ -69,7 +69,7 @@ def test_strategy_choice_and_central_dp_wrapping():
 
 
 def test_client_learning_rate_decays_by_round():
-    from fedrec.config import FederationConfig, TrainConfig
+    from fedrec.config import TrainConfig
     from fedrec.federation.client import round_config
 
     train = TrainConfig(lr=0.01)

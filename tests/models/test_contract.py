@@ -1,27 +1,62 @@
-"""The contract every recommender keeps: one test class, inherited once per model."""
+"""The contract every recommender keeps: one test class, inherited once per model.
+
+Each class trains its model once (class-scoped fixtures) and every contract test reads it.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
+from fedrec.data import leave_one_out, load_dataset
 from fedrec.errors import ModelError
 from fedrec.evaluation import evaluate
 from fedrec.models import create_model, load_model
+from fedrec.training import fit_model
+from tests.conftest import FAST_CONFIG, write_chain_sequences
+
+
+def write_popular_endings(path, *, n_users: int = 60, seed: int = 0):
+    """Each user reads 2 of items 6..60, then 4 distinct of the popular items 1..5: the
+    held-out last item is always one of the 5 most popular, unseen by that user."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for user in range(1, n_users + 1):
+        prefix = rng.choice(np.arange(6, 61), size=2, replace=False)
+        ending = rng.choice(np.arange(1, 6), size=4, replace=False)
+        lines.append(" ".join(map(str, [user, *prefix, *ending])))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 class RecommenderContract:
-    """Subclasses set ``model_name`` and ``min_test_hr10`` (what the chain data allows)."""
+    """Subclasses set ``model_name`` and ``min_test_hr10`` (what their data allows: a
+    random ranker of the chain data gets about 10 / 30)."""
 
     model_name: str
     min_test_hr10: float
+    config_changes: dict = {}
 
-    @pytest.fixture
-    def fitted(self, chain_split, fast_config):
-        data, split = chain_split
-        model = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
-        model.fit(split)
+    def write_data(self, path):
+        return write_chain_sequences(path)
+
+    @pytest.fixture(scope="class")
+    def data_split(self, tmp_path_factory):
+        data = load_dataset(str(self.write_data(tmp_path_factory.mktemp(self.model_name) / "data.txt")))
+        return data, leave_one_out(data)
+
+    @pytest.fixture(scope="class")
+    def config(self):
+        return dataclasses.replace(FAST_CONFIG, model=self.model_name, **self.config_changes)
+
+    @pytest.fixture(scope="class")
+    def fitted(self, data_split, config):
+        data, split = data_split
+        model = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
+        fit_model(model, split)
         return model, split
 
     def test_scores_cover_all_items_plus_padding(self, fitted):
@@ -52,29 +87,32 @@ class RecommenderContract:
         users, histories = split.test.users[:10], split.test.histories[:10]
         torch.testing.assert_close(loaded.score(users, histories), model.score(users, histories))
 
-    def test_scoring_before_fit_is_an_error_or_deterministic(self, chain_split, fast_config):
-        data, split = chain_split
-        model = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
+    def test_scoring_before_fit_is_an_error_or_deterministic(self, data_split, config):
+        data, split = data_split
+        model = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
         try:
             first = model.score(split.test.users[:3], split.test.histories[:3])
         except ModelError as err:
             assert "fit" in str(err)
         else:  # neural models score with their initial weights, reproducibly per seed
-            again = create_model(self.model_name, fast_config, n_users=data.n_users, n_items=data.n_items)
+            again = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
             torch.testing.assert_close(again.score(split.test.users[:3], split.test.histories[:3]), first)
 
 
 class TestPopularity(RecommenderContract):
     model_name = "pop"
-    min_test_hr10 = 0.0  # chains are uniform over items: popularity has no signal here
+    min_test_hr10 = 0.9  # every held-out item is among the 5 most popular (a random ranker: ~10 / 58)
+
+    def write_data(self, path):
+        return write_popular_endings(path)
 
     def test_most_popular_unseen_item_comes_first(self, fast_config):
-        from fedrec.data.split import EvalSet, LeaveOneOut
+        from fedrec.data.split import LeaveOneOut
 
         train = [np.array([1, 2]), np.array([2, 3]), np.array([2, 4])]
         split = LeaveOneOut(train=train, valid=None, test=None, n_items=4)
         model = create_model("pop", fast_config, n_users=3, n_items=4)
-        model.fit(split)
+        fit_model(model, split)
         top = model.recommend(np.array([0]), [np.array([1])], k=2)
         assert top[0].tolist()[0] == 2
 
@@ -110,7 +148,7 @@ class TestLSTM(RecommenderContract):
     def test_private_variant_uses_dplstm_and_loads_the_same_weights(self, fitted):
         from opacus.layers import DPLSTM
 
-        from fedrec.models.lstm import SequenceNet
+        from fedrec.models.sequence_net import SequenceNet
 
         model, split = fitted
         private = SequenceNet(model.n_items, model.config.dim, 0.0, private=True)
@@ -128,22 +166,21 @@ class TestLSTMWithAttributes(RecommenderContract):
     model_name = "lstm"
     min_test_hr10 = 0.6
 
-    @pytest.fixture
-    def fitted(self, tmp_path, fast_config):
-        import dataclasses
+    config_changes = {"attribute_buckets": 16}
+
+    def write_data(self, path):
         import json
 
-        from fedrec.data import leave_one_out, load_dataset
-        from tests.conftest import write_chain_sequences
-
-        path = write_chain_sequences(tmp_path / "chains.txt")
         attributes = {str(item): [item % 4, 10 + item % 3] for item in range(1, 31)}
-        (tmp_path / "chains_item2attributes.json").write_text(json.dumps(attributes), encoding="utf-8")
-        data = load_dataset(str(path))
-        config = dataclasses.replace(fast_config, model="lstm", attribute_buckets=16)
+        (path.parent / f"{path.stem}_item2attributes.json").write_text(json.dumps(attributes), encoding="utf-8")
+        return write_chain_sequences(path)
+
+    @pytest.fixture(scope="class")
+    def fitted(self, data_split, config):
+        data, split = data_split
         model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
         model.use_item_attributes(data)
-        model.fit(split := leave_one_out(data))
+        fit_model(model, split)
         return model, split
 
     def test_attribute_table_is_part_of_the_shared_state(self, fitted):
@@ -155,8 +192,6 @@ class TestLSTMWithAttributes(RecommenderContract):
 
 
 def test_attributes_asked_of_data_without_them_are_refused(chain_split, fast_config):
-    import dataclasses
-
     from fedrec.errors import ConfigError
 
     data, _ = chain_split

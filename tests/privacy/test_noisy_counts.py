@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fedrec.training import fit_model
 from fedrec.cli import main
 from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
@@ -91,19 +92,19 @@ def test_train_pop_without_dp_keeps_raw_counts_and_no_privacy_block(chain_file, 
     assert "privacy" not in json.loads((out / "metrics.json").read_text())
     assert not (out / RUN_LEDGER).exists()
     model = create_model("pop", TrainConfig(model="pop"), n_users=data.n_users, n_items=data.n_items)
-    model.fit(split)
+    _, ledger = fit_model(model, split)
     expected = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)
     np.testing.assert_array_equal(model.counts.numpy(), expected)
-    assert model.privacy_ledger is None
+    assert ledger is None
 
 
 def test_dp_pop_with_a_huge_epsilon_ranks_the_same_top_items_as_plain_pop(chain_split, fast_config):
     data, split = chain_split
     private = create_model("pop", TrainConfig(model="pop", dp=True, target_epsilon=1e4), n_users=data.n_users, n_items=data.n_items)
     plain = create_model("pop", fast_config, n_users=data.n_users, n_items=data.n_items)
-    private.fit(split)
-    plain.fit(split)
-    sigma = private.privacy_ledger.history[0][0]
+    _, ledger = fit_model(private, split)
+    fit_model(plain, split)
+    sigma = ledger.history[0][0]
     assert sigma < 0.01
     np.testing.assert_allclose(private.counts.numpy(), user_level_counts(split.train, data.n_items), atol=6 * sigma)
     nobody = [np.empty(0, dtype=np.int64)]
@@ -117,5 +118,5 @@ def test_dp_pop_refuses_a_release_beyond_max_epsilon(chain_split):
     config = TrainConfig(model="pop", dp=True, noise_multiplier=0.5, max_epsilon=1.0)
     model = create_model("pop", config, n_users=data.n_users, n_items=data.n_items)
     with pytest.raises(ConfigError, match="max_epsilon"):
-        model.fit(split)
+        fit_model(model, split)
     assert model.counts is None

@@ -22,7 +22,7 @@ from fedrec.privacy.ledger import default_delta, epsilon_of
 )
 def test_incompatible_privacy_modes_are_refused(train, federation, message):
     with pytest.raises(ConfigError, match=message):
-        check_privacy_modes(train, federation)
+        check_privacy_modes(train, federation, uses_popularity_prior=False)
 
 
 @pytest.mark.parametrize(
@@ -69,20 +69,23 @@ def test_secure_mode_needs_torchcsprng_and_says_how_to_get_it(chain_split):
     from importlib.util import find_spec
 
     from fedrec.models import create_model
+    from fedrec.training import fit_model
 
     data, split = chain_split
     config = TrainConfig(model="lstm", dp=True, noise_multiplier=1.0, secure_mode=True, epochs=1, dim=8, threads=1)
     model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
     if find_spec("torchcsprng") is None:
         with pytest.raises(ConfigError, match="pip install torchcsprng"):
-            model.fit(split)
+            fit_model(model, split)
     else:
-        assert model.fit(split).epochs_run == 1
+        assert fit_model(model, split)[0].epochs_run == 1
 
 
 def test_a_target_the_popularity_prior_alone_would_spend_is_refused_up_front():
     train = TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=3.0)
     with pytest.raises(ConfigError, match="--prior-noise"):
-        check_privacy_modes(train, FederationConfig())
-    check_privacy_modes(TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=10.0), FederationConfig())
-    check_privacy_modes(TrainConfig(model="mf", dp=True, target_epsilon=1.0, prior_noise=3.0), FederationConfig())
+        check_privacy_modes(train, FederationConfig(), uses_popularity_prior=True)
+    check_privacy_modes(TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=10.0), FederationConfig(),
+                        uses_popularity_prior=True)
+    check_privacy_modes(TrainConfig(model="mf", dp=True, target_epsilon=1.0, prior_noise=3.0), FederationConfig(),
+                        uses_popularity_prior=False)

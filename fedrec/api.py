@@ -1,0 +1,119 @@
+"""The Python API: what the ``fedrec`` command does, for notebooks and pipelines. The CLI is a
+thin layer over these functions.
+
+    import fedrec
+
+    run = fedrec.simulate("runs/mf", model="mf", num_clients=10, rounds=5)
+    run.metrics["hr@10"], run.reported_round
+    model = run.load_model()
+    model.recommend(users, histories, k=10)
+
+Options are the config fields (``fedrec.config.TrainConfig`` and ``FederationConfig``) by
+their Python names; unset ones take the model's measured recipe, as on the command line.
+Errors are ``fedrec.errors.FedrecError`` subclasses whose message names the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedrec.config import TrainConfig, split_mapping
+from fedrec.errors import ConfigError
+from fedrec.models.base import Recommender
+from fedrec.models.registry import load_model
+from fedrec.rundir import RunDir
+
+# Run-level fields that simulate() takes as arguments (out=, resume=), never as options.
+RUN_ARGUMENTS = {"run_dir": "out", "resume": "resume"}
+# Centralised-training options with no meaning in a federation, and what rules there instead.
+NOT_FEDERATED = {"epochs": ("rounds", "local_epochs"), "patience": ("rounds",), "max_minutes": ("rounds",),
+                 "neighbors": ("model mf|lstm",), "similarity": ("model mf|lstm",)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run directory and what its metrics.json says."""
+
+    path: Path
+    document: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        run = RunDir(Path(path))
+        if not run.metrics.exists():
+            raise ConfigError(f"{path} holds no fedrec run (no metrics.json); give the out= directory of a run.")
+        return cls(run.root, run.read_metrics())
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Test metrics (full ranking, leave-one-out): hr@k, ndcg@k, mrr."""
+        return self.document["metrics"]
+
+    @property
+    def reported_round(self) -> int | None:
+        """Federated runs: the round whose model and metrics the run reports."""
+        return self.document.get("reported_round")
+
+    def load_model(self) -> Recommender:
+        """The model the run reports (``model.pt``)."""
+        return load_model(RunDir(self.path).model)
+
+    def privacy_report(self) -> dict[str, Any]:
+        return privacy_report(self.path)
+
+
+def train(out: str | Path, **options: Any) -> Run:
+    """Centralised training (``fedrec train``) on all of ``options["data"]`` (default: the
+    embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/."""
+    from fedrec.training.central import train_centrally
+
+    train_centrally(TrainConfig.from_mapping(options), Path(out))
+    return Run.open(out)
+
+
+def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
+             verbose: bool = False, **options: Any) -> Run:
+    """A federated simulation (``fedrec simulate``) in this process: Flower's simulation
+    engine on a local Ray, or on the cluster at ``ray_address`` (HOST:PORT of its head).
+    ``resume=DIR`` continues a run from its last checkpoint (only ``rounds`` may change)."""
+    from fedrec.federation.simulation import resume_configs
+    from fedrec.federation.simulation import simulate as run_simulation
+
+    for name, argument in RUN_ARGUMENTS.items():
+        if name in options:
+            raise ConfigError(f"{name} is set by simulate's {argument}= argument, not as an option.")
+    if resume is not None:
+        extra = [name for name in options if name != "rounds"]
+        if extra:
+            raise ConfigError(
+                f"resume continues a run with its own settings; drop {', '.join(extra)} (only rounds may change, to extend the run)."
+            )
+        rounds = options.get("rounds")
+        train_config, federation = resume_configs(Path(resume), None if rounds is None else int(rounds))
+        out = resume
+    else:
+        if out is None:
+            raise ConfigError("simulate needs a run directory: out='runs/NAME' (or resume= an earlier one).")
+        unused = [name for name in options if name in NOT_FEDERATED]
+        if unused:
+            raise ConfigError("; ".join(f"{name} is not used by simulate (use {' or '.join(NOT_FEDERATED[name])})"
+                                        for name in unused) + ".")
+        train_config, federation = split_mapping({**options, "run_dir": str(out)})
+    run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address)
+    return Run.open(out)
+
+
+def privacy_report(run_dir: str | Path) -> dict[str, Any]:
+    """Write ``run_dir``/privacy/report.json, report.md and plots from the run's ledger (a run
+    without DP gets a report that says so); returns report.json's content."""
+    from fedrec.privacy.report import write_privacy_report
+
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise ConfigError(f"no run directory at {run_dir}; give the out/resume directory of a run.")
+    if not run.metrics.exists() and not run.privacy.is_dir():
+        raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the out/resume directory of a run.")
+    return json.loads(write_privacy_report(run.root).read_text(encoding="utf-8"))

@@ -1,0 +1,53 @@
+"""The server's own evaluation of the global model after each round, kept apart from the
+round orchestration so what "the server measures" is readable on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.data import leave_one_out
+from fedrec.data.catalog import align_to_catalog
+from fedrec.data.split import EvalSet
+from fedrec.evaluation import evaluate
+from fedrec.federation.client import shared_dataset
+from fedrec.models import create_model
+from fedrec.models.mf import FoldInScorer, MatrixFactorization
+
+
+class GlobalEvaluator:
+    """Full-ranking metrics of the global model on the server's copy of the held-out items.
+
+    In simulation the server reads the same data set the clients were cut from; deployed,
+    it needs an evaluation set of its own (``server-eval=false`` skips this and relies on
+    federated evaluation). MF user vectors never reach the server, so it folds them in
+    from each user's history with the item side frozen.
+    """
+
+    def __init__(self, train: TrainConfig, federation: FederationConfig) -> None:
+        data = shared_dataset(train.data, train.min_interactions, train.short_users)
+        if federation.item_catalog and federation.item_catalog != train.data:
+            catalog = shared_dataset(federation.item_catalog, train.min_interactions, train.short_users)
+            data = align_to_catalog(data, catalog.items, min_interactions=train.min_interactions)
+        split = leave_one_out(data)
+        self.valid, self.test = split.valid, split.test
+        if federation.eval_users and federation.eval_users < data.n_users:
+            chosen = np.sort(np.random.default_rng(train.seed).choice(data.n_users, federation.eval_users, replace=False))
+            self.valid, self.test = _subset(self.valid, chosen), _subset(self.test, chosen)
+        self.model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+        self.n_items = data.n_items
+        self.mask_history = train.mask_history
+
+    def __call__(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        self.model.load_partial_state(state)
+        scorer = FoldInScorer(self.model) if isinstance(self.model, MatrixFactorization) else self.model
+        valid = evaluate(scorer, self.valid, mask_history=self.mask_history)
+        test = evaluate(scorer, self.test, mask_history=self.mask_history)
+        return {"hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "valid_hr@10": valid["hr@10"], "metrics": test}
+
+
+def _subset(eval_set: EvalSet, rows: np.ndarray) -> EvalSet:
+    return EvalSet(eval_set.users[rows], [eval_set.histories[i] for i in rows], eval_set.targets[rows])
