@@ -1,3 +1,21 @@
-"""fedrec: privacy-preserving federated recommendation on Flower, PyTorch and Opacus."""
+"""fedrec: privacy-preserving federated recommendation on Flower, PyTorch and Opacus.
+
+The Python API (``fedrec.train``, ``fedrec.simulate``, ``fedrec.privacy_report``,
+``fedrec.Run``) lives in ``fedrec.api``; it is loaded on first use, so importing a small
+part of fedrec (its config, its errors) does not start torch and Flower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Run", "privacy_report", "simulate", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from fedrec import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fedrec' has no attribute {name!r}")

@@ -44,7 +44,7 @@ class Run:
     def open(cls, path: str | Path) -> "Run":
         run = RunDir(Path(path))
         if not run.metrics.exists():
-            raise ConfigError(f"{path} holds no fedrec run (no metrics.json); give the out= directory of a run.")
+            raise ConfigError(f"{path} holds no fedrec run (no metrics.json); give the directory of a run (what --out/--resume or out= named).")
         return cls(run.root, run.read_metrics())
 
     @property
@@ -113,7 +113,7 @@ def privacy_report(run_dir: str | Path) -> dict[str, Any]:
 
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():
-        raise ConfigError(f"no run directory at {run_dir}; give the out/resume directory of a run.")
+        raise ConfigError(f"no run directory at {run_dir}; give the directory of a run (what --out/--resume or out= named).")
     if not run.metrics.exists() and not run.privacy.is_dir():
-        raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the out/resume directory of a run.")
+        raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the directory of a run (what --out/--resume or out= named).")
     return json.loads(write_privacy_report(run.root).read_text(encoding="utf-8"))

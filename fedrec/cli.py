@@ -10,16 +10,16 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from fedrec.config import FederationConfig, TrainConfig, coerce, field_type
-from fedrec.errors import ConfigError, FedrecError
+from fedrec import api
+from fedrec.api import Run
+from fedrec.config import FederationConfig, TrainConfig, field_type
+from fedrec.errors import FedrecError
 from fedrec.federation.recipes import describe_default
+from fedrec.rundir import RunDir
 
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
-# Centralised-training knobs with no meaning in a federation (rounds and local epochs rule there).
-NOT_FEDERATED = {"epochs": "--rounds/--local-epochs", "patience": "--rounds", "max_minutes": "--rounds",
-                 "neighbors": "--model mf|lstm", "similarity": "--model mf|lstm"}
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
@@ -36,16 +36,6 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -
             parser.add_argument(
                 flag, dest=f.name, default=None, choices=f.metadata.get("choices"), metavar=None if f.metadata.get("choices") else base.__name__.upper(), help=help_text
             )
-
-
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig, **fixed) -> object:
-    """The config dataclass from the flags the user gave; the rest keep their defaults."""
-    given = dict(fixed)
-    for f in dataclasses.fields(cls):
-        value = getattr(args, f.name, None)
-        if value is not None and f.name not in fixed:
-            given[f.name] = coerce(value, field_type(f, cls), f.name)
-    return cls(**given)
 
 
 def given_flags(args: argparse.Namespace, *classes: type) -> list[str]:
@@ -120,46 +110,25 @@ def run_certs(args: argparse.Namespace) -> None:
     )
 
 
-def run_simulate(args: argparse.Namespace) -> dict:
-    from fedrec.federation.simulation import resume_configs, simulate
+def given_options(args: argparse.Namespace, *classes: type) -> dict[str, object]:
+    """The config flags the user gave, by field name (the API fills the rest from the recipes)."""
+    return {name: getattr(args, name) for name in given_flags(args, *classes)}
 
-    if args.resume is not None:
-        extra = [f for f in given_flags(args, TrainConfig, FederationConfig) if f != "rounds"]
-        if extra:
-            raise ConfigError(
-                f"--resume continues a run with its own settings; drop {', '.join('--' + f.replace('_', '-') for f in extra)} "
-                "(only --rounds may change, to extend the run)."
-            )
-        rounds = None if args.rounds is None else int(args.rounds)
-        train, federation = resume_configs(args.resume, rounds)
-        out = args.resume
-    else:
-        unused = [f for f in given_flags(args, TrainConfig) if f in NOT_FEDERATED]
-        if unused:
-            raise ConfigError(
-                "; ".join(f"--{f.replace('_', '-')} is not used by simulate (use {NOT_FEDERATED[f]})" for f in unused) + "."
-            )
-        train = config_from_args(args, TrainConfig)
-        federation = config_from_args(args, FederationConfig, run_dir=str(args.out))
-        out = args.out
-    document = simulate(train, federation, verbose=args.verbose, ray_address=args.ray_address)
-    return {**document, "_out": out}
+
+def run_simulate(args: argparse.Namespace) -> Run:
+    return api.simulate(args.out, resume=args.resume, ray_address=args.ray_address, verbose=args.verbose,
+                        **given_options(args, TrainConfig, FederationConfig))
 
 
 def run_privacy_report(args: argparse.Namespace) -> None:
-    import json
+    from fedrec.privacy.report import REPORT_FILES, guarantee
 
-    from fedrec.privacy.report import REPORT_FILES, guarantee, write_privacy_report
-
-    if not args.dir.is_dir():
-        raise ConfigError(f"no run directory at {args.dir}; give the --out/--resume directory of a run.")
-    if not (args.dir / "metrics.json").exists() and not (args.dir / "privacy").is_dir():
-        raise ConfigError(f"{args.dir} holds no fedrec run (no metrics.json); give the --out/--resume directory of a run.")
-    report_path = write_privacy_report(args.dir)
+    report = api.privacy_report(args.dir)
+    folder = RunDir(args.dir).privacy
     for name in REPORT_FILES:
-        if (report_path.parent / name).exists():
-            print(report_path.parent / name)
-    print(guarantee(json.loads(report_path.read_text(encoding="utf-8"))))
+        if (folder / name).exists():
+            print(folder / name)
+    print(guarantee(report))
 
 
 def configure_logging(*, verbose: bool, quiet: bool = False) -> logging.Logger:
@@ -181,23 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm(loggers=[logger]):  # log lines print above a progress bar, not through it
             if args.command == "train":
-                from fedrec.training.central import train_centrally
-
-                document = train_centrally(config_from_args(args), args.out)
-                metrics = document["metrics"]
+                run = api.train(args.out, **given_options(args, TrainConfig))
+                document, metrics = run.document, run.metrics
                 print(
                     f"{document['model']} on {document['data']}: HR@10 {metrics['hr@10']:.4f} "
                     f"NDCG@10 {metrics['ndcg@10']:.4f} MRR {metrics['mrr']:.4f} "
-                    f"({document['wall_seconds']:.0f} s) -> {args.out / 'metrics.json'}"
+                    f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
             elif args.command == "simulate":
-                document = run_simulate(args)
-                metrics = document["metrics"]
+                run = run_simulate(args)
+                document, metrics = run.document, run.metrics
                 print(
                     f"{document['model']} federated on {document['data']}: round {document['reported_round']} "
                     f"({document['round_selection']}) "
                     f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
-                    f"({document['wall_seconds']:.0f} s) -> {document['_out'] / 'metrics.json'}"
+                    f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
             elif args.command == "certs":
                 run_certs(args)

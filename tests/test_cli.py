@@ -87,7 +87,7 @@ def test_bad_flag_value_is_rejected_with_the_allowed_choices(tmp_path):
 def test_simulate_refuses_centralised_only_flags_instead_of_ignoring_them(tmp_path):
     result = fedrec("simulate", "--model", "lstm", "--epochs", "3", "--out", str(tmp_path / "run"))
     assert result.returncode == 2
-    assert "--epochs is not used by simulate" in result.stderr and "--local-epochs" in result.stderr
+    assert "epochs is not used by simulate" in result.stderr and "local_epochs" in result.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -58,7 +58,31 @@ def ray_head_address(address: str, *, timeout: float = 5.0) -> str:
             f"--ray-address {text}: no Ray head answers there ({err.strerror or err}); on {host.strip('[]')} "
             f"start one with `ray start --head --port {port}` (docs/deployment.md, \"An existing Ray cluster\")."
         ) from None
+    refusal = _not_a_ray_head(host, port, timeout)
+    if refusal is not None:
+        raise ConfigError(
+            f"--ray-address {text}: something answers there, but not a Ray head ({refusal}); give the port the head's "
+            f"GCS listens on, the --port of `ray start --head --port PORT` (default 6379), not its dashboard or Ray Client port."
+        )
     return text
+
+
+def _not_a_ray_head(host: str, port: int, timeout: float) -> str | None:
+    """None if a Ray GCS answers at host:port; otherwise why not. (Ray itself would retry
+    connecting to a port that is no GCS for minutes, with no word to the user.)"""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout
+            )
+        except grpc.RpcError as err:
+            code = err.code()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return f"gRPC {code.name}"
+    return None  # answered, or refused only for want of credentials: a Ray GCS
 
 
 def simulate(
@@ -85,12 +109,11 @@ def simulate(
         )
     # Sample from all virtual clients, not from those registered first.
     federation = dataclasses.replace(federation, min_available=partition.num_clients)
+    import ray
     from flwr.simulation import run_simulation
 
     from fedrec.federation.client_app import app as client_app
     from fedrec.federation.server_app import server_app_for
-
-    import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if ray_address is None:
