@@ -117,3 +117,12 @@ def privacy_report(run_dir: str | Path) -> dict[str, Any]:
     if not run.metrics.exists() and not run.privacy.is_dir():
         raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the directory of a run (what --out/--resume or out= named).")
     return json.loads(write_privacy_report(run.root).read_text(encoding="utf-8"))
+
+
+def synth(out: str | Path, *, stores: int, users: int | None = None, seed: int = 0) -> tuple[Path, Path]:
+    """Synthetic beauty-shop logs with personal data (``fedrec synth``) on the embedded Beauty
+    histories: the events file at ``out`` (.csv or .parquet) and ``<stem>_catalog.csv``
+    beside it. For exercising anonymization and group audits; see docs/synthetic-data.md."""
+    from fedrec.data.synth import synthesize, write_synth
+
+    return write_synth(synthesize(stores=stores, users=users, seed=seed), Path(out))

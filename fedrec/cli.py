@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--nodes", nargs="*", default=[], metavar="NAME", help="also make SuperNode auth key pairs")
     certs.add_argument("--overwrite", action="store_true", help="replace existing files (a new CA!)")
 
+    synth = commands.add_parser(
+        "synth",
+        help="synthetic beauty-shop logs with personal data, on the embedded Beauty histories (docs/synthetic-data.md)",
+    )
+    synth.add_argument("--stores", type=int, required=True, help="number of stores (grouped by region)")
+    synth.add_argument("--out", type=Path, required=True, metavar="FILE", help="events file, .csv or .parquet")
+    synth.add_argument("--users", type=int, default=None, help="customers, resampled from Beauty (default: every Beauty user once)")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same log")
+
     privacy = commands.add_parser(
         "privacy-report",
         help="the privacy budget a --dp run spent, per client: report.json, report.md and a plot in DIR/privacy/",
@@ -166,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
                     f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
+            elif args.command == "synth":
+                events, catalog = api.synth(args.out, stores=args.stores, users=args.users, seed=args.seed)
+                print(f"{events}\n{catalog}")
             elif args.command == "certs":
                 run_certs(args)
             elif args.command == "privacy-report":

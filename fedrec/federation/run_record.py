@@ -10,8 +10,8 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
 from fedrec.federation.client import shared_dataset
 from fedrec.models import create_model
-from fedrec.training.central import PROTOCOL, peak_rss_mb
 from fedrec.rundir import RunDir
+from fedrec.training.central import PROTOCOL, peak_rss_mb
 
 
 def reported_round(train: TrainConfig, federation: FederationConfig, history: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
