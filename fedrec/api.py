@@ -75,11 +75,15 @@ def train(out: str | Path, **options: Any) -> Run:
 
 
 def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
-             verbose: bool = False, **options: Any) -> Run:
+             anonymize_key: str | Path | None = None, k_anonymity: int = 5, link_stores: bool = False,
+             schema: str | Path | None = None, verbose: bool = False, **options: Any) -> Run:
     """A federated simulation (``fedrec simulate``) in this process: Flower's simulation
     engine on a local Ray, or on the cluster at ``ray_address`` (HOST:PORT of its head).
-    ``resume=DIR`` continues a run from its last checkpoint (only ``rounds`` may change)."""
-    from fedrec.federation.simulation import resume_configs
+    ``resume=DIR`` continues a run from its last checkpoint (only ``rounds`` may change).
+    With ``anonymize_key`` (a ``keys`` file), ``data`` is a raw shop log with a store
+    column: each store anonymizes its own rows (``k_anonymity``, ``link_stores``,
+    ``schema`` as for ``anonymize``) and only the anonymized copies reach training."""
+    from fedrec.federation.simulation import StoreAnonymization, resume_configs
     from fedrec.federation.simulation import simulate as run_simulation
 
     for name, argument in RUN_ARGUMENTS.items():
@@ -102,7 +106,9 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
             raise ConfigError("; ".join(f"{name} is not used by simulate (use {' or '.join(NOT_FEDERATED[name])})"
                                         for name in unused) + ".")
         train_config, federation = split_mapping({**options, "run_dir": str(out)})
-    run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address)
+    anonymization = None if anonymize_key is None else StoreAnonymization(
+        Path(anonymize_key), k=k_anonymity, link_stores=link_stores, schema=None if schema is None else Path(schema))
+    run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address, anonymization=anonymization)
     return Run.open(out)
 
 
@@ -126,3 +132,26 @@ def synth(out: str | Path, *, stores: int, users: int | None = None, seed: int =
     from fedrec.data.synth import synthesize, write_synth
 
     return write_synth(synthesize(stores=stores, users=users, seed=seed), Path(out))
+
+
+def make_key(out: str | Path) -> Path:
+    """A new deployment secret for pseudonyms (``fedrec keys``): 32 random bytes in a file
+    only its owner can read (mode 0600). Whoever holds it can link pseudonyms back to ids
+    they already know: keep it with the stores, never on the server (docs/anonymization.md)."""
+    from fedrec.anonymize import make_key as write_key
+
+    return write_key(Path(out))
+
+
+def anonymize_log(src: str | Path, dst: str | Path, *, key: str | Path, k: int = 5, schema: str | Path | None = None,
+              link_stores: bool = False, scrub_text: bool = False, report_dir: str | Path | None = None) -> dict[str, Any]:
+    """A store's raw log -> a k-anonymous, pseudonymous log fedrec trains on (``fedrec
+    anonymize``); the report (JSON and Markdown) goes to ``report_dir``, by default
+    ``<dst stem>_anonymization/`` beside ``dst``. Returns the report. ``src`` is only read."""
+    from fedrec.anonymize import anonymize_file, load_key
+
+    dst = Path(dst)
+    folder = Path(report_dir) if report_dir is not None else dst.with_name(f"{dst.stem}_anonymization")
+    report = anonymize_file(Path(src), dst, key=load_key(Path(key)), k=k, schema=None if schema is None else Path(schema),
+                            link_stores=link_stores, scrub_text=scrub_text, report_dir=folder)
+    return report.to_dict()

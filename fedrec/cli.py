@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = simulate.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="new run directory: metrics.json, checkpoints/, client_state/, model.pt")
     where.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    private = simulate.add_argument_group("anonymization (--data is then a raw shop log with a store column)")
+    private.add_argument("--anonymize-key", type=Path, metavar="KEYFILE",
+                         help="each store anonymizes its own rows with this key (fedrec keys) before training")
+    private.add_argument("--k-anonymity", type=int, default=5, metavar="K", help="customers per quasi-identifier class")
+    private.add_argument("--link-stores", action="store_true", help="one pseudonym per customer across stores")
+    private.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
     simulate.add_argument(
         "--ray-address", metavar="HOST:PORT",
         help="run the clients on the running Ray cluster whose head is at HOST:PORT (`ray start --head --port PORT`), "
@@ -85,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--days", type=int, default=365, help="validity in days")
     certs.add_argument("--nodes", nargs="*", default=[], metavar="NAME", help="also make SuperNode auth key pairs")
     certs.add_argument("--overwrite", action="store_true", help="replace existing files (a new CA!)")
+
+    keys = commands.add_parser("keys", help="a new secret key for pseudonyms (mode 0600; keep it with the stores)")
+    keys.add_argument("--out", type=Path, required=True, metavar="KEYFILE", help="where to write it (never overwritten)")
+
+    anonymize = commands.add_parser(
+        "anonymize", help="a store's raw log -> a pseudonymous, k-anonymous log to train on, and its report",
+    )
+    anonymize.add_argument("input", type=Path, metavar="IN", help="raw event log, .csv or .parquet (only read)")
+    anonymize.add_argument("output", type=Path, metavar="OUT", help="anonymized log, .csv or .parquet")
+    anonymize.add_argument("--key", type=Path, required=True, metavar="KEYFILE", help="the key from fedrec keys")
+    anonymize.add_argument("--k", type=int, default=5, help="at least K customers share each quasi-identifier class")
+    anonymize.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
+    anonymize.add_argument("--link-stores", action="store_true", help="one pseudonym per customer across stores")
+    anonymize.add_argument("--scrub-text", action="store_true", help="keep free text with personal data replaced")
+    anonymize.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: OUT_anonymization/)")
 
     synth = commands.add_parser(
         "synth",
@@ -125,8 +146,9 @@ def given_options(args: argparse.Namespace, *classes: type) -> dict[str, object]
 
 
 def run_simulate(args: argparse.Namespace) -> Run:
-    return api.simulate(args.out, resume=args.resume, ray_address=args.ray_address, verbose=args.verbose,
-                        **given_options(args, TrainConfig, FederationConfig))
+    return api.simulate(args.out, resume=args.resume, ray_address=args.ray_address, anonymize_key=args.anonymize_key,
+                        k_anonymity=args.k_anonymity, link_stores=args.link_stores, schema=args.schema,
+                        verbose=args.verbose, **given_options(args, TrainConfig, FederationConfig))
 
 
 def run_privacy_report(args: argparse.Namespace) -> None:
@@ -175,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
                     f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
+            elif args.command == "keys":
+                print(api.make_key(args.out))
+            elif args.command == "anonymize":
+                report = api.anonymize_log(args.input, args.output, key=args.key, k=args.k, schema=args.schema,
+                                       link_stores=args.link_stores, scrub_text=args.scrub_text, report_dir=args.report)
+                print(f"{report['rows_out']} rows, {report['users_out']} users, k={report['k_achieved']} -> {args.output}")
             elif args.command == "synth":
                 events, catalog = api.synth(args.out, stores=args.stores, users=args.users, seed=args.seed)
                 print(f"{events}\n{catalog}")

@@ -27,6 +27,7 @@ from fedrec.evaluation import evaluate
 from fedrec.federation import wire
 from fedrec.federation.mime import MIME, ClientMime
 from fedrec.federation.scaffold import SCAFFOLD, ClientControl, control_file
+from fedrec.federation.store_logs import anonymize_own_log
 from fedrec.federation.client_state import (
     load_optimizer_state, load_private_state, optimizer_state_file, save_optimizer_state, save_private_state, state_file,
 )
@@ -73,15 +74,16 @@ def _partitioned(spec: str, min_interactions: int, short_users: str, scheme: str
 def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig, state_dir: str | None) -> ClientSite:
     """A deployed node names its own data file; a simulated node gets a partition id."""
     own_state = node_config.get(wire.NODE_STATE_DIR) or state_dir
-    if wire.NODE_DATA_PATH in node_config:
-        path = str(node_config[wire.NODE_DATA_PATH])
+    if wire.NODE_DATA_PATH in node_config or wire.NODE_RAW_DATA_PATH in node_config:
+        given = str(node_config.get(wire.NODE_DATA_PATH) or node_config[wire.NODE_RAW_DATA_PATH])
         # The server's state-dir is a path on the server's host: a deployed node keeps its
         # private state on its own disk, beside its data unless it names a state-dir.
-        own_state = node_config.get(wire.NODE_STATE_DIR) or str(Path(path).expanduser().resolve().parent / CLIENT_STATE)
+        own_state = node_config.get(wire.NODE_STATE_DIR) or str(Path(given).expanduser().resolve().parent / CLIENT_STATE)
+        path = given if wire.NODE_DATA_PATH in node_config else str(_anonymized_copy(node_config, Path(own_state)))
         catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
         local = load_dataset(path, min_interactions=train.min_interactions, short_users=train.short_users)
         data = align_to_catalog(local, catalog.items, min_interactions=train.min_interactions)
-        name = str(node_config.get(wire.NODE_NAME) or Path(path).stem)
+        name = str(node_config.get(wire.NODE_NAME) or Path(given).stem)
     elif wire.NODE_PARTITION_ID in node_config:
         full, partition = partitioned(train, federation)
         index = int(node_config[wire.NODE_PARTITION_ID])
@@ -99,6 +101,19 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
             "(or run it in the simulation engine, which sets partition-id)."
         )
     return ClientSite(name=name, data=data, state_dir=Path(own_state) if own_state else None)
+
+
+def _anonymized_copy(node_config: Mapping[str, Any], state_dir: Path) -> Path:
+    """The node's raw log anonymized on the node, with the node's own key (the server never
+    sees either); made once, again when the raw file changes."""
+    if wire.NODE_KEY_PATH not in node_config:
+        raise ConfigError(
+            f"{wire.NODE_RAW_DATA_PATH} is a raw log to anonymize on this node, which needs its key: start the SuperNode "
+            f"with --node-config \"{wire.NODE_RAW_DATA_PATH}='/path/raw.csv' {wire.NODE_KEY_PATH}='/path/store.key'\" "
+            "(make the key with `fedrec keys --out /path/store.key`)."
+        )
+    return anonymize_own_log(Path(str(node_config[wire.NODE_RAW_DATA_PATH])), Path(str(node_config[wire.NODE_KEY_PATH])),
+                             state_dir, k=int(node_config.get(wire.NODE_K_ANONYMITY, 5)))
 
 
 def build_client_model(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> TorchRecommender:

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
 from fedrec.federation.checks import check_run
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
+from fedrec.federation.store_logs import anonymize_stores
 
 log = logging.getLogger("fedrec.simulate")
 
@@ -35,63 +36,25 @@ def resume_configs(run_dir: Path, rounds: int | None) -> tuple[TrainConfig, Fede
     return train, dataclasses.replace(federation, **changes)
 
 
-RAY_HEAD_FIX = "start one with `ray start --head --port PORT` (docs/deployment.md, \"An existing Ray cluster\")"
+@dataclasses.dataclass(frozen=True)
+class StoreAnonymization:
+    """Each store anonymizes its own rows of the raw log before training (docs/anonymization.md)."""
 
-
-def ray_head_address(address: str, *, timeout: float = 5.0) -> str:
-    """``address`` (HOST:PORT of a Ray head's GCS, as ``ray start --head --port PORT`` opens it)
-    once something answers there; a ConfigError naming the fix otherwise. Never "auto": that
-    joins whichever Ray instance on this machine Ray finds first."""
-    text = address.strip()
-    host, sep, port_text = text.rpartition(":")
-    if text in ("auto", "local") or "://" in text:
-        what = "a Ray Client (ray://) address" if "://" in text else f"{text!r} (it picks a Ray instance by itself)"
-        raise ConfigError(f"--ray-address takes the head's HOST:PORT (e.g. 10.0.0.5:6379), not {what}; {RAY_HEAD_FIX}.")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379); {RAY_HEAD_FIX}.")
-    port = int(port_text)
-    try:
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
-            pass
-    except OSError as err:
-        raise ConfigError(
-            f"--ray-address {text}: no Ray head answers there ({err.strerror or err}); on {host.strip('[]')} "
-            f"start one with `ray start --head --port {port}` (docs/deployment.md, \"An existing Ray cluster\")."
-        ) from None
-    refusal = _not_a_ray_head(host, port, timeout)
-    if refusal is not None:
-        raise ConfigError(
-            f"--ray-address {text}: something answers there, but not a Ray head ({refusal}); give the port the head's "
-            f"GCS listens on, the --port of `ray start --head --port PORT` (default 6379), not its dashboard or Ray Client port."
-        )
-    return text
-
-
-def _not_a_ray_head(host: str, port: int, timeout: float) -> str | None:
-    """None if a Ray GCS answers at host:port; otherwise why not. (Ray itself would retry
-    connecting to a port that is no GCS for minutes, with no word to the user.)"""
-    import grpc
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
-        try:
-            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
-                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout
-            )
-        except grpc.RpcError as err:
-            code = err.code()
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DEADLINE_EXCEEDED):
-                return f"gRPC {code.name}"
-    return None  # answered, or refused only for want of credentials: a Ray GCS
+    key_file: Path
+    k: int = 5
+    link_stores: bool = False
+    schema: Path | None = None
 
 
 def simulate(
-    train: TrainConfig, federation: FederationConfig, *, verbose: bool = False, ray_address: str | None = None
+    train: TrainConfig, federation: FederationConfig, *, verbose: bool = False, ray_address: str | None = None,
+    anonymization: StoreAnonymization | None = None,
 ) -> dict[str, Any]:
     """Run the federation; returns the run's metrics.json document. ``verbose`` also shows
     Flower's own INFO and DEBUG lines (round banners, sampling, record dumps). ``ray_address``
     (HOST:PORT of a running Ray head) runs the clients on that cluster instead of a Ray
-    started for this run on this machine."""
+    started for this run on this machine. With ``anonymization``, ``train.data`` is a raw
+    shop log that each store anonymizes before anything trains on it."""
     if ray_address is not None:
         ray_address = ray_head_address(ray_address)
     if train.model not in FEDERATED_MODELS:
@@ -99,6 +62,12 @@ def simulate(
     run_dir = Path(federation.run_dir)
     if not federation.resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
+    if anonymization is not None:
+        if federation.resume:
+            raise ConfigError("--resume trains on the anonymized copy the run already made; drop --anonymize-key.")
+        a = anonymization
+        union = anonymize_stores(Path(train.data), run_dir, key_file=a.key_file, k=a.k, link_stores=a.link_stores, schema=a.schema)
+        train = dataclasses.replace(train, data=str(union.resolve()))
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
     check_run(train, federation, catalog)  # every cross-field check, before Ray starts

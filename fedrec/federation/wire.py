@@ -49,6 +49,9 @@ NODE_PARTITION_ID = "partition-id"  # set by the simulation engine
 NODE_NUM_PARTITIONS = "num-partitions"
 NODE_DATA_PATH = "data-path"  # a deployed client's own data file
 NODE_STATE_DIR = "state-dir"
+NODE_RAW_DATA_PATH = "raw-data-path"  # a deployed store's raw log, anonymized on the node before training
+NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never leaves the node
+NODE_K_ANONYMITY = "k-anonymity"
 NODE_NAME = "client-name"
 
 WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR)

@@ -1,0 +1,147 @@
+"""Anonymize a store's raw event log: the front of the package.
+
+In order: opted-out customers out; direct identifiers and free text dropped (free text
+scrubbed on request); every column that would be written as it is checked for personal
+data on a sample; quasi-identifiers generalised until every class of customers has k
+members; customer ids replaced by keyed pseudonyms; times cut to the day; the rows written
+grouped by user, in each user's time order, to a file that appears whole or not at all.
+The input is only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+import pyarrow as pa
+
+from fedrec.anonymize.detect import SAMPLE_SIZE, analyze_samples, scrub
+from fedrec.anonymize.keys import KEY_BYTES
+from fedrec.anonymize.release import Settings, plan_release
+from fedrec.anonymize.report import AnonymizationReport, build_report, write_report
+from fedrec.anonymize.scan import sample_columns, scan
+from fedrec.anonymize.schema import Schema, load_schema, resolve_schema
+from fedrec.anonymize.tables import CSV_SUFFIXES, PARQUET_SUFFIXES, Table, frame_table, open_table
+from fedrec.anonymize.writer import TableSink, output_columns, plain, release_batches, write_ordered
+from fedrec.errors import ConfigError, DataError
+from fedrec.rundir import atomic_write
+
+log = logging.getLogger("fedrec.anonymize")
+
+
+def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path | Mapping | None = None,
+                   link_stores: bool = False, l: int | None = None, scrub_text: bool = False,
+                   reference_date: date | None = None, postcode_prefix: int = 3,
+                   report_dir: Path | None = None) -> AnonymizationReport:
+    """Anonymize the log ``src`` (CSV or Parquet) into ``dst`` (CSV or Parquet, by suffix),
+    readable by ``fedrec.data.load_dataset``. ``schema``: a JSON file or its dict (role ->
+    columns). With ``report_dir``, report.json and report.md are written there too."""
+    started = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        raise ConfigError(f"{dst}: the output must end in .csv, .parquet or .pq.")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ConfigError(f"{dst}: the output would overwrite the input; write it to another path.")
+    settings = _settings(k, l, link_stores, scrub_text, reference_date, postcode_prefix)
+    table = open_table(src)
+    schema_, census, release, detections = _prepare(table, schema, settings, key)
+    sink_rows = int(census.customer_rows[~census.removed].sum())
+    as_parquet = dst.suffix.lower() in PARQUET_SUFFIXES
+    numeric = dict(census.numeric) if as_parquet else {}
+
+    def write(tmp: Path) -> None:
+        sink = TableSink(tmp, csv=not as_parquet)
+        try:
+            write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric=numeric),
+                          rows=sink_rows, release=release, write=sink.write, scratch=dst.parent)
+        finally:
+            sink.close()
+
+    atomic_write(dst, write)
+    report = build_report(table.name, str(dst), schema_, census, release, settings, detections, key=key,
+                          seconds=time.perf_counter() - started)
+    if report_dir is not None:
+        write_report(report, Path(report_dir))
+    log.info("anonymize: %s -> %s: %d rows, %d pseudonymous users (%.0f s)", src, dst, report.rows_out,
+             report.users_out, report.seconds)
+    return report
+
+
+def anonymize_frame(frame: pd.DataFrame, *, key: bytes, k: int = 5, schema: Path | Mapping | None = None,
+                    link_stores: bool = False, l: int | None = None, scrub_text: bool = False,
+                    reference_date: date | None = None,
+                    postcode_prefix: int = 3) -> tuple[pd.DataFrame, AnonymizationReport]:
+    """The same on a DataFrame held in memory: the anonymized frame and the report."""
+    started = time.perf_counter()
+    settings = _settings(k, l, link_stores, scrub_text, reference_date, postcode_prefix)
+    table = frame_table(frame)
+    schema_, census, release, detections = _prepare(table, schema, settings, key)
+    parts: list[pa.Table] = []
+    write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric={}),
+                  rows=int(census.customer_rows[~census.removed].sum()), release=release, write=parts.append,
+                  scratch=Path(tempfile.gettempdir()))
+    out = plain(pa.concat_tables(parts)).to_pandas()
+    return out, build_report(table.name, None, schema_, census, release, settings, detections, key=key,
+                             seconds=time.perf_counter() - started)
+
+
+def _settings(k, l, link_stores, scrub_text, reference_date, postcode_prefix) -> Settings:
+    if isinstance(reference_date, str):
+        try:
+            reference_date = date.fromisoformat(reference_date)
+        except ValueError:
+            raise ConfigError(f"reference date {reference_date!r} is not YYYY-MM-DD.") from None
+    return Settings(k=k, l=l, link_stores=bool(link_stores), scrub_text=bool(scrub_text),
+                    reference_date=reference_date, postcode_prefix=postcode_prefix)
+
+
+def _prepare(table: Table, schema, settings: Settings, key: bytes):
+    """Roles, the personal-data check, pass 1 and the release plan."""
+    if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+        raise ConfigError(f"the key must be the {KEY_BYTES} bytes of a key file; load it with load_key(KEYFILE).")
+    declared = load_schema(schema) if isinstance(schema, (str, Path)) else schema
+    schema_ = resolve_schema(table.columns, declared, source=table.name)
+    output_columns(schema_, scrub_text=settings.scrub_text)
+    detections, sampled = _check_columns(table, schema_, settings)
+    if schema_.undeclared:
+        log.info("anonymize: kept with no declared role (no personal data in their samples): %s",
+                 ", ".join(schema_.undeclared))
+    started = time.perf_counter()
+    census = scan(table, schema_, link_stores=settings.link_stores)
+    removed = int(census.removed.sum())
+    log.info("anonymize: pass 1: %d rows, %d customers, %d of them opted out (%.1f s)", census.rows,
+             len(census.removed), removed, time.perf_counter() - started)
+    started = time.perf_counter()
+    release = plan_release(census, schema_, settings, key=key, source=table.name)
+    log.info("anonymize: k=%d reached: smallest class %d, %d users suppressed; pseudonyms drawn (%.1f s)",
+             settings.k, release.recoding.k, int(release.recoding.suppressed.sum()), time.perf_counter() - started)
+    return schema_, census, release, (detections, sampled)
+
+
+def _check_columns(table: Table, schema: Schema, settings: Settings) -> tuple[dict, dict]:
+    """Refuse undeclared columns that hold personal data, and scrubbed text that still does."""
+    scanned = [schema.item_id, *([schema.store_id] if schema.store_id else []), *schema.verbatim,
+               *(schema.free_text if settings.scrub_text else ())]
+    samples = sample_columns(table, schema, scanned, size=SAMPLE_SIZE)
+    detections = analyze_samples(samples)
+    for column in schema.verbatim:
+        if column in detections and column not in schema.declared:
+            found = ", ".join(f"{entity} in {n} of {len(samples[column])} sampled values"
+                              for entity, n in detections[column].items())
+            raise DataError(
+                f"{table.name}: column {column!r} has no declared role but looks like personal data ({found}). "
+                f"Declare it in the schema as a direct identifier (dropped) or as free text, or drop the column; "
+                f"if it is not personal data, declare it under \"keep\"."
+            )
+    if settings.scrub_text:
+        left = analyze_samples({c: scrub(pa.array(samples[c], pa.string())).to_pylist() for c in schema.free_text})
+        if left:
+            column, hits = next(iter(left.items()))
+            raise DataError(f"{table.name}: scrubbing column {column!r} still leaves {hits}; drop the column instead "
+                            "(the default) or clean it before anonymizing.")
+    return detections, {c: len(v) for c, v in samples.items()}

@@ -1,0 +1,100 @@
+"""Stores anonymize their own raw logs before a federation trains on them.
+
+In a simulation one raw log holds every store's rows, as the stores' exports would. The
+split by store is the only step that reads all raw rows; it writes each store's rows to a
+temporary folder (the stores' own disks, deleted afterwards), and each store's file is then
+anonymized on its own, with per-store pseudonyms unless stores are linked. The run keeps
+only anonymized data: ``anonymization/<store>.parquet``, their union (the server's
+evaluation copy, ``anonymization/stores.parquet``) and each store's report.
+
+A deployed SuperNode does the same for its one file (``anonymize_own_log``): the node
+config names the raw file and the key; the anonymized copy and its report stay on the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from fedrec.anonymize import anonymize_file, load_key, resolve_schema
+from fedrec.anonymize.schema import load_schema
+from fedrec.errors import ConfigError, DataError
+from fedrec.rundir import RunDir, atomic_write
+
+log = logging.getLogger("fedrec.anonymize")
+
+UNION = "stores.parquet"
+OWN_COPY = "anonymized.parquet"
+
+
+def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, link_stores: bool = False,
+                     schema: Path | None = None) -> Path:
+    """Split ``raw`` by store, anonymize each store's part, return the union's path."""
+    key = load_key(key_file)  # before reading any row: a bad key fails first
+    declared = load_schema(schema) if schema is not None else None
+    raw = Path(raw)
+    frame = _read_raw(raw)
+    store_column = resolve_schema(list(frame.columns), declared, source=str(raw)).store_id
+    if store_column is None:
+        raise DataError(
+            f"{raw}: no store column (store_id or shop_id, or one declared in the schema's store_id role); "
+            "an anonymized federation needs each row's store to give each store its own rows."
+        )
+    folder = RunDir(Path(run_dir)).anonymization
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="fedrec-store-logs-") as stores_disks:
+        for store, rows in frame.groupby(store_column, sort=True):
+            name = _file_name(str(store))
+            own = Path(stores_disks) / f"{name}{raw.suffix.lower()}"
+            _write_like(rows, own)
+            out = folder / f"{name}.parquet"
+            report = anonymize_file(own, out, key=key, k=k, schema=declared, link_stores=link_stores,
+                                    report_dir=folder / name)
+            log.info("store %s: %d rows, %d customers in; %d rows, %d customers out; k=%d", store,
+                     report.rows_in, report.customers_in, report.rows_out, report.users_out, report.k_achieved)
+            parts.append(out)
+    union = folder / UNION
+    atomic_write(union, lambda tmp: pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+                 .to_parquet(tmp, index=False))
+    return union
+
+
+def anonymize_own_log(raw: Path, key_file: Path, state_dir: Path, *, k: int = 5, link_stores: bool = False) -> Path:
+    """A deployed store's anonymized copy of its own raw log, made once (again when the
+    raw file is newer); returns its path."""
+    raw, state_dir = Path(raw).expanduser(), Path(state_dir)
+    copy = state_dir / OWN_COPY
+    if copy.exists() and raw.exists() and copy.stat().st_mtime >= raw.stat().st_mtime:
+        return copy
+    state_dir.mkdir(parents=True, exist_ok=True)
+    anonymize_file(raw, copy, key=load_key(key_file), k=k, link_stores=link_stores,
+                   report_dir=state_dir / RunDir(state_dir).anonymization.name)
+    return copy
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Every column as text, as the store exported it (nothing is parsed or altered)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found. Pass the raw event log (CSV or Parquet) to anonymize.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise ConfigError(f"{path}: an anonymized federation reads a raw .csv or .parquet log.")
+
+
+def _write_like(rows: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".csv":
+        rows.to_csv(path, index=False)
+    else:
+        rows.to_parquet(path, index=False)
+
+
+def _file_name(store: str) -> str:
+    return "store-" + re.sub(r"[^A-Za-z0-9_.-]", "_", store)
