@@ -143,15 +143,17 @@ def make_key(out: str | Path) -> Path:
     return write_key(Path(out))
 
 
-def anonymize_log(src: str | Path, dst: str | Path, *, key: str | Path, k: int = 5, schema: str | Path | None = None,
-              link_stores: bool = False, scrub_text: bool = False, report_dir: str | Path | None = None) -> dict[str, Any]:
+def anonymize_log(src: str | Path, dst: str | Path, *, key: str | Path, k: int = 5, l: int | None = None,
+                  schema: str | Path | None = None, link_stores: bool = False, scrub_text: bool = False,
+                  report_dir: str | Path | None = None) -> dict[str, Any]:
     """A store's raw log -> a k-anonymous, pseudonymous log fedrec trains on (``fedrec
     anonymize``); the report (JSON and Markdown) goes to ``report_dir``, by default
-    ``<dst stem>_anonymization/`` beside ``dst``. Returns the report. ``src`` is only read."""
+    ``<dst stem>_anonymization/`` beside ``dst``. ``l``: also l-diverse in the schema's
+    sensitive attribute (skin_type by default). Returns the report. ``src`` is only read."""
     from fedrec.anonymize import anonymize_file, load_key
 
     dst = Path(dst)
     folder = Path(report_dir) if report_dir is not None else dst.with_name(f"{dst.stem}_anonymization")
-    report = anonymize_file(Path(src), dst, key=load_key(Path(key)), k=k, schema=None if schema is None else Path(schema),
+    report = anonymize_file(Path(src), dst, key=load_key(Path(key)), k=k, l=l, schema=None if schema is None else Path(schema),
                             link_stores=link_stores, scrub_text=scrub_text, report_dir=folder)
     return report.to_dict()

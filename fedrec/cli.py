@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     anonymize.add_argument("output", type=Path, metavar="OUT", help="anonymized log, .csv or .parquet")
     anonymize.add_argument("--key", type=Path, required=True, metavar="KEYFILE", help="the key from fedrec keys")
     anonymize.add_argument("--k", type=int, default=5, help="at least K customers share each quasi-identifier class")
+    anonymize.add_argument("--l", type=int, default=None, help="also l-diverse in the sensitive attribute (e.g. 2)")
     anonymize.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
     anonymize.add_argument("--link-stores", action="store_true", help="one pseudonym per customer across stores")
     anonymize.add_argument("--scrub-text", action="store_true", help="keep free text with personal data replaced")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "keys":
                 print(api.make_key(args.out))
             elif args.command == "anonymize":
-                report = api.anonymize_log(args.input, args.output, key=args.key, k=args.k, schema=args.schema,
+                report = api.anonymize_log(args.input, args.output, key=args.key, k=args.k, l=args.l, schema=args.schema,
                                        link_stores=args.link_stores, scrub_text=args.scrub_text, report_dir=args.report)
                 print(f"{report['rows_out']} rows, {report['users_out']} users, k={report['k_achieved']} -> {args.output}")
             elif args.command == "synth":

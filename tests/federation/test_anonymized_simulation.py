@@ -67,6 +67,8 @@ def test_stores_anonymize_their_own_rows_and_the_run_holds_no_raw_identifier(tmp
         assert not leaked, f"{path} holds raw identifiers {leaked[:5]}"
         assert key_hex not in text
     assert "store.key" not in (run / "metrics.json").read_text()
+    logged = [s for s in secrets if s in result.stdout + result.stderr]
+    assert not logged, f"the run's log holds raw identifiers {logged[:5]}"
 
 
 def test_a_deployed_store_anonymizes_its_own_raw_log_with_its_own_key(tmp_path):
