@@ -112,6 +112,19 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
     return Run.open(out)
 
 
+def audit(run_dir: str | Path, **options: Any) -> dict[str, Any]:
+    """The release audit of a finished run (``fedrec audit``): one evaluation pass of its
+    model, group utility, popularity bias and provider exposure, then the gate. Options are
+    ``fedrec.config.AuditConfig`` fields (thresholds, min_group_size, top_k, n_boot, seed).
+    Writes ``run_dir``/audit/audit.json and audit.md and returns audit.json's content; its
+    ``verdict`` is "passed" or "blocked" (a blocked model is not an error here: the CLI
+    turns it into exit status 3)."""
+    from fedrec.config import AuditConfig
+    from fedrec.release import audit_run
+
+    return audit_run(Path(run_dir), AuditConfig.from_mapping(options))
+
+
 def privacy_report(run_dir: str | Path) -> dict[str, Any]:
     """Write ``run_dir``/privacy/report.json, report.md and plots from the run's ledger (a run
     without DP gets a report that says so); returns report.json's content."""

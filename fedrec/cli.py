@@ -12,8 +12,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fedrec import api
 from fedrec.api import Run
-from fedrec.config import FederationConfig, TrainConfig, field_type
-from fedrec.errors import FedrecError
+from fedrec.config import AuditConfig, FederationConfig, TrainConfig, field_type
+from fedrec.errors import FedrecError, ReleaseBlocked
 from fedrec.federation.recipes import describe_default
 from fedrec.rundir import RunDir
 
@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the privacy budget a --dp run spent, per client: report.json, report.md and a plot in DIR/privacy/",
     )
     privacy.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
+
+    audit = commands.add_parser(
+        "audit",
+        help="fairness and bias audit of a run's model and its release gate: DIR/audit/audit.json and audit.md; "
+        "exit status 3 when the gate blocks the model (docs/audit.md)",
+    )
+    audit.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
+    add_config_flags(audit, AuditConfig)
     return parser
 
 
@@ -161,6 +169,18 @@ def run_privacy_report(args: argparse.Namespace) -> None:
         if (folder / name).exists():
             print(folder / name)
     print(guarantee(report))
+
+
+def run_audit(args: argparse.Namespace) -> None:
+    from fedrec.audit.gate import failed_checks
+
+    document = api.audit(args.dir, **given_options(args, AuditConfig))
+    failed = failed_checks(document)
+    print(f"audit of {args.dir}: {document['verdict']} ({len(document['checks']) - len(failed)} of "
+          f"{len(document['checks'])} checks passed) -> {RunDir(args.dir).audit / 'audit.md'}")
+    if failed:
+        raise ReleaseBlocked("release blocked: " + "; ".join(c["message"] for c in failed) + ". Change the model, "
+                             "or loosen the bound with its flag (fedrec audit --help) and say why in the release notes.")
 
 
 def configure_logging(*, verbose: bool, quiet: bool = False) -> logging.Logger:
@@ -211,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_certs(args)
             elif args.command == "privacy-report":
                 run_privacy_report(args)
+            elif args.command == "audit":
+                run_audit(args)
         return 0
+    except ReleaseBlocked as err:
+        print(f"fedrec: {err}", file=sys.stderr)
+        return 3
     except FedrecError as err:
         print(f"fedrec: error: {err}", file=sys.stderr)
         return 2

@@ -296,3 +296,56 @@ def coerce(value: Any, kind: tuple[type, bool], name: str) -> Any:
             f"{name}={value!r} is not a valid {base.__name__}; give e.g. "
             f"{name.replace('_', '-')}={base(1) if base is not bool else 'true'}."
         ) from None
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What ``fedrec audit`` measures and the bounds a model must meet to be released.
+
+    Bounds are inclusive, TFX-style; ``None`` leaves a metric unbounded (reported, not gated).
+    The defaults were calibrated on Beauty runs (docs/audit.md, "Release gate"): a normally
+    trained model passes, the popularity recommender is blocked on popularity bias.
+    """
+
+    top_k: int = _opt(10, "length of the audited top-k lists (the HR@k of the checks)")
+    min_group_size: int = _opt(100, "groups with fewer users are suppressed: no value, not gated")
+    n_boot: int = _opt(200, "Poisson bootstrap replicates for the group intervals")
+    seed: int = _opt(0, "bootstrap seed (the weights are a function of seed and customer id)")
+    min_hr_gain: float = _opt(
+        0.002, "the model's test HR@k must exceed the popularity baseline's (same training counts) by at least this "
+        "(always checked)",
+    )
+    max_arp_ratio: float | None = _opt(
+        6.0, "popularity bias: mean popularity of recommended items / of consumed items at most this (none: unbounded)",
+    )
+    min_coverage: float | None = _opt(0.01, "popularity bias: share of catalog items recommended to someone, at least this (none: unbounded)")
+    min_group_ratio: float | None = _opt(
+        0.5, "group utility: worst-to-best HR@k ratio over the reported groups of each grouping, at least this (none: unbounded)",
+    )
+    group_evidence: str = _opt(
+        "interval", "interval: block a grouping only when even the largest ratio the worst and best groups' 95 percent "
+        "(Wilson) intervals allow is below --min-group-ratio (the gap is real, not noise); point: gate the point estimate",
+        ("interval", "point"),
+    )
+
+    def __post_init__(self) -> None:
+        if self.group_evidence not in ("interval", "point"):
+            raise ConfigError(f"group_evidence={self.group_evidence!r} is not one of interval, point.")
+        for name in ("top_k", "min_group_size", "n_boot"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be a positive integer.")
+        if not -1.0 <= self.min_hr_gain <= 1.0:
+            raise ConfigError(f"min_hr_gain={self.min_hr_gain} is a difference of hit rates; give a value in [-1, 1].")
+        if self.max_arp_ratio is not None and not 0.0 < self.max_arp_ratio < float("inf"):
+            raise ConfigError(f"max_arp_ratio={self.max_arp_ratio} must be a finite number > 0 (or none to leave it unbounded).")
+        for name in ("min_coverage", "min_group_ratio"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value} is a share; give a value in [0, 1] (or none).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "AuditConfig":
+        return from_mapping(cls, values)

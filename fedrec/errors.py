@@ -15,3 +15,8 @@ class DataError(FedrecError, ValueError):
 
 class ModelError(FedrecError, RuntimeError):
     """A model was used out of order (scored before fit) or a saved model does not match."""
+
+
+class ReleaseBlocked(FedrecError):
+    """The release audit's gate blocked the model: a check fell outside its bound. The audit
+    itself was written (``DIR/audit/audit.json``); the CLI exits with status 3."""

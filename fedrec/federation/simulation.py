@@ -4,7 +4,6 @@ one virtual SuperNode per client, in this process."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import warnings
@@ -20,6 +19,7 @@ from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_datas
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.store_logs import anonymize_stores
+from fedrec.rundir import RunDir
 
 log = logging.getLogger("fedrec.simulate")
 
@@ -65,8 +65,8 @@ def simulate(
     if anonymization is not None:
         if federation.resume:
             raise ConfigError("--resume trains on the anonymized copy the run already made; drop --anonymize-key.")
-        a = anonymization
-        union = anonymize_stores(Path(train.data), run_dir, key_file=a.key_file, k=a.k, link_stores=a.link_stores, schema=a.schema)
+        union = anonymize_stores(Path(train.data), run_dir, key_file=anonymization.key_file, k=anonymization.k,
+                                 link_stores=anonymization.link_stores, schema=anonymization.schema)
         train = dataclasses.replace(train, data=str(union.resolve()))
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
@@ -110,7 +110,7 @@ def simulate(
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()  # leave a cluster this run joined (it keeps running), or stop the local one
-    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return RunDir(run_dir).read_metrics()
 
 
 def _flower_console(*, verbose: bool) -> None:

@@ -28,6 +28,14 @@ from fedrec.privacy.ledger import ClientLedger
 log = logging.getLogger("fedrec.server")
 
 
+def _arrival_free_order(reply: Message) -> tuple[float, ...]:
+    """Replies sorted by what they say, not by when they arrived: float sums then add in the
+    same order in every run, so a resumed run ends where an unbroken one does even when a
+    busy machine changes which client finishes first."""
+    metrics = reply.content[wire.METRICS]
+    return tuple(float(metrics.get(key, 0.0)) for key in (wire.NUM_EXAMPLES, wire.NUM_USERS, wire.TRAIN_LOSS))
+
+
 class TolerantStrategy(WrappingStrategy):
     """Aggregate whatever replies came back, if at least ``min_successes`` did.
 
@@ -61,7 +69,7 @@ class TolerantStrategy(WrappingStrategy):
             log.warning("round %d: %d of %d nodes sent no reply within the round timeout", server_round, sampled - len(replies), sampled)
         for failed in (m for m in replies if m.has_error()):
             log.warning("round %d: node %d failed: %s", server_round, failed.metadata.src_node_id, failed.error.reason)
-        ok = self.take_privacy_records(server_round, ok)
+        ok = sorted(self.take_privacy_records(server_round, ok), key=_arrival_free_order)
         if len(ok) < self.min_successes:
             log.warning(
                 "round %d: only %d of %d clients replied without error (minimum %d); keeping the previous model",
