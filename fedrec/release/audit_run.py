@@ -25,6 +25,7 @@ from fedrec.audit import (
 from fedrec.audit.gate import gate
 from fedrec.config import AuditConfig
 from fedrec.data import Interactions, LeaveOneOut, leave_one_out, load_dataset
+from fedrec.data.catalog import align_to_catalog
 from fedrec.errors import ConfigError, ModelError
 from fedrec.evaluation import EvaluationPass, evaluation_pass
 from fedrec.metrics import summarize
@@ -56,7 +57,7 @@ class Subject:
 
 
 def open_subject(run_dir: str | Path) -> Subject:
-    """The run's model and the data it was evaluated on (the item catalog for a federation)."""
+    """The run's model and the data it was evaluated on (a federation's, numbered by its item catalog)."""
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():
         raise ConfigError(f"no run directory at {run_dir}; give the directory of a run (what --out/--resume named).")
@@ -69,9 +70,13 @@ def open_subject(run_dir: str | Path) -> Subject:
         )
     document = run.read_metrics()
     config = document.get("config") or {}
-    spec = config.get("federation.item_catalog") or config.get("data", document.get("data"))
-    data = load_dataset(spec, min_interactions=config.get("min_interactions", 3),
-                        short_users=config.get("short_users", "drop"))
+    spec = config.get("data", document.get("data"))
+    min_interactions, short_users = config.get("min_interactions", 3), config.get("short_users", "drop")
+    data = load_dataset(spec, min_interactions=min_interactions, short_users=short_users)
+    catalog_spec = config.get("federation.item_catalog")
+    if catalog_spec and catalog_spec != spec:  # a federation's item ids are the catalog's, as its server evaluated them
+        catalog = load_dataset(catalog_spec, min_interactions=min_interactions, short_users=short_users)
+        data = align_to_catalog(data, catalog.items, min_interactions=min_interactions)
     model = load_model(run.model)
     if model.n_items != data.n_items:
         raise ModelError(
