@@ -21,8 +21,23 @@ def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+Config = typing.TypeVar("Config", bound="_Mapped")
+
+
+class _Mapped:
+    """What every config class shares: a plain dict of its fields, and construction from a
+    mapping with snake_case or kebab-case keys (unknown keys are errors)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls: type[Config], values: Mapping[str, Any]) -> Config:
+        return from_mapping(cls, values)
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Mapped):
     """What to train, on what data, and how. ``None`` means "the model's own default"."""
 
     model: str = _opt("lstm", "recommender to train", ("pop", "itemknn", "mf", "lstm"))
@@ -129,20 +144,12 @@ class TrainConfig:
         filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **filled)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        """Build from a dict with snake_case or kebab-case keys; unknown keys are errors."""
-        return from_mapping(cls, values)
-
 
 DEFAULT_STORES = 10  # simulated stores when the data has no store_id column and none are asked for
 
 
 @dataclass(frozen=True)
-class FederationConfig:
+class FederationConfig(_Mapped):
     """How the federation runs: who the clients are, how many rounds, what is sampled.
     ``None`` means "the recipe's default" for the model and mode (fedrec.federation.recipes)."""
 
@@ -219,13 +226,6 @@ class FederationConfig:
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "FederationConfig":
-        return from_mapping(cls, values)
-
 
 def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
     """Build a config dataclass from snake_case or kebab-case keys; unknown keys are errors."""
@@ -299,7 +299,7 @@ def coerce(value: Any, kind: tuple[type, bool], name: str) -> Any:
 
 
 @dataclass(frozen=True)
-class AuditConfig:
+class AuditConfig(_Mapped):
     """What ``fedrec audit`` measures and the bounds a model must meet to be released.
 
     Bounds are inclusive, TFX-style; ``None`` leaves a metric unbounded (reported, not gated).
@@ -342,10 +342,3 @@ class AuditConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value} is a share; give a value in [0, 1] (or none).")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "AuditConfig":
-        return from_mapping(cls, values)
