@@ -42,9 +42,7 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
-        run = RunDir(Path(path))
-        if not run.metrics.exists():
-            raise ConfigError(f"{path} holds no fedrec run (no metrics.json); give the directory of a run (what --out/--resume or out= named).")
+        run = RunDir(Path(path)).require()
         return cls(run.root, run.read_metrics())
 
     @property
@@ -130,11 +128,7 @@ def privacy_report(run_dir: str | Path) -> dict[str, Any]:
     without DP gets a report that says so); returns report.json's content."""
     from fedrec.privacy.report import write_privacy_report
 
-    run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise ConfigError(f"no run directory at {run_dir}; give the directory of a run (what --out/--resume or out= named).")
-    if not run.metrics.exists() and not run.privacy.is_dir():
-        raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the directory of a run (what --out/--resume or out= named).")
+    run = RunDir(Path(run_dir)).require(or_privacy=True)
     return json.loads(write_privacy_report(run.root).read_text(encoding="utf-8"))
 
 

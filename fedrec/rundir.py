@@ -24,6 +24,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from fedrec.errors import ConfigError
+
 METRICS = "metrics.json"
 MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
@@ -71,6 +73,16 @@ class RunDir:
     @property
     def release(self) -> Path:
         return self.root / RELEASE
+
+    def require(self, *, or_privacy: bool = False) -> "RunDir":
+        """This directory, if it holds a run (its metrics.json; with ``or_privacy``, a privacy
+        folder is enough); a ConfigError naming what to pass instead otherwise."""
+        where = "give the directory of a run (what --out/--resume or out= named)"
+        if not self.root.is_dir():
+            raise ConfigError(f"no run directory at {self.root}; {where}.")
+        if not self.metrics.exists() and not (or_privacy and self.privacy.is_dir()):
+            raise ConfigError(f"{self.root} holds no fedrec run (no metrics.json); {where}.")
+        return self
 
     def read_metrics(self) -> dict[str, Any]:
         return json.loads(self.metrics.read_text(encoding="utf-8"))

@@ -58,11 +58,7 @@ class Subject:
 
 def open_subject(run_dir: str | Path) -> Subject:
     """The run's model and the data it was evaluated on (a federation's, numbered by its item catalog)."""
-    run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise ConfigError(f"no run directory at {run_dir}; give the directory of a run (what --out/--resume named).")
-    if not run.metrics.exists():
-        raise ConfigError(f"{run_dir} holds no fedrec run (no metrics.json); give the directory of a finished run.")
+    run = RunDir(Path(run_dir)).require()
     if not run.model.exists():
         raise ConfigError(
             f"{run_dir} has no model.pt to audit (a run that stopped before its first model, or a federation with "
