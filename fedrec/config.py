@@ -72,6 +72,10 @@ class TrainConfig(_Mapped):
     )
     mask_history: bool = _opt(True, "exclude already-seen items from ranking (S3-Rec protocol)")
     threads: int | None = _opt(None, "torch CPU threads (all cores if unset)")
+    release_gate: bool = _opt(
+        True, "audit the final model (fedrec audit's default bounds) and write DIR/release/ only when it passes; "
+        "a blocked model exits with status 3",
+    )
     # Differential privacy (Opacus DP-SGD; `pop`: Gaussian noise on the item counts).
     dp: bool = _opt(False, "train with differential privacy (Opacus DP-SGD; pop: noisy counts)")
     noise_multiplier: float | None = _opt(None, "DP noise std / clipping norm (or give --target-epsilon)")
