@@ -14,6 +14,9 @@ empty slot that exposes nothing.
 
 so popularity, the short head and the provider targets can be chosen when finishing (under
 DP: the released noisy counts), not on the clients.
+
+``gini`` and ``lorenz_curve`` say how unequally the exposure is spread, as a number and as
+the curve behind it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from fedrec.audit.sums import AuditSums, check_shape
-from fedrec.errors import DataError
+from fedrec.errors import ConfigError, DataError
 
 
 def position_weights(k: int) -> np.ndarray:
@@ -85,9 +88,10 @@ def exposure_sums(top_items: np.ndarray, histories: Sequence[np.ndarray], *, n_i
         n_items=int(n_items), k=int(top.shape[1]),
         users=np.array(int(filled.any(axis=1).sum()), dtype=np.int64),
         rec_counts=np.bincount(slot_items, minlength=minlength).astype(np.int64),
-        exposure=np.bincount(slot_items, weights=slot_weights, minlength=minlength),
+        # astype: bincount of nothing is int64 even with float weights (every slot empty)
+        exposure=np.bincount(slot_items, weights=slot_weights, minlength=minlength).astype(np.float64),
         profile_users=np.array(int((lengths > 0).sum()), dtype=np.int64),
-        profile_weight=np.bincount(consumed, weights=per_interaction, minlength=minlength),
+        profile_weight=np.bincount(consumed, weights=per_interaction, minlength=minlength).astype(np.float64),
     )
 
 
@@ -104,3 +108,33 @@ def gini(values: np.ndarray) -> float:
         return float("nan")
     coefficients = 2.0 * np.arange(1, n + 1) - n - 1
     return float(coefficients @ x / (n * total))
+
+
+LORENZ_STEPS = 40  # at most 121 points: enough for a picture, small in audit.json
+
+
+def lorenz_curve(values: np.ndarray, *, steps: int = LORENZ_STEPS) -> tuple[np.ndarray, np.ndarray] | None:
+    """(share of entries, share of the total they hold), entries sorted from smallest to largest.
+
+    The Lorenz curve of non-negative amounts, as the picture of ``gini``: it runs from (0, 0)
+    to (1, 1), on the diagonal when every entry is equal and along the x axis, rising only at
+    the end, when one entry holds everything. The full curve has a vertex per entry, and
+    1 - 2 x (its trapezoid area) is exactly ``gini(values)``. Kept are the vertices nearest to
+    ``steps`` equal steps in x, and both ends of the segments that cross ``steps`` equal steps
+    in y (at most 3 x steps + 1 points), so a long flat start and a steep end both survive:
+    one entry holding everything keeps its corner. Dropping vertices of a convex curve only
+    raises it, so the kept curve's Gini is at most 1 / steps + 1 / n below ``gini`` (far
+    closer on real catalogs; exact with at most ``steps`` entries). None when everything is 0.
+    """
+    if steps < 1:
+        raise ConfigError(f"steps={steps}: give the number of steps of the kept curve, a whole number >= 1.")
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n, total = x.size, x.sum()
+    if n == 0 or total <= 0:
+        return None
+    cumulative = np.concatenate(([0.0], np.cumsum(x) / total))
+    cumulative[-1] = 1.0
+    by_share = np.round(np.linspace(0, n, steps + 1)).astype(np.int64)
+    crossing = np.searchsorted(cumulative, np.linspace(0.0, 1.0, steps + 1), side="left")  # first vertex at or above
+    kept = np.unique(np.clip(np.concatenate((by_share, crossing - 1, crossing, [0, n])), 0, n))
+    return kept / n, cumulative[kept]

@@ -17,6 +17,22 @@ released noisy counts. Negative noisy counts are read as 0. With U users, K slot
                    0 = equal exposure, ~1 = all on one item; the usual Gini, not 1 - Gini
     gini_count@K   the same over unweighted slot counts (RecBole's GiniIndex@K)
 
+and two small series for the pictures (fedrec.release.plots):
+
+    exposure_curve@K   the Lorenz curve of position-weighted exposure over all n_items:
+                   items sorted from least to most exposed, ``item_share`` (x, [0, 1]) against
+                   the ``exposure_share`` (y, [0, 1]) they hold; on the diagonal = equal
+                   exposure, hugging the x axis = all on few items; at most 121 points, whose
+                   Gini (1 - 2 x trapezoid area) is at most 1/40 + 1/n_items below
+                   gini_exposure@K, ~1e-4 on real catalogs (fedrec.audit.exposure.lorenz_curve)
+    popularity_deciles@K   the catalog cut into 10 popularity deciles of (nearly) equal item
+                   count, least popular first (ties as the short head: the lower id counts as
+                   more popular); per decile ``items``, ``popularity_min``/``_max``,
+                   ``recommended_share`` (share of filled slots, [0, 1], sums to 1) and
+                   ``consumed_share`` (mean over users of the share of their history, as
+                   arp_consumed weighs users; [0, 1], sums to 1). Recommended above consumed
+                   in the top deciles = the model pushes best-sellers.
+
 The short head is Elliot's: items sorted by popularity (ties by id), taken until they hold
 ``head_share`` (0.8) of all popularity, the item that crosses the line included. Unlike
 Elliot, never-consumed catalog items belong to the tail (Elliot's tail lists only items of
@@ -29,11 +45,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fedrec.audit.exposure import ExposureSums, gini
+from fedrec.audit.exposure import ExposureSums, gini, lorenz_curve
 from fedrec.audit.sums import number
 from fedrec.errors import ConfigError, DataError
 
 DEFAULT_HEAD_SHARE = 0.8
+DECILES = 10
+CURVE_DIGITS = 6  # the curve's coordinates are rounded: a point of a picture, not a measurement
 
 
 def interaction_counts(histories: Sequence[np.ndarray], *, n_items: int) -> np.ndarray:
@@ -65,7 +83,8 @@ def finish_popularity(sums: ExposureSums, *, popularity: np.ndarray, head: np.nd
 
     popularity: (n_items + 1,) per-item popularity (index 0 ignored). head: the short-head
     item ids, or None to take ``short_head(popularity, share=head_share)``.
-    popularity_source: what ``popularity`` counts, recorded in the report.
+    popularity_source: what ``popularity`` counts, recorded in the report. Besides the
+    numbers, ``exposure_curve@k`` and ``popularity_deciles@k`` (module doc) feed the pictures.
     """
     pop = np.asarray(popularity, dtype=np.float64)
     if pop.shape != (sums.n_items + 1,):
@@ -94,4 +113,45 @@ def finish_popularity(sums: ExposureSums, *, popularity: np.ndarray, head: np.nd
         f"coverage@{k}": number(np.count_nonzero(counts[1:]) / sums.n_items) if sums.n_items else None,
         f"gini_exposure@{k}": number(gini(sums.exposure[1:])),
         f"gini_count@{k}": number(gini(counts[1:])),
+        f"exposure_curve@{k}": _curve(sums.exposure[1:]),
+        f"popularity_deciles@{k}": popularity_deciles(sums, pop),
     }
+
+
+def popularity_deciles(sums: ExposureSums, popularity: np.ndarray, *, bins: int = DECILES) -> dict[str, list]:
+    """Recommended vs consumed share per popularity decile of the catalog (see the module doc).
+
+    popularity: (n_items + 1,) non-negative, index 0 ignored. Decile d holds the items at
+    sorted positions [d n / bins, (d + 1) n / bins), least popular first; with fewer items
+    than bins some deciles are empty (0 items, None popularity, share 0). A share is None
+    throughout when there is nothing to share (no filled slot, no history).
+    """
+    n = sums.n_items
+    pop = np.asarray(popularity, dtype=np.float64)[1:]
+    ids = np.arange(1, n + 1)
+    order = np.lexsort((-ids, pop))  # least popular first; the reverse of short_head's order
+    decile = np.empty(n, dtype=np.int64)
+    decile[order] = np.arange(n) * bins // max(n, 1)
+    items = np.bincount(decile, minlength=bins)
+    low, high = np.full(bins, np.inf), np.full(bins, -np.inf)
+    np.minimum.at(low, decile, pop)
+    np.maximum.at(high, decile, pop)
+
+    def share(weights: np.ndarray, total: float) -> list[float | None] | None:
+        return [number(v) for v in np.bincount(decile, weights=weights, minlength=bins) / total] if total > 0 else None
+
+    return {
+        "items": items.tolist(),
+        "popularity_min": [number(v) for v in low],
+        "popularity_max": [number(v) for v in high],
+        "recommended_share": share(sums.rec_counts[1:].astype(np.float64), float(sums.slots)),
+        "consumed_share": share(sums.profile_weight[1:], float(sums.profile_users)),
+    }
+
+
+def _curve(exposure: np.ndarray) -> dict[str, list[float]] | None:
+    curve = lorenz_curve(exposure)
+    if curve is None:
+        return None
+    x, y = curve
+    return {"item_share": np.round(x, CURVE_DIGITS).tolist(), "exposure_share": np.round(y, CURVE_DIGITS).tolist()}
