@@ -55,6 +55,12 @@ class Run:
         """Federated runs: the round whose model and metrics the run reports."""
         return self.document.get("reported_round")
 
+    @property
+    def release_gate(self) -> dict[str, Any] | None:
+        """The release gate's outcome (verdict, checks, audit and release paths); None when the
+        run was not gated (release_gate=False, or no model)."""
+        return self.document.get("release_gate")
+
     def load_model(self) -> Recommender:
         """The model the run reports (``model.pt``)."""
         return load_model(RunDir(self.path).model)
@@ -68,8 +74,19 @@ def train(out: str | Path, **options: Any) -> Run:
     embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/."""
     from fedrec.training.central import train_centrally
 
-    train_centrally(TrainConfig.from_mapping(options), Path(out))
+    config = TrainConfig.from_mapping(options)
+    train_centrally(config, Path(out))
+    if config.release_gate:
+        gate_run(out)
     return Run.open(out)
+
+
+def gate_run(out: str | Path) -> None:
+    """The release gate at the end of a run: audit with the default bounds, release on pass."""
+    from fedrec.config import AuditConfig
+    from fedrec.release.gatekeeper import audit_and_release, record_gate
+
+    record_gate(RunDir(Path(out)), audit_and_release(out, AuditConfig()))
 
 
 def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
@@ -110,17 +127,29 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
     return Run.open(out)
 
 
-def audit(run_dir: str | Path, **options: Any) -> dict[str, Any]:
-    """The release audit of a finished run (``fedrec audit``): one evaluation pass of its
-    model, group utility, popularity bias and provider exposure, then the gate. Options are
-    ``fedrec.config.AuditConfig`` fields (thresholds, min_group_size, top_k, n_boot, seed).
-    Writes ``run_dir``/audit/audit.json and audit.md and returns audit.json's content; its
-    ``verdict`` is "passed" or "blocked" (a blocked model is not an error here: the CLI
-    turns it into exit status 3)."""
+def audit(run_dir: str | Path, *, baseline: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """The release gate of a finished run (``fedrec audit``): one evaluation pass of its
+    model, group utility, popularity bias and provider exposure, the gate (with change
+    bounds against ``baseline``, an earlier run's release/ folder), and ``run_dir``/release/
+    when it passes. Options are ``fedrec.config.AuditConfig`` fields (thresholds,
+    min_group_size, top_k, n_boot, seed). Writes ``run_dir``/audit/ and returns audit.json's
+    content with ``release`` (the folder, or None); its ``verdict`` is "passed" or "blocked"
+    (a blocked model is not an error here: the CLI turns it into exit status 3)."""
     from fedrec.config import AuditConfig
-    from fedrec.release import audit_run
+    from fedrec.release.gatekeeper import audit_and_release, record_gate
 
-    return audit_run(Path(run_dir), AuditConfig.from_mapping(options))
+    document = audit_and_release(Path(run_dir), AuditConfig.from_mapping(options), baseline=baseline)
+    record_gate(RunDir(Path(run_dir)), document)
+    return document
+
+
+def release(run_dir: str | Path, *, override_reason: str) -> dict[str, Any]:
+    """Release a run's model although its audit blocked it (``fedrec release --override-reason``):
+    writes ``run_dir``/release/ with the reason, user and time in the card and verdict, and
+    appends them to ``run_dir``/audit/overrides.jsonl. Returns that record."""
+    from fedrec.release.gatekeeper import override_release
+
+    return override_release(Path(run_dir), override_reason)
 
 
 def privacy_report(run_dir: str | Path) -> dict[str, Any]:

@@ -129,8 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
         "exit status 3 when the gate blocks the model (docs/audit.md)",
     )
     audit.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
-    add_config_flags(audit, AuditConfig)
+    add_gate_flags(audit)
+
+    release = commands.add_parser(
+        "release",
+        help="release a run's model although its audit blocked it: DIR/release/ with the reason, user and time in "
+        "the model card and DIR/audit/overrides.jsonl (a passing model is released by fedrec audit)",
+    )
+    release.add_argument("dir", type=Path, metavar="DIR", help="the run directory, audited (fedrec audit DIR)")
+    release.add_argument("--override-reason", required=True, metavar="TEXT",
+                         help="why this model may serve despite the failed checks (kept in the card)")
     return parser
+
+
+def add_gate_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser, AuditConfig)
+    parser.add_argument("--baseline", type=Path, metavar="RELEASE_DIR",
+                        help="the release/ folder of the model this one replaces: adds the change bounds "
+                        "(--max-hr-drop, --max-group-ratio-drop)")
 
 
 def run_certs(args: argparse.Namespace) -> None:
@@ -172,15 +188,30 @@ def run_privacy_report(args: argparse.Namespace) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> None:
+    document = api.audit(args.dir, baseline=args.baseline, **given_options(args, AuditConfig))
+    report_gate(args.dir, document)
+
+
+def report_gate(run_dir: Path, gate: dict) -> None:
+    """Print the gate's outcome; a blocked model raises ReleaseBlocked (exit status 3)."""
     from fedrec.audit.gate import failed_checks
 
-    document = api.audit(args.dir, **given_options(args, AuditConfig))
-    failed = failed_checks(document)
-    print(f"audit of {args.dir}: {document['verdict']} ({len(document['checks']) - len(failed)} of "
-          f"{len(document['checks'])} checks passed) -> {RunDir(args.dir).audit / 'audit.md'}")
+    failed = failed_checks(gate)
+    where = gate.get("release") or RunDir(run_dir).audit / "audit.md"
+    print(f"release gate of {run_dir}: {gate['verdict']} ({len(gate['checks']) - len(failed)} of "
+          f"{len(gate['checks'])} checks passed) -> {where}")
     if failed:
-        raise ReleaseBlocked("release blocked: " + "; ".join(c["message"] for c in failed) + ". Change the model, "
-                             "or loosen the bound with its flag (fedrec audit --help) and say why in the release notes.")
+        raise ReleaseBlocked(
+            "release blocked: " + "; ".join(c["message"] for c in failed) + f". No release was written. Change the "
+            f"model, loosen a bound with its flag (fedrec audit {run_dir} --help), or release it anyway with "
+            f'fedrec release {run_dir} --override-reason "..." (recorded in the model card).')
+
+
+def gate_outcome(run: Run) -> None:
+    """After train/simulate: the gate's verdict (none when --no-release-gate or no model)."""
+    gate = run.release_gate
+    if gate is not None:
+        report_gate(run.path, gate)
 
 
 def configure_logging(*, verbose: bool, quiet: bool = False) -> logging.Logger:
@@ -209,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"NDCG@10 {metrics['ndcg@10']:.4f} MRR {metrics['mrr']:.4f} "
                     f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
+                gate_outcome(run)
             elif args.command == "simulate":
                 run = run_simulate(args)
                 document, metrics = run.document, run.metrics
@@ -218,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"HR@10 {metrics.get('hr@10', float('nan')):.4f} NDCG@10 {metrics.get('ndcg@10', float('nan')):.4f} "
                     f"({document['wall_seconds']:.0f} s) -> {RunDir(run.path).metrics}"
                 )
+                gate_outcome(run)
             elif args.command == "keys":
                 print(api.make_key(args.out))
             elif args.command == "anonymize":
@@ -233,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                 run_privacy_report(args)
             elif args.command == "audit":
                 run_audit(args)
+            elif args.command == "release":
+                record = api.release(args.dir, override_reason=args.override_reason)
+                print(f"released {RunDir(args.dir).release} over a {record['audit_verdict']} audit, overridden by "
+                      f"{record['user']} at {record['time']}")
         return 0
     except ReleaseBlocked as err:
         print(f"fedrec: {err}", file=sys.stderr)

@@ -326,6 +326,12 @@ class AuditConfig(_Mapped):
     min_group_ratio: float | None = _opt(
         0.5, "group utility: worst-to-best HR@k ratio over the reported groups of each grouping, at least this (none: unbounded)",
     )
+    max_hr_drop: float | None = _opt(
+        0.005, "with --baseline: HR@k may fall at most this below the baseline release's (none: unbounded)",
+    )
+    max_group_ratio_drop: float | None = _opt(
+        0.1, "with --baseline: each grouping's worst-to-best HR@k ratio may fall at most this (none: unbounded)",
+    )
     group_evidence: str = _opt(
         "interval", "interval: block a grouping only when even the largest ratio the worst and best groups' 95 percent "
         "(Wilson) intervals allow is below --min-group-ratio (the gap is real, not noise); point: gate the point estimate",
@@ -342,7 +348,7 @@ class AuditConfig(_Mapped):
             raise ConfigError(f"min_hr_gain={self.min_hr_gain} is a difference of hit rates; give a value in [-1, 1].")
         if self.max_arp_ratio is not None and not 0.0 < self.max_arp_ratio < float("inf"):
             raise ConfigError(f"max_arp_ratio={self.max_arp_ratio} must be a finite number > 0 (or none to leave it unbounded).")
-        for name in ("min_coverage", "min_group_ratio"):
+        for name in ("min_coverage", "min_group_ratio", "max_hr_drop", "max_group_ratio_drop"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value} is a share; give a value in [0, 1] (or none).")

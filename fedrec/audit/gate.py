@@ -20,7 +20,8 @@ Checks:
       intervals allow (worst's upper end / best's lower end), so a grouping fails only when
       the gap is beyond sampling noise. Wilson rather than the bootstrap interval: at a few
       hits per group the percentile interval collapses (a group with no hit gets [0, 0]).
-      A grouping with fewer than two reported groups is listed under ``skipped``.
+      A grouping with fewer than two reported groups is listed under ``skipped``;
+  (d) with a baseline release's audit: the change bounds of :func:`change_checks`.
 """
 
 from __future__ import annotations
@@ -126,10 +127,38 @@ def group_checks(groups: Mapping[str, Mapping[str, Any]], config: AuditConfig) -
     return checks, skipped
 
 
-def gate(audits: Mapping[str, Any], config: AuditConfig) -> dict[str, Any]:
-    """The verdict over ``audits`` (keys utility, popularity, groups; any may be absent)."""
+def change_checks(audits: Mapping[str, Any], baseline: Mapping[str, Any], config: AuditConfig) -> list[dict[str, Any]]:
+    """(d) change bounds against the audit of the last release (TFX's change thresholds):
+    HR@k may drop by at most max_hr_drop, and each grouping's worst-to-best HR@k ratio by at
+    most max_group_ratio_drop. Values are new minus baseline; a grouping the baseline did
+    not report has nothing to compare and is not checked."""
+    found = []
+    k = audits["utility"]["k"]
+    metric = f"hr@{k}"
+    new, old = audits["utility"].get(metric), (baseline.get("utility") or {}).get(metric)
+    if config.max_hr_drop is not None and new is not None and old is not None:
+        found.append(check(f"{metric}_change", "all users vs baseline", new - old, lower=-config.max_hr_drop,
+                           what=f"test HR@{k} {new:.4f} minus the baseline release's {old:.4f} ="))
+    if config.max_group_ratio_drop is not None:
+        for grouping, audit in audits.get("groups", {}).items():
+            gap = audit["gaps"].get(metric)
+            old_gap = ((baseline.get("groups") or {}).get(grouping) or {}).get("gaps", {}).get(metric)
+            if not gap or not old_gap or gap.get("ratio") is None or old_gap.get("ratio") is None:
+                continue
+            found.append(check(f"{metric}_group_ratio_change", f"grouping {grouping} vs baseline",
+                               gap["ratio"] - old_gap["ratio"], lower=-config.max_group_ratio_drop,
+                               what=f"worst-to-best {metric} ratio {gap['ratio']:.3f} minus the baseline's "
+                                    f"{old_gap['ratio']:.3f} ="))
+    return [c for c in found if c]
+
+
+def gate(audits: Mapping[str, Any], config: AuditConfig, *, baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The verdict over ``audits`` (keys utility, popularity, groups; any may be absent),
+    with the change bounds when the audit of a baseline release is given."""
     checks: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    if baseline is not None and "utility" in audits:
+        checks += change_checks(audits, baseline, config)
     if "utility" in audits:
         checks += utility_checks(audits["utility"], config)
     if "popularity" in audits:

@@ -1,0 +1,138 @@
+"""The model card of a release: JSON with model-card-toolkit's field names (model_details,
+model_parameters, quantitative_analysis, considerations) and the same content as Markdown.
+
+Pure: the run's metrics.json, its audit, its privacy statement and data summary in; a dict
+and a string out. Graphics are named by file (the PNGs beside the card), not inlined.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from fedrec.audit.gate import wilson_interval
+
+INTENDED_USE = (
+    "Ranking beauty and cosmetics products for a shopper of the stores whose data trained it, from their own "
+    "history (next item), with the popularity fallback for shoppers without a usable history."
+)
+LIMITATIONS = (
+    "Measured offline on each user's last interaction (leave-one-out, full ranking); online behaviour, new "
+    "items and new stores are not covered.",
+    "Group figures cover only the attributes the data carries, after anonymization, and only groups of at least "
+    "the minimum size; smaller groups are suppressed, not audited.",
+    "Popularity-bias and exposure audits measure what is recommended, not what is bought.",
+)
+UNSUITABLE = "Decisions about individuals beyond product ranking (credit, pricing, eligibility)."
+
+
+def _metric(kind: str, value: float | None, slice_: str, interval: Sequence[float] | None = None,
+            threshold: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": kind, "value": value, "slice": slice_}
+    if interval is not None:
+        entry["confidence_interval"] = {"lower_bound": interval[0], "upper_bound": interval[1]}
+    if threshold is not None:
+        entry["threshold"] = dict(threshold)
+    return entry
+
+
+def performance_metrics(run: Mapping[str, Any], audit: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Test metrics (overall HR@k with its Wilson interval), per-group HR@k and NDCG@k with
+    their bootstrap intervals, and every gate check with its threshold."""
+    k, users = audit["utility"]["k"], audit["utility"]["users"]
+    hr = audit["utility"][f"hr@{k}"]
+    found = [_metric(f"HR@{k}", hr, "all users", None if hr is None else wilson_interval(round(hr * users), users))]
+    for name, value in sorted((run.get("metrics") or {}).items()):
+        if name != f"hr@{k}" and isinstance(value, (int, float)):
+            found.append(_metric(name.upper() if name != "mrr" else "MRR", float(value), "all users"))
+    for grouping, groups in audit.get("groups", {}).items():
+        for label, entry in groups["groups"].items():
+            for metric in (f"hr@{k}", f"ndcg@{k}"):
+                found.append(_metric(metric.upper(), entry[metric], f"{grouping}={label} ({entry['users']} users)",
+                                     entry.get(f"{metric}_ci")))
+    for check in audit["checks"]:
+        found.append(_metric(check["check"], check["value"], check["slice"], threshold=check["threshold"]))
+    return found
+
+
+def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Mapping[str, Any], data: Mapping[str, Any],
+               privacy: str, code_version: Mapping[str, Any], plots: Sequence[str], created: str) -> dict[str, Any]:
+    """The card's content (model-card-toolkit schema names)."""
+    config = run.get("config") or {}
+    federated = "federation.partition" in config
+    how = (f"federated over {config.get('federation.num_clients') or 'the stores'} clients "
+           f"({config.get('federation.partition')} partition), round {run.get('reported_round')} reported"
+           if federated else "trained centrally")
+    override = verdict.get("override")
+    return {
+        "model_details": {
+            "name": f"fedrec {run['model']} on {data['source']}",
+            "overview": f"A {run['model']} next-item recommender, {how}"
+                        + (", with differential privacy" if config.get("dp") else "") + f". Release verdict: {verdict['verdict']}.",
+            "version": {"name": code_version.get("fedrec"), "date": created},
+            "owners": [],
+            "licenses": [],
+            "references": [{"reference": "docs/audit.md (audit definitions)"}, {"reference": "docs/privacy.md"}],
+        },
+        "model_parameters": {
+            "model_architecture": run["model"],
+            "data": [{"name": data["source"], "description": data["description"],
+                      "sensitive": {"sensitive_data": list(data.get("sensitive", []))}}],
+            "input_format": "a user's item history (item ids from items.parquet), most recent last",
+            "output_format": "item ids ranked best first; seen items excluded",
+        },
+        "quantitative_analysis": {
+            "performance_metrics": performance_metrics(run, audit),
+            "graphics": {"description": "per-group HR with intervals, exposure curve, recommended vs consumed popularity",
+                         "collection": [{"name": name, "image": name} for name in plots]},
+        },
+        "considerations": {
+            "users": [{"description": "shop operators serving recommendations to their own customers"}],
+            "use_cases": [{"description": INTENDED_USE}],
+            "limitations": [{"description": text} for text in LIMITATIONS] + [{"description": f"Not for: {UNSUITABLE}"}],
+            "tradeoffs": [{"description": privacy}],
+            "ethical_considerations": [
+                {"name": "Privacy", "mitigation_strategy": privacy},
+                {"name": "Unequal quality across customer groups",
+                 "mitigation_strategy": "the release gate bounds the worst-to-best group HR ratio (audit.json)"},
+                {"name": "Popularity bias and provider exposure",
+                 "mitigation_strategy": "the release gate bounds the popularity ratio and catalog coverage"},
+            ],
+        },
+        "release": {"verdict": verdict["verdict"], "override": override, "code_version": dict(code_version)},
+    }
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_card(card: Mapping[str, Any]) -> str:
+    """The card for people."""
+    details, parameters = card["model_details"], card["model_parameters"]
+    considerations, release = card["considerations"], card["release"]
+    lines = [f"# Model card: {details['name']}", "", details["overview"], "",
+             f"fedrec {release['code_version'].get('fedrec')} (commit {release['code_version'].get('commit') or 'unknown'}); "
+             f"released {details['version']['date']}.", ""]
+    if release["override"]:
+        o = release["override"]
+        lines += [f"> **Released over a blocked audit** by {o['user']} at {o['time']}: {o['reason']}",
+                  f"> Failed checks: {'; '.join(o['failed_checks']) or 'none'}", ""]
+    lines += ["## Data", ""] + [f"- {d['name']}: {d['description']}" for d in parameters["data"]]
+    lines += ["", "## Metrics (test split, full ranking, leave-one-out)", "",
+              "| metric | slice | value | 95% interval | threshold |", "|---|---|---|---|---|"]
+    for m in card["quantitative_analysis"]["performance_metrics"]:
+        ci = m.get("confidence_interval")
+        interval = "-" if not ci else f"{_num(ci['lower_bound'])} - {_num(ci['upper_bound'])}"
+        bound = m.get("threshold") or {}
+        shown = " ".join(f"{side} {_num(bound.get(key))}" for side, key in (("\u2265", "lower"), ("\u2264", "upper"))
+                         if bound.get(key) is not None)
+        lines.append(f"| {m['type']} | {m['slice']} | {_num(m['value'])} | {interval} | {shown or '-'} |")
+    lines += ["", "## Privacy", "", considerations["ethical_considerations"][0]["mitigation_strategy"], ""]
+    lines += ["## Intended use", ""] + [f"- {u['description']}" for u in considerations["use_cases"]]
+    lines += ["", "## Limitations", ""] + [f"- {l['description']}" for l in considerations["limitations"]]
+    lines += ["", "## Ethical considerations", ""] + [
+        f"- {e['name']}: {e['mitigation_strategy']}" for e in considerations["ethical_considerations"][1:]]
+    pictures = card["quantitative_analysis"]["graphics"]["collection"]
+    if pictures:
+        lines += ["", "## Pictures", ""] + [f"![{p['name']}]({p['image']})" for p in pictures]
+    return "\n".join(lines) + "\n"
