@@ -50,7 +50,7 @@ def serving_model(model: Recommender) -> Recommender:
 def item_index(data: Interactions) -> pd.DataFrame:
     """One row per item: its dense id (what the model scores), raw id, and catalog columns."""
     frame = pd.DataFrame({"item": np.arange(1, data.n_items + 1, dtype=np.int64),
-                          "item_id": [str(data.items.raw[i]) for i in range(1, data.n_items + 1)]})
+                          "item_id": [str(raw) for raw in data.items.to_raw(range(1, data.n_items + 1))]})
     if data.item_attributes is not None:
         columns = data.item_attributes.reindex(pd.RangeIndex(1, data.n_items + 1)).reset_index(drop=True)
         for column in columns.columns:
@@ -83,7 +83,7 @@ def popularity_fallback(model: Recommender, data: Interactions, counts: np.ndarr
     scores[0] = -np.inf
     order = np.argsort(-scores, kind="stable")[: min(FALLBACK_ITEMS, data.n_items)]
     return {"source": source, "items": [int(i) for i in order],
-            "item_ids": [str(data.items.raw[int(i)]) for i in order],
+            "item_ids": [str(raw) for raw in data.items.to_raw(order)],
             "scores": [float(scores[i]) for i in order]}
 
 

@@ -75,7 +75,7 @@ def test_a_passing_model_is_released_with_what_serving_needs(released, shop):
     items = pd.read_parquet(release / "items.parquet")
     assert list(items["item"]) == list(range(1, data.n_items + 1))
     assert {"brand", "category"} <= set(items.columns)
-    assert items["item_id"].iloc[0] == str(data.items.raw[1])
+    assert items["item_id"].iloc[0] == str(data.items.to_raw([1])[0])
     fallback = json.loads((release / "popularity.json").read_text())
     assert len(fallback["items"]) == 100 and fallback["scores"] == sorted(fallback["scores"], reverse=True)
     assert json.loads((release / "verdict.json").read_text())["verdict"] == "passed"
@@ -176,6 +176,6 @@ def test_train_runs_the_gate_and_pop_exits_3_without_a_release(shop, tmp_path, c
 
     document = json.loads(RunDir(out).metrics.read_text())
     assert status == 3 and document["release_gate"]["verdict"] == "blocked"
-    assert {"arp_ratio", "hr@10_gain_over_popularity"} <= {c["check"] for c in document["release_gate"]["checks"] if not c["passed"]}
+    assert {"coverage@10", "hr@10_gain_over_popularity"} <= {c["check"] for c in document["release_gate"]["checks"] if not c["passed"]}
     assert (RunDir(out).audit / "audit.json").exists() and not RunDir(out).release.exists()
     assert "release blocked" in capsys.readouterr().err
