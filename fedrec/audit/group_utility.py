@@ -15,13 +15,16 @@ value, no count, not in the gap), TFMA's ``min_slice_size``.
 The sums are integer histograms of the rank, capped at k ("missed"), per group, and the
 same histogram with each user counted w_b(u) times in replicate b (fedrec.audit.bootstrap).
 Hits, gains and counts all follow from them, so clients' shares add exactly and a
-federated audit equals the central one to the last bit, intervals included.
+federated audit equals the central one to the last bit, intervals included. Clients that
+saw different labels (one store each) spread their sums onto the union first
+(``with_labels``: an absent label is a group of 0 users). ``UtilitySums`` is the same
+histogram over all users without replicates: the headline HR@k of the model or a baseline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -34,6 +37,9 @@ from fedrec.errors import ConfigError, DataError
 DEFAULT_K = 10
 DEFAULT_N_BOOT = 200
 DEFAULT_QUANTILES = (2.5, 97.5)
+ALL_USERS = "all"
+
+G = TypeVar("G", bound="GroupUtilitySums")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +96,50 @@ class GroupUtilitySums(AuditSums):
     @property
     def boot_ndcg_sums(self) -> np.ndarray:
         return self.boot_rank_counts[..., :-1] @ position_weights(self.k)
+
+    def with_labels(self: G, labels: Sequence[str]) -> G:
+        """The same sums over a larger vocabulary (absent labels count 0 users), so replies
+        whose clients saw different label sets add up; a label it holds may not be dropped."""
+        labels = tuple(str(label) for label in labels)
+        if labels == self.labels:
+            return self
+        index = {label: i for i, label in enumerate(labels)}
+        missing = [label for label in self.labels if label not in index]
+        if missing or len(index) != len(labels):
+            raise DataError(f"{self.key}: labels {missing[:5] or list(labels)[:5]} cannot be relabelled onto "
+                            f"{list(labels)[:10]}; give each label once and every label the sums hold.")
+        rows = np.array([index[label] for label in self.labels], dtype=np.int64)
+        counts = np.zeros((len(labels), self.k + 1), dtype=np.int64)
+        counts[rows] = self.rank_counts
+        boot = np.zeros((self.n_boot, len(labels), self.k + 1), dtype=np.int64)
+        boot[:, rows] = self.boot_rank_counts
+        return replace(self, labels=labels, rank_counts=counts, boot_rank_counts=boot)
+
+
+@dataclass(frozen=True, eq=False)
+class UtilitySums(GroupUtilitySums):
+    """One population's rank histogram, no replicates: the audit's headline HR@k of the model
+    or of the popularity baseline (its own kind, so no grouping name can collide with it)."""
+
+    KIND: ClassVar[str] = "utility"
+
+
+def utility_sums(target_ranks: np.ndarray, *, name: str, k: int = DEFAULT_K) -> UtilitySums:
+    """Rank histogram (capped at k) of every user, as one group "all" without bootstrap."""
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k={k!r}: give the cut-off of the top-k lists, a whole number >= 1 (e.g. 10).")
+    ranks = np.asarray(target_ranks).astype(np.int64).reshape(-1)
+    if ranks.size and ranks.min() < 0:
+        raise DataError(f"target rank {ranks.min()} is negative; ranks are 0-based (fedrec.metrics.target_ranks).")
+    counts = np.bincount(np.minimum(ranks, k), minlength=k + 1).astype(np.int64).reshape(1, k + 1)
+    return UtilitySums(name=name, labels=(ALL_USERS,), k=int(k), n_boot=0, seed=0, rank_counts=counts,
+                       boot_rank_counts=np.zeros((0, 1, k + 1), dtype=np.int64))
+
+
+def hit_rate(sums: GroupUtilitySums) -> float | None:
+    """HR@k over every user the sums hold; None without users."""
+    users = int(sums.counts.sum())
+    return float(sums.hits.sum() / users) if users else None
 
 
 def group_utility_sums(target_ranks: np.ndarray, groups: np.ndarray, customer_keys: Iterable[object], *,

@@ -2,7 +2,12 @@
 
 A reply is a flat ``dict[str, np.ndarray]`` (one Flower ArrayRecord): the concatenation of
 each sums object's ``to_arrays()``, whose keys start with the object's key
-("group-utility/activity", "group-utility/store", "exposure").
+("group-utility/activity", "group-utility/store", "exposure", "utility/model").
+
+``add_replies`` needs every reply to carry the same vocabularies (a central audit's split,
+or a federation whose server sent the labels). ``add_by_label_union`` is for a federation
+whose server does not know them (attribute values live on the clients): each grouping is
+summed over the union of the labels the replies name, a label a client lacks counting 0.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from fedrec.audit.exposure import ExposureSums
-from fedrec.audit.group_utility import GroupUtilitySums
+from fedrec.audit.group_utility import GroupUtilitySums, UtilitySums
 from fedrec.audit.sums import SPEC, AuditSums, read_spec
 from fedrec.errors import DataError
 
-KINDS = MappingProxyType({cls.KIND: cls for cls in (GroupUtilitySums, ExposureSums)})
+KINDS = MappingProxyType({cls.KIND: cls for cls in (GroupUtilitySums, UtilitySums, ExposureSums)})
 
 
 def pack(*sums: AuditSums) -> dict[str, np.ndarray]:
@@ -62,3 +67,35 @@ def add_replies(replies: Iterable[Mapping[str, np.ndarray]]) -> dict[str, AuditS
     if total is None:
         raise DataError("no replies to add: the audit needs at least one client's sums.")
     return total
+
+
+def union_labels(parts: Iterable[GroupUtilitySums]) -> tuple[str, ...]:
+    """The labels of a sum of ``parts``: theirs when all agree (a fixed vocabulary keeps its
+    order), else the sorted union, the order a central audit's ``vocabulary`` gives."""
+    vocabularies = {part.labels for part in parts}
+    if len(vocabularies) == 1:
+        return next(iter(vocabularies))
+    return tuple(sorted({label for labels in vocabularies for label in labels}))
+
+
+def add_by_label_union(replies: Iterable[Mapping[str, np.ndarray]]) -> tuple[dict[str, AuditSums], list[str]]:
+    """({key: summed sums}, [keys some reply lacked]) over the clients' replies.
+
+    Group sums are first spread onto the union of the replies' labels (``with_labels``), so
+    clients that saw different stores or attribute values add up. A key not in every reply
+    is left out of the totals and named instead: summing it over some clients only would
+    report part of the population as the whole.
+    """
+    parts = [unpack(reply) for reply in replies]
+    if not parts:
+        raise DataError("no replies to add: the audit needs at least one client's sums.")
+    shared = set.intersection(*(set(part) for part in parts))
+    partial = sorted(set.union(*(set(part) for part in parts)) - shared)
+    total: dict[str, AuditSums] = {}
+    for key in sorted(shared):
+        sums = [part[key] for part in parts]
+        if isinstance(sums[0], GroupUtilitySums):
+            labels = union_labels(sums)
+            sums = [s.with_labels(labels) for s in sums]
+        total[key] = sum(sums[1:], sums[0])
+    return total, partial

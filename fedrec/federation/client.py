@@ -18,12 +18,14 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from fedrec.config import DEFAULT_STORES, FederationConfig, TrainConfig
+from fedrec.audit.popularity import interaction_counts
+from fedrec.audit.reply import pack
+from fedrec.config import DEFAULT_STORES, AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
 from fedrec.data.partition import client_interactions, make_partition
 from fedrec.errors import ConfigError
-from fedrec.evaluation import evaluate
+from fedrec.evaluation import evaluate, evaluation_pass
 from fedrec.federation import wire
 from fedrec.federation.mime import MIME, ClientMime
 from fedrec.federation.scaffold import SCAFFOLD, ClientControl, control_file
@@ -34,6 +36,7 @@ from fedrec.federation.client_state import (
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.release.audit_run import audit_sums, user_groupings
 from fedrec.rundir import CLIENT_STATE
 from fedrec.training.local import popularity_release, private_round, train_local_epochs
 
@@ -203,3 +206,30 @@ def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str
     model = build_client_model(site, train, global_state)
     metrics = evaluate(model, split.test, mask_history=train.mask_history)
     return {**metrics, wire.NUM_EXAMPLES: site.data.n_users}
+
+
+def audit_counts(site: ClientSite, train: TrainConfig) -> dict[str, np.ndarray]:
+    """The federated audit's first answer: how many test users have each train-history
+    length (the server finds the activity threshold on the sum) and, without DP, this
+    client's training interactions per item (the server sums them into the popularity)."""
+    split = leave_one_out(site.data)
+    lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
+    found = {wire.HISTORY_LENGTHS: np.bincount(lengths).astype(np.int64)}
+    if not train.dp:  # under DP popularity comes only from the accounted release (the prior)
+        found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
+    return found
+
+
+def audit_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], config: AuditConfig, *,
+                 threshold: int, popularity: np.ndarray | None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The federated audit's second answer: the audit sums over this client's own test users
+    (ranked as ``evaluate_client`` ranks them, MF with its private user vectors), customers
+    keyed by their raw id so the bootstrap weights match a central audit's. Returns the
+    packed sums and the grouping names in report order."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    evaluated = evaluation_pass(model, split.test, mask_history=train.mask_history, top_k=config.top_k)
+    labels = user_groupings(site.data, split, split.test.users, threshold=threshold)
+    sums = audit_sums(evaluated, split.test, site.data.users.raw[split.test.users], labels, n_items=site.data.n_items,
+                      popularity=popularity, mask_history=train.mask_history, config=config)
+    return pack(*sums), list(labels)

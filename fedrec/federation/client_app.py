@@ -12,8 +12,11 @@ import json
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedrec.config import AuditConfig
 from fedrec.federation import wire
-from fedrec.federation.client import evaluate_client, locate_site, release_popularity, train_client
+from fedrec.federation.client import (
+    audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client,
+)
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.ledger import ClientLedger
 
@@ -73,3 +76,30 @@ def evaluate(msg: Message, context: Context) -> Message:
     site, train_config, _, _ = _site_and_config(msg, context)
     metrics = evaluate_client(site, train_config, msg.content[wire.ARRAYS].to_torch_state_dict())
     return Message(content=RecordDict({wire.METRICS: MetricRecord(metrics)}), reply_to=msg)
+
+
+@app.query(wire.AUDIT_COUNTS)
+def query_audit_counts(msg: Message, context: Context) -> Message:
+    """The federated audit's first query: history-length histogram (and item counts without DP)."""
+    site, train_config, _, _ = _site_and_config(msg, context)
+    arrays = ArrayRecord({name: Array(values) for name, values in audit_counts(site, train_config).items()})
+    reply = RecordDict({wire.ARRAYS: arrays, wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users})})
+    return Message(content=reply, reply_to=msg)
+
+
+@app.query(wire.AUDIT)
+def query_audit(msg: Message, context: Context) -> Message:
+    """The federated audit's second query: this client's audit sums of the sent model."""
+    site, train_config, _, _ = _site_and_config(msg, context)
+    settings = msg.content[wire.AUDIT]
+    config = AuditConfig(top_k=int(settings[wire.AUDIT_TOP_K]), n_boot=int(settings[wire.AUDIT_N_BOOT]),
+                         seed=int(settings[wire.AUDIT_SEED]))
+    popularity = msg.content[wire.POPULARITY][wire.POPULARITY].numpy() if wire.POPULARITY in msg.content else None
+    sums, groupings = audit_client(site, train_config, msg.content[wire.ARRAYS].to_torch_state_dict(), config,
+                                   threshold=int(settings[wire.AUDIT_THRESHOLD]), popularity=popularity)
+    reply = RecordDict({
+        wire.ARRAYS: ArrayRecord({name: Array(values) for name, values in sums.items()}),
+        wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),
+        wire.AUDIT: ConfigRecord({wire.AUDIT_CLIENT: site.name, wire.AUDIT_GROUPINGS: groupings}),
+    })
+    return Message(content=reply, reply_to=msg)

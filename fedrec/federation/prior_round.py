@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -18,8 +20,11 @@ from fedrec.federation.client import shared_dataset
 from fedrec.federation.strategy import TolerantStrategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
+from fedrec.rundir import RunDir, write_torch
 
 log = logging.getLogger("fedrec.server")
+
+PRIOR_FILE = "popularity_prior.pt"  # in DIR/privacy/: the summed noisy counts round 0 released
 
 
 def starts_from_prior(train: TrainConfig) -> bool:
@@ -28,12 +33,14 @@ def starts_from_prior(train: TrainConfig) -> bool:
 
 def with_popularity_prior(
     grid: Grid, train: TrainConfig, federation: FederationConfig, initial: dict[str, torch.Tensor],
-    config: ConfigRecord, strategy: TolerantStrategy,
+    config: ConfigRecord, strategy: TolerantStrategy, run_dir: Path | None = None,
 ) -> dict[str, torch.Tensor]:
     """Round 0 of a DP run: every client releases noisy item counts (each accounted in its
     own ledger), the server sums them (post-processing) and the model starts from that
-    popularity. A resumed run never asks again: its checkpoints already hold the prior."""
-    node_ids = _wait_for_nodes(grid, federation.min_available, federation.round_timeout)
+    popularity. A resumed run never asks again: its checkpoints already hold the prior.
+    The sum is kept in ``run_dir`` for the federated audit, which under DP may read item
+    popularity only from what was released and accounted."""
+    node_ids = wait_for_nodes(grid, federation.min_available, federation.round_timeout)
     messages = [
         Message(content=RecordDict({wire.ARRAYS: ArrayRecord(initial), wire.CONFIG: config}), dst_node_id=node, message_type=MessageType.QUERY)
         for node in node_ids
@@ -51,10 +58,23 @@ def with_popularity_prior(
     model = create_model(train.model, train, n_users=0, n_items=data.n_items)
     model.load_partial_state(initial)
     model.apply_popularity_prior(total)
+    if run_dir is not None:
+        write_torch(released_prior_path(run_dir), torch.as_tensor(np.asarray(total, dtype=np.float64)))
     return model.shareable_state()
 
 
-def _wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
+def released_prior_path(run_dir: Path) -> Path:
+    return RunDir(Path(run_dir)).privacy / PRIOR_FILE
+
+
+def released_prior(run_dir: Path) -> np.ndarray | None:
+    """(n_items + 1,) the summed noisy item counts the run released in round 0, or None when
+    it released none (no prior, or a run from before they were kept)."""
+    path = released_prior_path(run_dir)
+    return torch.load(path, weights_only=True).numpy() if path.exists() else None
+
+
+def wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
         node_ids = list(grid.get_node_ids())

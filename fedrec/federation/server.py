@@ -1,7 +1,8 @@
 """Orchestration of a federated run: resolve and check the configuration, resume or start,
 hand the rounds to the strategy, and after each one evaluate, checkpoint and log. The pieces
 it calls live beside it: server_eval (the server's evaluation), prior_round (the DP round 0),
-resume (may this run directory be used), run_record (metrics.json and model.pt)."""
+resume (may this run directory be used), run_record (metrics.json and model.pt), audit_round
+(the federated release audit after the last round)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 from flwr.serverapp import Grid
 
-from fedrec.config import FederationConfig, TrainConfig
+from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
-from fedrec.federation.checkpoints import Checkpoint, save_checkpoint
+from fedrec.federation.audit_round import federated_audit
+from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
 from fedrec.federation.checks import check_run
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
@@ -27,11 +29,13 @@ from fedrec.federation.run_record import metrics_document, save_release_candidat
 from fedrec.federation.server_eval import GlobalEvaluator
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
-from fedrec.models.registry import model_class
+from fedrec.models.registry import load_model, model_class
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.progress import time_left
+from fedrec.release.audit_run import verdict_line, write_audit
+from fedrec.release.gatekeeper import conclude
 from fedrec.rundir import RunDir, write_json
 
 log = logging.getLogger("fedrec.server")
@@ -68,7 +72,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(RunDir(run_dir).client_state.resolve())}
     )
     if checkpoint is None and starts_from_prior(train):
-        initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy)
+        initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir)
     clock = {"round_start": time.perf_counter()}
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -126,7 +130,25 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     document["privacy_report"] = str(report)
     log.info("privacy report: %s", report)
     write_json(RunDir(run_dir).metrics, document)
+    if train.release_gate and remaining > 0 and document["reported_round"] is not None:
+        document["release_gate"] = gate_reported_model(grid, train, federation, message_config, run_dir,
+                                                       document["reported_round"])
     return document
+
+
+def gate_reported_model(grid: Grid, train: TrainConfig, federation: FederationConfig, message_config: ConfigRecord,
+                        run_dir: Path, reported_round: int) -> dict[str, Any]:
+    """The release gate on model.pt's round (not necessarily the last): the federated audit,
+    written to DIR/audit/, then DIR/release/ when it passes. The verdict goes to the log and
+    to metrics.json (``release_gate``), which this returns."""
+    state = load_checkpoint(checkpoint_path(run_dir, reported_round)).state
+    document, popularity, source = federated_audit(grid, train, federation, state, message_config, AuditConfig(),
+                                                   run_dir=run_dir)
+    write_audit(RunDir(run_dir), document)
+    log.info("release gate on round %d: %s", reported_round, verdict_line(document))
+    catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    return conclude(RunDir(run_dir), document, model=load_model(RunDir(run_dir).model), data=catalog,
+                    counts=popularity, counts_source=source)
 
 
 def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:

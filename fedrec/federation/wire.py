@@ -13,6 +13,13 @@ DP also PRIVACY, a ConfigRecord with the client's name and its whole ledger (JSO
 client that refuses a round for lack of budget replies PRIVACY with REFUSED and no ARRAYS.
 Before round 1 of a DP run whose model starts from a popularity prior, a QUERY message asks
 each client for its noisy item counts: the reply's ARRAYS holds PRIOR_COUNTS, plus PRIVACY.
+After the last round, with release-gate, the federated audit (fedrec.federation.audit_round)
+sends two queries with CONFIG: ``query.audit_counts`` (reply ARRAYS: HISTORY_LENGTHS and,
+without DP, ITEM_COUNTS), then ``query.audit`` with ARRAYS (the reported model), AUDIT (a
+ConfigRecord: top-k, n-boot, seed, activity threshold) and, when there is one, POPULARITY
+(an ArrayRecord holding POPULARITY: what the baseline ranks by). Its reply's ARRAYS is
+``fedrec.audit.reply.pack`` of the client's sums, its AUDIT names the client and its
+groupings in report order.
 """
 
 from __future__ import annotations
@@ -32,6 +39,18 @@ STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the 
 CONTROL = "control"  # --drift-correction: the server's state in a train message, a client's statistics in its reply
 
 PRIOR_COUNTS = "prior-counts"  # a query reply: the client's noisy item counts (DP popularity prior)
+
+AUDIT_COUNTS = "audit_counts"  # query action (Flower routes message type "query.audit_counts"): sizes and counts
+AUDIT = "audit"  # query action "query.audit"; also the name of the audit's ConfigRecord in both directions
+HISTORY_LENGTHS = "history-lengths"  # (L,) int64: test users per train-history length 0..L-1
+ITEM_COUNTS = "item-counts"  # (n_items + 1,) int64: the client's training interactions per item (not under DP)
+POPULARITY = "popularity"  # ArrayRecord (and its one array): per-item popularity the baseline ranks by
+AUDIT_TOP_K = "top-k"
+AUDIT_N_BOOT = "n-boot"
+AUDIT_SEED = "seed"
+AUDIT_THRESHOLD = "activity-threshold"  # train-history length from which a user counts as active
+AUDIT_CLIENT = "client"  # reply: the client's name (replies are summed in name order: reproducible floats)
+AUDIT_GROUPINGS = "groupings"  # reply: grouping names in the order the audit reports them
 
 PRIVACY = "privacy"
 PRIVACY_CLIENT = "client"

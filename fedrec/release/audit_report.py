@@ -9,7 +9,7 @@ def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def render_markdown(document: dict[str, Any]) -> str:
+def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str, ...] = ()) -> str:
     k = document["utility"]["k"]
     lines = [
         f"# Release audit: {document['verdict'].upper()}",
@@ -59,5 +59,6 @@ def render_markdown(document: dict[str, Any]) -> str:
                          f"{over and over['provider']} (ratio {_num(over and over['ratio'])}), most under-exposed "
                          f"{under and under['provider']} (ratio {_num(under and under['ratio'])}).")
     lines += [f"- not audited: {s['audit']}: {s['reason']}" for s in document["skipped_audits"]]
+    lines += ["", *[f"![{name}]({name})" for name in pictures]]
     lines += ["", "Definitions: docs/audit.md. Every number: audit.json.", ""]
     return "\n".join(lines)

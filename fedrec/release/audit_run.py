@@ -5,38 +5,53 @@ as training reported it) gives each user's target rank and top-k list; every aud
 ``fedrec.audit`` is computed from those, nothing is ranked twice. The popularity baseline
 is computed in closed form from the same training counts (no second pass). Writes
 ``DIR/audit/audit.json`` and ``audit.md``; the model and the run's other files are only read.
+
+The audit is two steps so a federation can split it (fedrec.federation.audit_round):
+
+    audit_sums     one evaluation pass over some users -> addable sums (per-group rank
+                   histograms and bootstrap replicates, exposure, the headline utilities)
+    finish_audits  (summed) sums + item popularity -> the audits the gate reads
+
+Here the server holds every test user, so it is one client: the sums of all users, finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from fedrec.audit import (
-    ACTIVITY_LABELS, activity_groups, activity_threshold, attribute_groups, exposure_sums, finish_group_utility,
-    finish_popularity, finish_provider_exposure, group_utility_sums, interaction_counts, vocabulary,
+    ACTIVITY_LABELS, AuditSums, ExposureSums, activity_groups, activity_threshold, attribute_groups, exposure_sums,
+    finish_group_utility, finish_popularity, finish_provider_exposure, group_utility_sums, interaction_counts,
+    vocabulary,
 )
-from fedrec.audit.gate import gate
+from fedrec.audit.gate import failed_checks, gate
+from fedrec.audit.group_utility import GroupUtilitySums, UtilitySums, hit_rate, utility_sums
 from fedrec.config import AuditConfig
-from fedrec.data import Interactions, LeaveOneOut, leave_one_out, load_dataset
+from fedrec.data import EvalSet, Interactions, LeaveOneOut, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
 from fedrec.errors import ConfigError, ModelError
 from fedrec.evaluation import EvaluationPass, evaluation_pass
-from fedrec.metrics import summarize
 from fedrec.models.base import Recommender
+from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.models.registry import load_model
 from fedrec.release.audit_report import render_markdown
+from fedrec.release.plots import write_audit_plots
 from fedrec.rundir import RunDir, write_json, write_text
 
 log = logging.getLogger("fedrec.audit")
 
 PROVIDER_COLUMNS = ("brand", "category")  # item attribute columns that name one provider per item
+MODEL, POPULARITY_BASELINE = "model", "popularity-baseline"  # the two headline utilities (UtilitySums names)
+ACTIVITY = "activity"
+TRAINING_COUNTS = "training-interactions"  # popularity_source of exact training counts
 DP_NOTE = (
     "The run trained under differential privacy, but this audit reads the exact training counts and the test "
     "users' lists, which no DP release covers and no ledger accounts. Its figures stay with the operator and are "
@@ -107,14 +122,19 @@ def popularity_ranks(counts: np.ndarray, histories: Sequence[np.ndarray], target
     return ranks
 
 
-def groupings(subject: Subject) -> dict[str, np.ndarray]:
-    """Label per evaluated user for activity, store, and every per-user attribute column."""
-    users = subject.split.test.users
-    lengths = np.fromiter((len(subject.split.train[u]) for u in users), dtype=np.int64, count=len(users))
-    found = {"activity": activity_groups(lengths, threshold=activity_threshold(lengths))}
-    if subject.data.stores is not None:
-        found["store"] = attribute_groups(subject.data.stores[users])
-    attributes = subject.data.user_attributes
+def user_groupings(data: Interactions, split: LeaveOneOut, users: np.ndarray, *,
+                   threshold: int | None = None) -> dict[str, np.ndarray]:
+    """Label per evaluated user for activity, store, and every per-user attribute column.
+
+    Activity splits at ``threshold`` train-history items (None: the quantile of these users,
+    as a central audit computes it; a federation's clients get the global one)."""
+    lengths = np.fromiter((len(split.train[u]) for u in users), dtype=np.int64, count=len(users))
+    if threshold is None:
+        threshold = activity_threshold(lengths)
+    found = {ACTIVITY: activity_groups(lengths, threshold=threshold)}
+    if data.stores is not None:
+        found["store"] = attribute_groups(data.stores[users])
+    attributes = data.user_attributes
     if attributes is not None:
         frame = attributes.reindex(pd.Index(users))
         for column in frame.columns:
@@ -122,64 +142,150 @@ def groupings(subject: Subject) -> dict[str, np.ndarray]:
     return found
 
 
-def provider_audits(subject: Subject, sums, counts: np.ndarray) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """Exposure per brand and per category, from the item columns of that name; a reason per skip."""
-    items = subject.data.item_attributes
+def groupings(subject: Subject) -> dict[str, np.ndarray]:
+    """Label per evaluated user of a run's test split (central audit)."""
+    return user_groupings(subject.data, subject.split, subject.split.test.users)
+
+
+def audit_sums(evaluated: EvaluationPass, test: EvalSet, customer_keys: np.ndarray, labels: Mapping[str, np.ndarray], *,
+               n_items: int, popularity: np.ndarray | None, mask_history: bool, config: AuditConfig) -> list[AuditSums]:
+    """Step one: the addable sums of one evaluation pass over ``test``'s users (all of a run's,
+    or one client's). ``popularity`` scores the baseline recommender (None: no baseline);
+    ``labels`` are each grouping's per-user labels, in the order the audit reports them."""
+    k = config.top_k
+    ranks = evaluated.ranks.numpy()
+    found: list[AuditSums] = [utility_sums(ranks, name=MODEL, k=k)]
+    if popularity is not None:
+        baseline = popularity_ranks(popularity, test.histories, test.targets, mask_history=mask_history)
+        found.append(utility_sums(baseline, name=POPULARITY_BASELINE, k=k))
+    for name, groups in labels.items():
+        vocab = ACTIVITY_LABELS if name == ACTIVITY else vocabulary(groups)
+        found.append(group_utility_sums(ranks, groups, customer_keys, labels=vocab, name=name, k=k,
+                                        n_boot=config.n_boot, seed=config.seed))
+    found.append(exposure_sums(evaluated.top_items, test.histories, n_items=n_items))
+    return found
+
+
+def provider_audits(data: Interactions, sums: ExposureSums, counts: np.ndarray) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Exposure per brand and per category, from the item columns of ``data`` (the catalog)
+    of that name; a reason per skip."""
+    items = data.item_attributes
     if items is None or not any(c in items.columns for c in PROVIDER_COLUMNS):
         what = ("its item attributes are unnamed id lists (Beauty: brand and category ids mixed), not one named "
                 "provider per item" if items is not None and "attributes" in items.columns else "it has no item attributes")
-        return {}, [{"audit": "provider-exposure", "reason": f"{subject.data.source}: {what}; a log with brand or "
+        return {}, [{"audit": "provider-exposure", "reason": f"{data.source}: {what}; a log with brand or "
                      "category columns (as fedrec synth writes) is audited per provider"}]
     found, skipped = {}, []
     for column in PROVIDER_COLUMNS:
         if column not in items.columns:
             skipped.append({"audit": f"provider-exposure/{column}", "reason": f"no item column {column!r}"})
             continue
-        values = items[column].reindex(pd.RangeIndex(subject.data.n_items + 1))
+        values = items[column].reindex(pd.RangeIndex(data.n_items + 1))
         present = (values.notna() & (values.astype(str) != "")).to_numpy().copy()
         present[0] = False
         labels = tuple(sorted(values[present].astype(str).unique()))
         index = {label: p for p, label in enumerate(labels)}
-        provider = np.full(subject.data.n_items + 1, -1, dtype=np.int64)
+        provider = np.full(data.n_items + 1, -1, dtype=np.int64)
         provider[present] = [index[str(v)] for v in values[present]]
         found[column] = finish_provider_exposure(sums, item_provider=provider, target=counts, labels=labels, name=column)
     return found, skipped
 
 
-def compute_audits(subject: Subject, evaluated: EvaluationPass, config: AuditConfig) -> dict[str, Any]:
-    """Every audit of one evaluation pass, and the notes and skips a reader needs."""
-    test, k = subject.split.test, config.top_k
-    ranks = evaluated.ranks.numpy()
-    counts = interaction_counts(subject.split.train, n_items=subject.data.n_items)
-    baseline = popularity_ranks(counts, test.histories, test.targets, mask_history=subject.mask_history)
-    keys = subject.data.users.raw[test.users]
-    groups = {}
-    for name, labels in groupings(subject).items():
-        vocab = ACTIVITY_LABELS if name == "activity" else vocabulary(labels)
-        sums = group_utility_sums(ranks, labels, keys, labels=vocab, name=name, k=k, n_boot=config.n_boot,
-                                  seed=config.seed)
-        groups[name] = finish_group_utility(sums, min_group_size=config.min_group_size)
-    exposure = exposure_sums(evaluated.top_items, test.histories, n_items=subject.data.n_items)
-    providers, skipped = provider_audits(subject, exposure, counts)
+def finish_audits(sums: Mapping[str, AuditSums], catalog: Interactions, *, popularity: np.ndarray | None,
+                  popularity_source: str, config: AuditConfig, order: Sequence[str] = (),
+                  why_no_popularity: str = "") -> dict[str, Any]:
+    """Step two: every audit from (summed) sums; suppression of small groups happens here, on
+    the counts of everyone the sums hold. ``catalog`` names the items' providers; without
+    ``popularity`` the popularity and provider audits are skipped for ``why_no_popularity``.
+    Groupings come in ``order``, then any others by name."""
+    k = config.top_k
+    model = sums[f"{UtilitySums.KIND}/{MODEL}"]
+    baseline = sums.get(f"{UtilitySums.KIND}/{POPULARITY_BASELINE}")
+    by_name = {s.name: s for s in sums.values() if type(s) is GroupUtilitySums}
+    names = [n for n in order if n in by_name] + sorted(set(by_name) - set(order))
+    groups = {name: finish_group_utility(by_name[name], min_group_size=config.min_group_size) for name in names}
+    users = int(model.counts.sum())
+    exposure = sums[ExposureSums.KIND]
+    if popularity is None:
+        popular = popularity_free(exposure, "none (see skipped_audits)")
+        providers = {}
+        skipped = [{"audit": audit, "reason": why_no_popularity}
+                   for audit in ("popularity-baseline", "popularity (arp, long tail)", "provider-exposure")]
+    else:
+        popular = finish_popularity(exposure, popularity=popularity, popularity_source=popularity_source)
+        providers, skipped = provider_audits(catalog, exposure, popularity)
     return {
-        "utility": {"k": k, "users": int(len(ranks)),
-                    f"hr@{k}": summarize(evaluated.ranks, (k,))[f"hr@{k}"],
-                    f"popularity_baseline_hr@{k}": float((baseline < k).mean()) if len(baseline) else None},
-        "popularity": finish_popularity(exposure, popularity=counts, popularity_source="training-interactions"),
+        "utility": {"k": k, "users": users, f"hr@{k}": hit_rate(model) if users else 0.0,
+                    f"popularity_baseline_hr@{k}": None if baseline is None else hit_rate(baseline)},
+        "popularity": popular,
         "groups": groups,
         "providers": providers,
         "skipped_audits": skipped,
     }
 
 
-def audit_run(run_dir: str | Path, config: AuditConfig) -> dict[str, Any]:
-    """Audit the run in ``run_dir`` and gate it; writes DIR/audit/audit.json and audit.md."""
-    subject = open_subject(run_dir)
+def popularity_free(exposure: ExposureSums, source: str) -> dict[str, Any]:
+    """The popularity block without any item popularity: coverage and exposure inequality
+    stand (they read only the lists); everything measured against popularity is None, so the
+    gate calls it unmeasured rather than passing it."""
+    k = exposure.k
+    kept = {"audit", "k", "users", "n_items", f"coverage@{k}", f"gini_exposure@{k}", f"gini_count@{k}",
+            f"exposure_curve@{k}"}
+    found = finish_popularity(exposure, popularity=np.zeros(exposure.n_items + 1), popularity_source="none")
+    return {**{key: (value if key in kept else None) for key, value in found.items()}, "popularity_source": source}
+
+
+def compute_audits(subject: Subject, evaluated: EvaluationPass, config: AuditConfig) -> dict[str, Any]:
+    """Every audit of one evaluation pass, and the notes and skips a reader needs."""
+    test = subject.split.test
+    counts = interaction_counts(subject.split.train, n_items=subject.data.n_items)
+    labels = groupings(subject)
+    sums = audit_sums(evaluated, test, subject.data.users.raw[test.users], labels, n_items=subject.data.n_items,
+                      popularity=counts, mask_history=subject.mask_history, config=config)
+    return finish_audits({s.key: s for s in sums}, subject.data, popularity=counts, popularity_source=TRAINING_COUNTS,
+                         config=config, order=list(labels))
+
+
+def scorer(model: Recommender, n_users: int):
+    """What ranks the run's users: the model, or for an MF model saved without user vectors
+    (a federation's model.pt) its item side with vectors folded in, as the server evaluated it."""
+    if isinstance(model, MatrixFactorization) and model.n_users != n_users:
+        return FoldInScorer(model)
+    return model
+
+
+def write_audit(run: RunDir, document: dict[str, Any]) -> Path:
+    """DIR/audit/audit.json, its pictures and audit.md of an audit document (central or
+    federated), stamped with the sha256 of the model.pt it audited; returns audit.json."""
+    run.audit.mkdir(parents=True, exist_ok=True)
+    if run.model.exists():
+        document["model_sha256"] = hashlib.sha256(run.model.read_bytes()).hexdigest()
+    pictures = write_audit_plots(document, run.audit)
+    path = write_json(run.audit / "audit.json", document)
+    write_text(run.audit / "audit.md", render_markdown(document, pictures=[p.name for p in pictures.values()]))
+    return path
+
+
+def verdict_line(document: Mapping[str, Any]) -> str:
+    """One log line: the verdict and, when blocked, each failed check's message."""
+    failed = failed_checks(document)
+    return f"{document['verdict']} ({len(document['checks'])} checks" + (
+        f"; failed: {'; '.join(c['message'] for c in failed)})" if failed else ")")
+
+
+def audit_run(run_dir: str | Path, config: AuditConfig, *, baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Audit the run in ``run_dir`` and gate it (with the change bounds against a ``baseline``
+    release's audit); writes DIR/audit/."""
+    return audit_subject(open_subject(run_dir), config, baseline=baseline)
+
+
+def audit_subject(subject: Subject, config: AuditConfig, *, baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    evaluated = evaluation_pass(subject.model, subject.split.test, mask_history=subject.mask_history, top_k=config.top_k)
+    evaluated = evaluation_pass(scorer(subject.model, subject.data.n_users), subject.split.test,
+                                mask_history=subject.mask_history, top_k=config.top_k)
     evaluated_at = time.perf_counter()
     audits = compute_audits(subject, evaluated, config)
-    verdict = gate(audits, config)
+    verdict = gate(audits, config, baseline=baseline)
     finished = time.perf_counter()
     train = subject.document.get("config") or {}
     document = {
@@ -188,10 +294,9 @@ def audit_run(run_dir: str | Path, config: AuditConfig) -> dict[str, Any]:
         "protocol": "full-ranking-leave-one-out test split; one evaluation pass",
         "config": config.to_dict(), **verdict, **audits,
         "notes": [DP_NOTE] if train.get("dp") else [],
+        "baseline": None if baseline is None else baseline.get("run"),
         "seconds": {"evaluation_pass": round(evaluated_at - started, 3), "audits": round(finished - evaluated_at, 3)},
     }
-    subject.run.audit.mkdir(parents=True, exist_ok=True)
-    write_json(subject.run.audit / "audit.json", document)
-    write_text(subject.run.audit / "audit.md", render_markdown(document))
-    log.info("audit of %s: %s (%d checks)", subject.run.root, verdict["verdict"], len(verdict["checks"]))
+    write_audit(subject.run, document)
+    log.info("audit of %s: %s", subject.run.root, verdict_line(document))
     return document

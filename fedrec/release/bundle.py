@@ -66,20 +66,17 @@ def _plain(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def popularity_fallback(model: Recommender, data: Interactions, counts: np.ndarray, *, dp: bool) -> dict[str, Any]:
-    """The ranking served to a user with no usable history.
-
-    Without DP: the items most consumed in training. Under DP the exact counts were never
-    released, so the fallback is the released model's own ranking for an empty history:
-    post-processing of what DP already covers, at no further privacy cost.
-    """
-    if dp:
+def popularity_fallback(model: Recommender, data: Interactions, counts: np.ndarray | None, source: str) -> dict[str, Any]:
+    """The ranking served to a user with no usable history: ``counts`` (what the run may
+    release: exact training counts, or under DP the popularity prior DP released) or, when
+    there are none, the released model's own ranking for an empty history, post-processing
+    of what DP already covers, at no further privacy cost."""
+    if counts is None:
         with torch.no_grad():
             scores = model.score(np.zeros(1, dtype=np.int64), [np.zeros(0, dtype=np.int64)])[0].float().numpy().copy()
-        source = "the released model's scores for an empty history (post-processing of the DP release)"
+        source = f"the released model's scores for an empty history ({source})"
     else:
         scores = np.asarray(counts, dtype=np.float64).copy()
-        source = "training interactions per item"
     scores[0] = -np.inf
     order = np.argsort(-scores, kind="stable")[: min(FALLBACK_ITEMS, data.n_items)]
     return {"source": source, "items": [int(i) for i in order],
@@ -121,13 +118,13 @@ def write_release_folder(run: RunDir, fill: Callable[[Path], None]) -> Path:
     return run.release
 
 
-def write_release_files(folder: Path, *, model: Recommender, data: Interactions, counts: np.ndarray, dp: bool,
+def write_release_files(folder: Path, *, model: Recommender, data: Interactions, counts: np.ndarray | None, counts_source: str,
                         config: dict[str, Any], audit: dict[str, Any], verdict: dict[str, Any],
                         card: dict[str, Any], card_markdown: str, plots: list[Path]) -> None:
     """Every file of the release into ``folder`` (see the module docstring)."""
     serving_model(model).save(folder / "model.pt")
     item_index(data).to_parquet(folder / "items.parquet", index=False)
-    write_json(folder / "popularity.json", popularity_fallback(model, data, counts, dp=dp))
+    write_json(folder / "popularity.json", popularity_fallback(model, data, counts, counts_source))
     write_json(folder / "config.json", config)
     write_json(folder / "audit.json", audit)
     write_json(folder / "verdict.json", verdict)

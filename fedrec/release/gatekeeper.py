@@ -24,17 +24,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from fedrec.audit import interaction_counts
-from fedrec.audit.gate import BLOCKED, PASSED, failed_checks, gate
+from fedrec.audit.gate import BLOCKED, PASSED, failed_checks
 from fedrec.config import AuditConfig
 from fedrec.data import Interactions
 from fedrec.errors import ConfigError
 from fedrec.models.base import Recommender
 from fedrec.privacy.report import REPORT_JSON, guarantee
-from fedrec.release.audit_run import audit_run, open_subject
+from fedrec.release.audit_run import TRAINING_COUNTS, Subject, audit_subject, open_subject
 from fedrec.release.bundle import write_release_files, write_release_folder
 from fedrec.release.card import model_card, render_card
-from fedrec.release.audit_report import render_markdown
-from fedrec.rundir import RunDir, write_json, write_text
+from fedrec.rundir import RunDir, write_json
 
 log = logging.getLogger("fedrec.release")
 
@@ -96,13 +95,8 @@ def data_summary(run: RunDir, data: Interactions) -> dict[str, Any]:
             "sensitive": [c for c in attributes if c in SENSITIVE] + (["store"] if data.stores is not None else [])}
 
 
-def regate(document: dict[str, Any], config: AuditConfig, baseline: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The audit with its verdict recomputed against a baseline release's audit (pure)."""
-    return {**document, **gate(document, config, baseline=baseline), "baseline": None if baseline is None else baseline.get("run")}
-
-
-def publish(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: Interactions, counts: np.ndarray,
-            override: dict[str, Any] | None = None) -> Path:
+def publish(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: Interactions, counts: np.ndarray | None,
+            counts_source: str, override: dict[str, Any] | None = None) -> Path:
     """Write DIR/release/ for an audit that passed (or was overridden)."""
     document = run.read_metrics()
     verdict = {"verdict": OVERRIDDEN if override else audit["verdict"], "audit_verdict": audit["verdict"],
@@ -116,11 +110,10 @@ def publish(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: Int
     card = model_card(run=document, audit=audit, verdict=verdict, data=summary, privacy=privacy_statement(run),
                       code_version=code_version(), plots=[p.name for p in plots], created=created)
     config = {"train": document.get("config"), "audit": audit.get("config"), "data": summary}
-    dp = bool((document.get("config") or {}).get("dp"))
 
     def fill(folder: Path) -> None:
-        write_release_files(folder, model=model, data=data, counts=counts, dp=dp, config=config, audit=audit,
-                            verdict=verdict, card=card, card_markdown=render_card(card), plots=plots)
+        write_release_files(folder, model=model, data=data, counts=counts, counts_source=counts_source, config=config,
+                            audit=audit, verdict=verdict, card=card, card_markdown=render_card(card), plots=plots)
 
     path = write_release_folder(run, fill)
     log.info("release %s: %s -> %s", run.root, verdict["verdict"], path)
@@ -134,24 +127,35 @@ def withdraw(run: RunDir) -> None:
         log.warning("removed %s: the latest audit blocked this run's model", run.release)
 
 
+def conclude(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: Interactions, counts: np.ndarray | None,
+             counts_source: str) -> dict[str, Any]:
+    """After an audit was written: release on pass, withdraw on block, and record the
+    outcome in metrics.json (``release_gate``), which is returned."""
+    if audit["verdict"] == PASSED:
+        audit["release"] = str(publish(run, audit, model=model, data=data, counts=counts, counts_source=counts_source))
+    else:
+        withdraw(run)
+        audit["release"] = None
+    return record_gate(run, audit)
+
+
+def training_counts(subject: Subject) -> tuple[np.ndarray | None, str]:
+    """The popularity a server-side release may fall back to: the exact training counts, but
+    not under DP, where only what DP released may leave (then the model's own ranking)."""
+    if (subject.document.get("config") or {}).get("dp"):
+        return None, "the run trained under DP and released no exact counts"
+    return interaction_counts(subject.split.train, n_items=subject.data.n_items), TRAINING_COUNTS
+
+
 def audit_and_release(run_dir: str | Path, config: AuditConfig, *, baseline: str | Path | None = None) -> dict[str, Any]:
     """``fedrec audit DIR``: the server-side audit, the gate, and the release when it passes.
     Returns the audit document, with ``release`` the release folder (None when blocked)."""
     run = RunDir(Path(run_dir)).require()
     base = None if baseline is None else load_baseline(baseline)
-    document = audit_run(run.root, config)
-    document["model_sha256"] = file_sha256(run.model)
-    if base is not None:
-        document = regate(document, config, base)
-    write_json(run.audit / "audit.json", document)
-    write_text(run.audit / "audit.md", render_markdown(document))
     subject = open_subject(run.root)
-    if document["verdict"] == PASSED:
-        counts = interaction_counts(subject.split.train, n_items=subject.data.n_items)
-        document["release"] = str(publish(run, document, model=subject.model, data=subject.data, counts=counts))
-    else:
-        withdraw(run)
-        document["release"] = None
+    document = audit_subject(subject, config, baseline=base)
+    counts, source = training_counts(subject)
+    conclude(run, document, model=subject.model, data=subject.data, counts=counts, counts_source=source)
     return document
 
 
@@ -183,8 +187,8 @@ def override_release(run_dir: str | Path, reason: str) -> dict[str, Any]:
     record = {"reason": reason.strip(), "user": _user(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "audit_verdict": audit["verdict"], "failed_checks": [f"{c['check']} on {c['slice']}" for c in failed_checks(audit)]}
     subject = open_subject(run.root)
-    counts = interaction_counts(subject.split.train, n_items=subject.data.n_items)
-    publish(run, audit, model=subject.model, data=subject.data, counts=counts, override=record)
+    counts, source = training_counts(subject)
+    publish(run, audit, model=subject.model, data=subject.data, counts=counts, counts_source=source, override=record)
     with open(run.audit / OVERRIDES, "a", encoding="utf-8") as trail:
         trail.write(json.dumps(record) + "\n")
     return record
@@ -197,5 +201,5 @@ def _user() -> str:
         return os.environ.get("USER") or f"uid {os.getuid()}"
 
 
-__all__ = ["BLOCKED", "OVERRIDDEN", "PASSED", "audit_and_release", "file_sha256", "load_baseline", "override_release",
-           "publish", "record_gate", "regate", "withdraw"]
+__all__ = ["BLOCKED", "OVERRIDDEN", "PASSED", "audit_and_release", "conclude", "file_sha256", "load_baseline",
+           "override_release", "publish", "record_gate", "withdraw"]

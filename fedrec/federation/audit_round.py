@@ -1,0 +1,153 @@
+"""The federated audit: the release audit of the reported model when the server holds no
+evaluation data. Two QUERY messages on the Grid, after the last round:
+
+1. ``query.audit_counts``: each client answers how many of its test users have each
+   train-history length and, without DP, its training interactions per item. The server
+   sums them: the activity threshold is then the same global quantile a central audit takes
+   (``activity_threshold`` on the summed histogram), and the summed counts are the exact
+   training popularity. Under DP no counts are asked: popularity is the DP prior released
+   and accounted in round 0 (``prior_round``), or there is none and the popularity audits
+   are reported as unmeasured.
+2. ``query.audit``: the model, the threshold and the popularity go out; each client ranks
+   its own test users as its federated evaluation does (MF with its private user vectors)
+   and answers only addable sums (``fedrec.release.audit_run.audit_sums``): per-group
+   rank histograms with Poisson-bootstrap replicates keyed by the customers' raw ids,
+   exposure per item, the model's and the popularity baseline's utility. The server adds
+   them over the union of the labels the clients name, suppresses groups below the minimum
+   size on the global count, and finishes and gates them as a central audit does
+   (``finish_audits``). In simulation the result equals ``fedrec audit DIR``.
+
+Why a first query rather than per-length group sums merged at the server: it is needed
+anyway for the popularity the baseline ranks by (without DP), it gives the exact threshold
+whatever the longest history (a length vocabulary would have to cap it), and clients send
+two activity groups' replicates instead of one set per history length (200 replicates x
+11 ranks each). What the server learns: per-length user counts, per-item training counts
+(not under DP), and per client the sums of every group it holds, small groups included:
+the minimum group size applies to what the audit reports, not to what a client sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedrec.audit.gate import gate
+from fedrec.audit.groupings import activity_threshold
+from fedrec.audit.reply import add_by_label_union
+from fedrec.config import AuditConfig, FederationConfig, TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.federation import wire
+from fedrec.federation.client import shared_dataset
+from fedrec.federation.prior_round import released_prior, wait_for_nodes
+from fedrec.release.audit_run import TRAINING_COUNTS, finish_audits
+
+log = logging.getLogger("fedrec.server")
+
+DP_PRIOR = "dp-popularity-prior (the noisy item counts released and accounted in round 0)"
+FEDERATED_DP_NOTE = (
+    "The run trained under differential privacy. Item popularity here is only what was released and accounted (the "
+    "DP prior of round 0; none when the run released none), but the per-group sums the clients sent over their test "
+    "users are covered by no DP release and no ledger. Its figures stay with the operator and are advisory: the audit "
+    "changes only the verdict, never the reported model."
+)
+NO_PRIOR = (
+    "the run trained under DP and released no popularity prior (a model without one, or prior-noise 0), and the "
+    "exact item counts are not released under DP; the popularity baseline, the popularity of recommended items and "
+    "provider target shares are not measured, so the checks on them cannot pass (train with a prior, or audit with "
+    "the data at hand: fedrec audit DIR)"
+)
+
+
+def summed_lengths(histograms: Sequence[np.ndarray]) -> np.ndarray:
+    """Element-wise sum of per-length user counts of different lengths (a client's longest
+    history bounds its array)."""
+    total = np.zeros(max((len(h) for h in histograms), default=0), dtype=np.int64)
+    for histogram in histograms:
+        total[: len(histogram)] += np.asarray(histogram, dtype=np.int64)
+    return total
+
+
+def threshold_of(length_counts: np.ndarray) -> int:
+    """The activity threshold of the users a per-length count describes: ``activity_threshold``
+    of the lengths themselves, so it is the central audit's by construction."""
+    return activity_threshold(np.repeat(np.arange(len(length_counts)), length_counts))
+
+
+def grouping_order(orders: Sequence[Sequence[str]]) -> list[str]:
+    """Grouping names in the order the clients report them (first seen first)."""
+    return list(dict.fromkeys(name for order in orders for name in order))
+
+
+def audit_popularity(train: TrainConfig, run_dir: Path, item_counts: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str]:
+    """(popularity, its source) for the baseline and the popularity audits: the summed exact
+    training counts without DP, the released prior under DP, else (None, why)."""
+    if not train.dp:
+        return np.sum(item_counts, axis=0), TRAINING_COUNTS
+    prior = released_prior(run_dir)
+    return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
+
+
+def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig, state: Mapping[str, torch.Tensor],
+                    message_config: ConfigRecord, config: AuditConfig, *, run_dir: Path
+                    ) -> tuple[dict[str, Any], np.ndarray | None, str]:
+    """The audit document of the model ``state`` (same shape as ``fedrec audit``'s), from sums
+    the clients compute on their own test users, and the popularity it used with its source
+    (what the release's fallback ranking may reuse); nothing is written here."""
+    started = time.perf_counter()
+    nodes = wait_for_nodes(grid, federation.min_available, federation.round_timeout)
+    counted = _ask(grid, nodes, wire.AUDIT_COUNTS, RecordDict({wire.CONFIG: message_config}), federation.round_timeout)
+    threshold = threshold_of(summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted]))
+    popularity, source = audit_popularity(
+        train, run_dir, [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp])
+    counted_at = time.perf_counter()
+    content = RecordDict({
+        wire.ARRAYS: ArrayRecord(dict(state)), wire.CONFIG: message_config,
+        wire.AUDIT: ConfigRecord({wire.AUDIT_TOP_K: config.top_k, wire.AUDIT_N_BOOT: config.n_boot,
+                                  wire.AUDIT_SEED: config.seed, wire.AUDIT_THRESHOLD: threshold}),
+    })
+    if popularity is not None:
+        content[wire.POPULARITY] = ArrayRecord({wire.POPULARITY: Array(np.asarray(popularity, dtype=np.float64))})
+    answered = _ask(grid, [m.metadata.src_node_id for m in counted], wire.AUDIT, content, federation.round_timeout)
+    answered.sort(key=lambda m: str(m.content[wire.AUDIT][wire.AUDIT_CLIENT]))  # a fixed order of float sums
+    audited_at = time.perf_counter()
+    sums, partial = add_by_label_union([{k: a.numpy() for k, a in m.content[wire.ARRAYS].items()} for m in answered])
+    catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    audits = finish_audits(sums, catalog, popularity=popularity, popularity_source=source, config=config,
+                           order=grouping_order([list(m.content[wire.AUDIT][wire.AUDIT_GROUPINGS]) for m in answered]),
+                           why_no_popularity=source)
+    audits["skipped_audits"] += [{"audit": key, "reason": "not every client sent these sums (a client without that "
+                                  "column); part of the population is not the whole"} for key in partial]
+    verdict = gate(audits, config)
+    clients = {"asked": len(nodes), "counted": len(counted), "answered": len(answered)}
+    return {
+        "run": str(run_dir), "model": train.model, "data": train.data, "federated": True, "dp": bool(train.dp),
+        "protocol": (f"federated: per-group sums over each client's own full-ranking leave-one-out test users, "
+                     f"summed at the server from {len(answered)} of {len(nodes)} clients"),
+        "clients": clients,
+        "config": config.to_dict(), **verdict, **audits,
+        "notes": [FEDERATED_DP_NOTE] if train.dp else [],
+        "seconds": {"counts_query": round(counted_at - started, 3), "audit_query": round(audited_at - counted_at, 3),
+                    "audits": round(time.perf_counter() - audited_at, 3)},
+    }, popularity, source
+
+
+def _ask(grid: Grid, nodes: Sequence[int], action: str, content: RecordDict, timeout: float) -> list[Message]:
+    """Send one named query to every node; the replies without error (at least one)."""
+    messages = [Message(content=content, dst_node_id=node, message_type=f"{MessageType.QUERY}.{action}")
+                for node in nodes]
+    answers = list(grid.send_and_receive(messages, timeout=timeout))
+    replies = [m for m in answers if not m.has_error()]
+    for failed in (m for m in answers if m.has_error()):
+        log.warning("audit: client %s did not answer %s: %s", failed.metadata.src_node_id, action, failed.error.reason)
+    if not replies:
+        reason = next((m.error.reason for m in answers if m.has_error()), "no reply within the round timeout")
+        raise ConfigError(f"no client answered the audit's {action} query ({reason}); check the clients' logs, or "
+                          "train with release-gate false and audit the model where the data is (fedrec audit DIR).")
+    return replies
