@@ -44,7 +44,7 @@ def check(name: str, slice_: str, value: float | None, *, lower: float | None = 
     threshold = {"lower": lower, "upper": upper}
     if value is None:
         return {"check": name, "slice": slice_, "value": None, "threshold": threshold, "passed": False,
-                "message": f"{what} is undefined on {slice_}; the gate cannot pass a value it cannot measure."}
+                "message": f"{what} is undefined on {slice_}: the gate cannot pass a value it cannot measure"}
     ok = (lower is None or value >= lower) and (upper is None or value <= upper)
     bound = f">= {lower:.4g}" if upper is None else f"<= {upper:.4g}" if lower is None else f"in [{lower:.4g}, {upper:.4g}]"
     message = f"{what} {value:.4g} on {slice_}: {'within' if ok else 'outside'} the bound {bound}"
@@ -56,9 +56,9 @@ def utility_checks(utility: Mapping[str, Any], config: AuditConfig) -> list[dict
     k = utility["k"]
     model, baseline = utility[f"hr@{k}"], utility[f"popularity_baseline_hr@{k}"]
     gain = None if model is None or baseline is None else model - baseline
-    shown = "undefined" if gain is None else f"{model:.4f} minus the popularity baseline's {baseline:.4f} ="
-    found = check(f"hr@{k}_gain_over_popularity", ALL_USERS, gain, lower=config.min_hr_gain,
-                  what=f"test HR@{k} {shown}")
+    what = (f"test HR@{k} {model:.4f} minus the popularity baseline's {baseline:.4f} =" if gain is not None else
+            f"the gain of test HR@{k} over the popularity baseline (no popularity measured)")
+    found = check(f"hr@{k}_gain_over_popularity", ALL_USERS, gain, lower=config.min_hr_gain, what=what)
     return [found] if found else []
 
 
