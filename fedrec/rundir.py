@@ -15,6 +15,7 @@ Sits below every layer: training, federation, privacy and models all write here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -115,6 +116,11 @@ def write_json(path: Path, document: dict[str, Any]) -> Path:
 def write_torch(path: Path, payload: Any) -> Path:
     """``torch.save`` of tensors and plain containers (load them with weights_only=True)."""
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes: how a release names the exact model it audited."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

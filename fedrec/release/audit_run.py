@@ -17,7 +17,6 @@ Here the server holds every test user, so it is one client: the sums of all user
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.models.registry import load_model
 from fedrec.release.audit_report import render_markdown
 from fedrec.release.plots import write_audit_plots
-from fedrec.rundir import RunDir, write_json, write_text
+from fedrec.rundir import RunDir, sha256_file, write_json, write_text
 
 log = logging.getLogger("fedrec.audit")
 
@@ -259,7 +258,7 @@ def write_audit(run: RunDir, document: dict[str, Any]) -> Path:
     federated), stamped with the sha256 of the model.pt it audited; returns audit.json."""
     run.audit.mkdir(parents=True, exist_ok=True)
     if run.model.exists():
-        document["model_sha256"] = hashlib.sha256(run.model.read_bytes()).hexdigest()
+        document["model_sha256"] = sha256_file(run.model)
     pictures = write_audit_plots(document, run.audit)
     path = write_json(run.audit / "audit.json", document)
     write_text(run.audit / "audit.md", render_markdown(document, pictures=[p.name for p in pictures.values()]))

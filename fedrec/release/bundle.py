@@ -17,7 +17,6 @@ release or the new one, never a half-written one; no client state and no data ro
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +30,7 @@ from fedrec.data import Interactions
 from fedrec.models.base import Recommender
 from fedrec.models.registry import create_model
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.rundir import RunDir, write_json
+from fedrec.rundir import RunDir, sha256_file, write_json
 
 CHECKSUMS = "checksums.sha256"
 FALLBACK_ITEMS = 100  # the popularity fallback keeps the head of the ranking, enough for any page
@@ -88,7 +87,7 @@ def checksums(folder: Path) -> str:
     """sha256sum's format over every file but the checksum file itself, sorted by name."""
     lines = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS):
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+        lines.append(f"{sha256_file(path)}  {path.name}")
     return "\n".join(lines) + "\n"
 
 

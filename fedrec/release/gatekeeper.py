@@ -10,7 +10,6 @@ recorded): a federated run's audit cannot be recomputed by a server without test
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from fedrec.privacy.report import REPORT_JSON, guarantee
 from fedrec.release.audit_run import TRAINING_COUNTS, Subject, audit_subject, open_subject
 from fedrec.release.bundle import write_release_files, write_release_folder
 from fedrec.release.card import model_card, render_card
-from fedrec.rundir import RunDir, write_json
+from fedrec.rundir import RunDir, sha256_file, write_json
 
 log = logging.getLogger("fedrec.release")
 
@@ -41,10 +40,6 @@ OVERRIDDEN = "overridden"
 OVERRIDES = "overrides.jsonl"  # DIR/audit/: every override ever made on this run, one JSON line each
 PLOTS = ("group_utility.png", "exposure_curve.png", "popularity.png")
 SENSITIVE = ("age_band", "gender", "skin_type", "postcode_prefix", "city", "store")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def code_version() -> dict[str, Any]:
@@ -181,16 +176,18 @@ def override_release(run_dir: str | Path, reason: str) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{run.root} has no audit to override (no audit/audit.json); run fedrec audit {run.root} first.")
     audit = json.loads(path.read_text(encoding="utf-8"))
-    if audit.get("model_sha256") and audit["model_sha256"] != file_sha256(run.model):
+    if audit.get("model_sha256") and audit["model_sha256"] != sha256_file(run.model):
         raise ConfigError(f"{path} audited another model than {run.model} (it changed since); run fedrec audit "
                           f"{run.root} again, then override that audit.")
     record = {"reason": reason.strip(), "user": _user(), "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "audit_verdict": audit["verdict"], "failed_checks": [f"{c['check']} on {c['slice']}" for c in failed_checks(audit)]}
     subject = open_subject(run.root)
     counts, source = training_counts(subject)
-    publish(run, audit, model=subject.model, data=subject.data, counts=counts, counts_source=source, override=record)
+    path = publish(run, audit, model=subject.model, data=subject.data, counts=counts, counts_source=source,
+                   override=record)
     with open(run.audit / OVERRIDES, "a", encoding="utf-8") as trail:
         trail.write(json.dumps(record) + "\n")
+    record_gate(run, {**audit, "verdict": OVERRIDDEN, "release": str(path)})
     return record
 
 
@@ -201,5 +198,5 @@ def _user() -> str:
         return os.environ.get("USER") or f"uid {os.getuid()}"
 
 
-__all__ = ["BLOCKED", "OVERRIDDEN", "PASSED", "audit_and_release", "conclude", "file_sha256", "load_baseline",
+__all__ = ["BLOCKED", "OVERRIDDEN", "PASSED", "audit_and_release", "conclude", "load_baseline",
            "override_release", "publish", "record_gate", "withdraw"]
