@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("dir", type=Path, metavar="DIR", help="the run directory, audited (fedrec audit DIR)")
     release.add_argument("--override-reason", required=True, metavar="TEXT",
                          help="why this model may serve despite the failed checks (kept in the card)")
+
+    serve = commands.add_parser("serve", help="serve a released model over HTTP (FastAPI + uvicorn; docs at /docs)")
+    serve.add_argument("release", type=Path, metavar="RELEASE_DIR", help="a release folder (DIR/release) or its run DIR")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    serve.add_argument("--api-key-file", type=Path, metavar="FILE",
+                       help="require this key in the X-API-Key header (health and metrics stay open)")
     return parser
 
 
@@ -266,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_privacy_report(args)
             elif args.command == "audit":
                 run_audit(args)
+            elif args.command == "serve":
+                api.serve(args.release, host=args.host, port=args.port, api_key_file=args.api_key_file)
             elif args.command == "release":
                 record = api.release(args.dir, override_reason=args.override_reason)
                 print(f"released {RunDir(args.dir).release} over a {record['audit_verdict']} audit, overridden by "

@@ -59,14 +59,15 @@ def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Map
     """The card's content (model-card-toolkit schema names)."""
     config = run.get("config") or {}
     federated = "federation.partition" in config
-    how = (f"federated over {config.get('federation.num_clients') or 'the stores'} clients "
-           f"({config.get('federation.partition')} partition), round {run.get('reported_round')} reported"
+    clients = config.get("federation.num_clients")
+    how = (f"federated ({config.get('federation.partition')} partition"
+           + (f", {clients} clients" if clients else "") + f"), round {run.get('reported_round')} reported"
            if federated else "trained centrally")
     override = verdict.get("override")
     return {
         "model_details": {
             "name": f"fedrec {run['model']} on {data['source']}",
-            "overview": f"A {run['model']} next-item recommender, {how}"
+            "overview": f"Next-item recommender ({run['model']}), {how}"
                         + (", with differential privacy" if config.get("dp") else "") + f". Release verdict: {verdict['verdict']}.",
             "version": {"name": code_version.get("fedrec"), "date": created},
             "owners": [],

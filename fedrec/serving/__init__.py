@@ -1,0 +1,20 @@
+"""Serving a released model over HTTP (``fedrec serve``): FastAPI + uvicorn over a release
+folder (``fedrec.release.bundle``), in the shop's own item ids.
+
+- ``release_loader``: open and verify a release, refuse anything else (ConfigError)
+- ``catalog``: items.parquet, shop ids <-> dense ids, catalog columns
+- ``fold_in``: MF user vectors from a history in closed form
+- ``neighbours``: nearest items in the model's item space, or by catalog attributes
+- ``reasons``: a reason per answered item, from the catalog or the model only
+- ``recommender``: basket -> recommendations, item -> similar items (no HTTP)
+- ``metrics``: Prometheus counters and latency histograms
+- ``app``: the FastAPI app (``create_app``) and ``serve`` (uvicorn)
+"""
+
+from __future__ import annotations
+
+from fedrec.serving.app import create_app, serve
+from fedrec.serving.recommender import ReleaseRecommender, RequestProblem, UnknownItem
+from fedrec.serving.release_loader import Release, open_release
+
+__all__ = ["Release", "ReleaseRecommender", "RequestProblem", "UnknownItem", "create_app", "open_release", "serve"]

@@ -1,0 +1,253 @@
+"""The HTTP API over one release (``create_app``), and ``serve``, which runs it in uvicorn.
+
+The release is loaded once (lifespan) into a ``ReleaseRecommender``; ``POST /admin/reload``
+loads the folder again into a new one and swaps the reference: a request in flight keeps
+the object it started with, and a new release that fails to load is refused while the old
+one keeps serving. Request bodies are shopping histories: nothing here logs them, and
+uvicorn's access log shows only method, path and status.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from fedrec.errors import ConfigError
+from fedrec.serving.auth import key_checker, read_api_key_file
+from fedrec.serving.metrics import CONTENT_TYPE, Metrics
+from fedrec.serving.recommender import MAX_K, ReleaseRecommender, RequestProblem
+from fedrec.serving.release_loader import Release, open_release
+from fedrec.serving.schemas import Problem, RecommendRequest, RecommendResponse, SimilarResponse
+
+log = logging.getLogger("fedrec.serving")
+
+MAX_BODY_BYTES = 1 << 20
+RELEASE_ENV = "FEDREC_SERVE_RELEASE"  # app_from_env: the release folder
+API_KEY_FILE_ENV = "FEDREC_SERVE_API_KEY_FILE"  # app_from_env: optional file holding the API key
+
+
+class NotReady(RequestProblem):
+    status = 503
+
+
+class ReloadRefused(RequestProblem):
+    status = 409
+
+
+def release_info(service: ReleaseRecommender) -> dict[str, str]:
+    details = service.release.card.get("model_details", {})
+    return {"model": service.kind, "model_sha256": str(service.release.model_sha256 or ""),
+            "verdict": str(service.release.verdict.get("verdict", "")),
+            "released": str(details.get("version", {}).get("date", "")), "folder": str(service.release.folder)}
+
+
+class _Observe:
+    """ASGI middleware: request counts and latency per route template; bodies over
+    MAX_BODY_BYTES (by Content-Length) refused with 413 before they are read."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def record(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                await JSONResponse({"detail": f"request body of {int(length)} bytes is over the {MAX_BODY_BYTES}-byte limit; "
+                                              "send the most recent items only."}, status_code=413)(scope, receive, record)
+            else:
+                await self.app(scope, receive, record)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(scope.get("method", ""), route, status, time.perf_counter() - start)
+
+
+def _where(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_problem(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field (400 for a body that is not JSON); the request's values
+    are not echoed back for the basket (it is a shopping history), only for scalars."""
+    errors = exc.errors()
+    broken = [e for e in errors if e.get("type") == "json_invalid"]
+    if broken:
+        error = broken[0].get("ctx", {}).get("error", "")
+        position = broken[0].get("loc", ("body", "?"))[-1]
+        return JSONResponse({"detail": f"malformed JSON body: {error} at character {position}; send a JSON object such as "
+                                       '{"items": ["<item id>"], "k": 10}.'}, status_code=400)
+    messages = []
+    for e in errors:
+        where = _where(tuple(e.get("loc", ())))
+        value = e.get("input")
+        scalar = isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 40)
+        shown = f" (got {value!r})" if scalar and not where.startswith("items") else ""
+        if e.get("type") == "extra_forbidden":
+            messages.append(f"{where}: unknown field; the fields are items, k, exclude_seen, brand, category")
+        elif e.get("type") == "missing" and where == "body":
+            messages.append('body: missing; send a JSON object such as {"items": ["<item id>"], "k": 10}')
+        else:
+            messages.append(f"{where}: {e.get('msg', 'invalid')}{shown}")
+    return JSONResponse({"detail": "; ".join(messages),
+                         "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]},
+                        status_code=422)
+
+
+def _request_problem(_: Request, exc: RequestProblem) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+class _State:
+    def __init__(self, release_dir: Path, release: Release | None) -> None:
+        self.release_dir = release_dir
+        self.service: ReleaseRecommender | None = None if release is None else ReleaseRecommender(release)
+        self.reload_lock = threading.Lock()
+
+
+def create_app(release_dir: str | Path, *, api_key: str | None = None, release: Release | None = None) -> FastAPI:
+    """The serving app for the release at ``release_dir`` (loaded in the lifespan, or
+    ``release`` when the caller already opened it). ``api_key``: required as X-API-Key on
+    every endpoint but /livez, /readyz, /metrics and the docs."""
+    state = _State(Path(release_dir), release)
+    metrics = Metrics()
+    protected = [Depends(key_checker(api_key))]
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if state.service is None:
+            state.service = await run_in_threadpool(lambda: ReleaseRecommender(open_release(state.release_dir)))
+        info = release_info(state.service)
+        log.info("serving the %s release of %s (model sha256 %s, verdict %s)", info["model"], info["folder"],
+                 info["model_sha256"][:12], info["verdict"])
+        yield
+
+    app = FastAPI(title="fedrec serving", version="1", lifespan=lifespan,
+                  description="Recommendations from a released fedrec model, in the shop's own item ids. "
+                  "Reasons come from the catalog or the model's own scores only.")
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(RequestProblem, _request_problem)
+    app.add_middleware(_Observe, metrics=metrics)
+    app.state.fedrec = state
+
+    def current() -> ReleaseRecommender:
+        service = state.service
+        if service is None:
+            raise NotReady("no release is loaded yet; retry when /readyz answers 200.")
+        return service
+
+    errors = {400: {"model": Problem}, 401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}}
+
+    @app.get("/livez", tags=["health"])
+    def livez() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """200 once a release is loaded (503 before)."""
+        service = state.service
+        if service is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, **release_info(service)})
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus text format: requests and latency per endpoint, fallbacks, reloads."""
+        service = state.service
+        return Response(metrics.render(release_info(service) if service else {}), media_type=CONTENT_TYPE)
+
+    @app.get("/model", tags=["release"], dependencies=protected, responses=errors)
+    def model_card() -> dict[str, Any]:
+        """The model card (model_card.json) of the release being served."""
+        return current().release.card
+
+    @app.post("/recommend", tags=["recommend"], dependencies=protected, response_model=RecommendResponse, responses=errors)
+    def recommend(body: RecommendRequest) -> dict[str, Any]:
+        """Top-k items for a basket (oldest first), with a reason each."""
+        answer = current().recommend([str(i) for i in body.items], k=body.k, exclude_seen=body.exclude_seen,
+                                     brand=body.brand, category=body.category)
+        if answer["fallback"]:
+            metrics.count("fallbacks", "/recommend")
+        return answer
+
+    @app.get("/items/{item_id}/similar", tags=["recommend"], dependencies=protected, response_model=SimilarResponse,
+             responses=errors)
+    def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K, description=f"how many items, 1 to {MAX_K}")) -> dict[str, Any]:
+        """The items nearest to one item in the model (attribute neighbours when the model has none)."""
+        answer = current().similar(item_id, k=k)
+        if answer["fallback"]:
+            metrics.count("fallbacks", "/items/{item_id}/similar")
+        return answer
+
+    @app.post("/admin/reload", tags=["admin"], dependencies=protected, responses={409: {"model": Problem}})
+    def reload() -> dict[str, Any]:
+        """Load the release folder again (a newer run may have replaced it) and swap it in;
+        requests keep being answered throughout. A release that fails to load is refused
+        (409) and the current one keeps serving."""
+        with state.reload_lock:
+            previous = current()
+            try:
+                fresh = ReleaseRecommender(open_release(state.release_dir))
+            except ConfigError as err:
+                metrics.count("reloads", "refused")
+                log.warning("reload refused, still serving %s: %s", previous.release.folder, err)
+                raise ReloadRefused(f"the new release was refused and the current one keeps serving: {err}") from None
+            state.service = fresh
+        metrics.count("reloads", "swapped")
+        log.info("reloaded: now serving the %s release with model sha256 %s", fresh.kind, str(fresh.release.model_sha256)[:12])
+        return {"reloaded": True, "previous": release_info(previous), "current": release_info(fresh)}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory fedrec.serving.app:app_from_env`` (e.g. several workers): the
+    release from $FEDREC_SERVE_RELEASE, the key from the file in $FEDREC_SERVE_API_KEY_FILE."""
+    folder = os.environ.get(RELEASE_ENV)
+    if not folder:
+        raise ConfigError(f"set {RELEASE_ENV} to the release folder to serve.")
+    key_file = os.environ.get(API_KEY_FILE_ENV)
+    return create_app(folder, api_key=read_api_key_file(key_file) if key_file else None)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with fedrec.serving's messages beside its own."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["fedrec.serving"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def serve(release_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None, *,
+          log_level: str = "info") -> None:
+    """Serve the release at ``release_dir`` until interrupted (``fedrec serve``). The release
+    is opened first, so a folder that is not a servable release fails here with its
+    ConfigError before any port is bound. ``port=0`` picks a free port (uvicorn logs it)."""
+    import uvicorn
+
+    release = open_release(release_dir)
+    app = create_app(release_dir, api_key=api_key, release=release)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=log_config(), access_log=True, server_header=False)
