@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid
 
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
@@ -146,6 +147,8 @@ def gate_reported_model(grid: Grid, train: TrainConfig, federation: FederationCo
                                                    run_dir=run_dir)
     write_audit(RunDir(run_dir), document)
     log.info("release gate on round %d: %s", reported_round, verdict_line(document))
+    # Under `flwr run` only Flower's logger reaches the stream the user reads: say it there too.
+    flwr_log(logging.INFO, "fedrec release gate on round %d: %s", reported_round, verdict_line(document))
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     return conclude(RunDir(run_dir), document, model=load_model(RunDir(run_dir).model), data=catalog,
                     counts=popularity, counts_source=source)

@@ -68,6 +68,11 @@ def test_flwr_run_local_simulation_uses_the_pyproject_apps_and_run_config(chain_
         assert document["complete"] is True
         assert [r["round"] for r in document["rounds"]] == [1, 2]
         assert document["config"]["dim"] == 8  # the --run-config override reached the ServerApp
+        # The release gate ran in the ServerApp: its verdict in the log, in audit/ and metrics.json.
+        verdict = json.loads((run_dir / "audit" / "audit.json").read_text())["verdict"]
+        assert document["release_gate"]["verdict"] == verdict
+        assert f"release gate on round {document['reported_round']}: {verdict}" in result.stdout + result.stderr
+        assert (run_dir / "release").exists() == (verdict == "passed")
     finally:
         stopped = stop_listeners(ports)
         assert all(not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in stopped)
