@@ -5,6 +5,11 @@ loads the folder again into a new one and swaps the reference: a request in flig
 the object it started with, and a new release that fails to load is refused while the old
 one keeps serving. Request bodies are shopping histories: nothing here logs them, and
 uvicorn's access log shows only method, path and status.
+
+``GET /`` is a page to try the release (``page/``: plain HTML, JS and CSS, no network
+beyond this server): a catalog search (``GET /items``), a basket with its recommendations
+and the similar items of an item, and the model card with the release's checks
+(``GET /model/verdict``) and audit pictures (``GET /release/pictures/{name}``).
 """
 
 from __future__ import annotations
@@ -20,21 +25,31 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from fedrec.errors import ConfigError
 from fedrec.serving.auth import key_checker, read_api_key_file
+from fedrec.serving.catalog import MAX_QUERY_CHARS
 from fedrec.serving.metrics import CONTENT_TYPE, Metrics
 from fedrec.serving.recommender import MAX_K, ReleaseRecommender, RequestProblem
 from fedrec.serving.release_loader import Release, open_release
-from fedrec.serving.schemas import Problem, RecommendRequest, RecommendResponse, SimilarResponse
+from fedrec.serving.schemas import Problem, RecommendRequest, RecommendResponse, SearchResponse, SimilarResponse
 
 log = logging.getLogger("fedrec.serving")
 
 MAX_BODY_BYTES = 1 << 20
 RELEASE_ENV = "FEDREC_SERVE_RELEASE"  # app_from_env: the release folder
 API_KEY_FILE_ENV = "FEDREC_SERVE_API_KEY_FILE"  # app_from_env: optional file holding the API key
+PAGE_DIR = Path(__file__).with_name("page")  # the page's files (package data)
+PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}  # what /page/ serves
+PICTURES = ("group_utility.png", "exposure_curve.png", "popularity.png")  # the audit's pictures (fedrec.release.gatekeeper.PLOTS)
+MAX_SEARCH_RESULTS = 50
+# The page loads its own script and style only, talks to this server only, and shows the
+# pictures as blob: URLs (fetched with the API key).
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
 
 class NotReady(RequestProblem):
@@ -43,6 +58,10 @@ class NotReady(RequestProblem):
 
 class ReloadRefused(RequestProblem):
     status = 409
+
+
+class NotFound(RequestProblem):
+    status = 404
 
 
 def release_info(service: ReleaseRecommender) -> dict[str, str]:
@@ -84,7 +103,8 @@ class _Observe:
 
 
 def _where(location: tuple) -> str:
-    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
+    """("body", "items", 3) -> "items.3"; ("query", "limit") -> "limit"."""
+    parts = [str(p) for p in (location[1:] if location and location[0] in ("body", "query", "path", "header") else location)]
     return ".".join(parts) or "body"
 
 
@@ -129,7 +149,8 @@ class _State:
 def create_app(release_dir: str | Path, *, api_key: str | None = None, release: Release | None = None) -> FastAPI:
     """The serving app for the release at ``release_dir`` (loaded in the lifespan, or
     ``release`` when the caller already opened it). ``api_key``: required as X-API-Key on
-    every endpoint but /livez, /readyz, /metrics and the docs."""
+    every endpoint but /livez, /readyz, /metrics, the docs and the page's own files (the
+    page asks for the key and sends it)."""
     state = _State(Path(release_dir), release)
     metrics = Metrics()
     protected = [Depends(key_checker(api_key))]
@@ -178,10 +199,51 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
         service = state.service
         return Response(metrics.render(release_info(service) if service else {}), media_type=CONTENT_TYPE)
 
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=FileResponse, include_in_schema=False)
+    def page() -> FileResponse:
+        """A page to try the release: find products, build a basket, see its recommendations."""
+        return FileResponse(PAGE_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/page/{name}", response_class=FileResponse, include_in_schema=False)
+    def page_file(name: str) -> FileResponse:
+        """The page's script, style and icon; nothing else."""
+        if name not in PAGE_FILES:
+            raise NotFound(f"no page file {name[:60]!r}.")
+        return FileResponse(PAGE_DIR / name, media_type=PAGE_FILES[name], headers={"X-Content-Type-Options": "nosniff",
+                                                                                   "Cache-Control": "no-cache"})
+
     @app.get("/model", tags=["release"], dependencies=protected, responses=errors)
     def model_card() -> dict[str, Any]:
         """The model card (model_card.json) of the release being served."""
         return current().release.card
+
+    @app.get("/model/verdict", tags=["release"], dependencies=protected, responses=errors)
+    def model_verdict() -> dict[str, Any]:
+        """The release's verdict (verdict.json): each check of the release gate with its value and threshold."""
+        return current().release.verdict
+
+    @app.get("/release/pictures/{name}", tags=["release"], dependencies=protected, response_class=FileResponse,
+             responses={**errors, 200: {"content": {"image/png": {}}}},
+             description=f"One of the audit's pictures in the release folder: {', '.join(PICTURES)}; nothing else.")
+    def picture(name: str) -> FileResponse:
+        if name not in PICTURES:
+            raise NotFound(f"no picture {name[:60]!r}: the release's pictures are {', '.join(PICTURES)}.")
+        path = current().release.folder / name
+        if not path.is_file():
+            raise NotFound(f"this release has no {name} (the audit drew no such picture).")
+        return FileResponse(path, media_type="image/png", headers={"X-Content-Type-Options": "nosniff"})
+
+    @app.get("/items", tags=["catalog"], dependencies=protected, response_model=SearchResponse, responses=errors)
+    def search(query: str = Query("", max_length=MAX_QUERY_CHARS,
+                                  description="words that the item's shop id, name, brand or category must all contain "
+                                  "(case-insensitive); an exact shop id comes first; empty: the whole catalog"),
+               limit: int = Query(20, ge=1, le=MAX_SEARCH_RESULTS, description=f"items per page, 1 to {MAX_SEARCH_RESULTS}"),
+               offset: int = Query(0, ge=0, le=10_000_000, description="how many matches to skip")) -> dict[str, Any]:
+        """Catalog search (item id, name, brand, category only), paged."""
+        catalog = current().catalog
+        total, found = catalog.search(query, limit=limit, offset=offset)
+        return {"query": query, "total": total, "offset": offset, "limit": limit,
+                "items": [catalog.describe(i) for i in found]}
 
     @app.post("/recommend", tags=["recommend"], dependencies=protected, response_model=RecommendResponse, responses=errors)
     def recommend(body: RecommendRequest) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 DISPLAY_COLUMNS = ("name", "brand", "category")  # copied into every answered item when present
+MAX_QUERY_CHARS = 100  # a catalog search longer than this is not a product name
+MAX_QUERY_WORDS = 8
 
 
 def _text(value: object) -> str | None:
@@ -37,8 +39,12 @@ class Catalog:
     columns: dict[str, list[str | None]]  # display column -> value per dense id (index 0: None)
     attributes: list[frozenset[str]] = field(default_factory=list)  # per dense id: brand/category/attribute tokens
     codes: dict[str, tuple[dict[str, int], np.ndarray]] = field(default_factory=dict)  # filters: normalised value -> code, code per item
+    searchable: list[str] = field(default_factory=list)  # per dense id: its shop id and display columns, casefolded
 
     def __post_init__(self) -> None:
+        self.searchable = [""] + ["\n".join(
+            [raw.casefold(), *((self.columns[c][i] or "").casefold() for c in DISPLAY_COLUMNS if c in self.columns)])
+            for i, raw in enumerate(self.raw[1:], start=1)]
         for name, values in self.columns.items():
             keys = [_key(v) for v in values]
             lookup = {key: code for code, key in enumerate(dict.fromkeys(k for k in keys if k is not None), start=1)}
@@ -100,6 +106,22 @@ class Catalog:
     def describe(self, item: int) -> dict[str, str | None]:
         """The answered fields of one item: its shop id and display columns (None when absent)."""
         return {"item_id": self.raw[item], **{name: self.value(name, item) for name in DISPLAY_COLUMNS}}
+
+    def search(self, query: str, *, limit: int, offset: int = 0) -> tuple[int, list[int]]:
+        """Catalog search (the page's product finder): items whose shop id, name, brand or
+        category contain every word of ``query`` (case-insensitive); an item whose shop id
+        is the whole query comes first, the rest in catalog order. Returns the number of
+        matches and the dense ids of the page ``offset:offset + limit``; an empty query
+        matches the whole catalog. Reads the catalog only."""
+        words = query.casefold().split()[:MAX_QUERY_WORDS]
+        exact = self.dense.get(query.strip())
+        if not words:
+            found = range(1, self.n_items + 1)
+        else:
+            found = [i for i in range(1, self.n_items + 1) if all(w in self.searchable[i] for w in words)]
+        if exact is not None:
+            found = [exact, *(i for i in found if i != exact)]
+        return len(found), list(found[offset : offset + limit])
 
     def matching(self, column: str, wanted: str) -> np.ndarray:
         """(n + 1,) bool: items whose ``column`` equals ``wanted`` (case-insensitive)."""

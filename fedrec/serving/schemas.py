@@ -62,3 +62,18 @@ class SimilarResponse(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class CatalogItem(BaseModel):
+    item_id: str
+    name: str | None = None
+    brand: str | None = None
+    category: str | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    total: int = Field(description="how many catalog items match")
+    offset: int
+    limit: int
+    items: list[CatalogItem] = Field(description="the matches from offset, at most limit of them, catalog columns only")
