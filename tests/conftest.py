@@ -24,6 +24,16 @@ def write_chain_sequences(path: Path, *, n_users: int = 120, n_items: int = 30, 
     return path
 
 
+def anonymized_shop_log(folder: Path, *, stores: int, users: int, seed: int) -> Path:
+    """A synthetic beauty-shop log made k-anonymous as a store would hand it over: stores,
+    customer attributes (age band, gender, skin type, ...), brands and categories."""
+    import fedrec
+
+    raw, _ = fedrec.synth(folder / "raw.parquet", stores=stores, users=users, seed=seed)
+    fedrec.anonymize_log(raw, folder / "anon.parquet", key=fedrec.make_key(folder / "store.key"))
+    return folder / "anon.parquet"
+
+
 @pytest.fixture
 def chain_file(tmp_path: Path) -> Path:
     return write_chain_sequences(tmp_path / "chains.txt")

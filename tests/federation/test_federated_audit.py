@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import fedrec
 from fedrec import api
 from fedrec.audit.exposure import exposure_sums
 from fedrec.audit.gate import failed_checks, gate
@@ -30,6 +29,7 @@ from fedrec.federation.audit_round import (
 from fedrec.federation.prior_round import released_prior_path
 from fedrec.release.audit_run import MODEL, finish_audits
 from fedrec.rundir import RunDir, write_torch
+from tests.conftest import anonymized_shop_log
 
 TOLERANCE = 1e-9
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1"]
@@ -157,10 +157,7 @@ def test_without_any_popularity_the_gate_calls_it_unmeasured(chain_split):
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
     """A small anonymized shop log: 3 stores (one client each), customer attributes, brands."""
-    folder = tmp_path_factory.mktemp("shop")
-    raw, _ = fedrec.synth(folder / "raw.parquet", stores=3, users=500, seed=1)
-    fedrec.anonymize_log(raw, folder / "anon.parquet", key=fedrec.make_key(folder / "store.key"))
-    return folder / "anon.parquet"
+    return anonymized_shop_log(tmp_path_factory.mktemp("shop"), stores=3, users=500, seed=1)
 
 
 def close(federated, central, where=""):

@@ -23,6 +23,7 @@ from fedrec.models.pop import Popularity
 from fedrec.models.registry import load_model
 from fedrec.release import audit_run, popularity_ranks
 from fedrec.rundir import RunDir
+from tests.conftest import anonymized_shop_log
 
 POPULARITY_CHECKS = ("arp_ratio", "coverage@10")
 
@@ -34,11 +35,7 @@ def digest(path: Path) -> str:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
     """An anonymized synthetic log, as a store's data team would hand it over."""
-    folder = tmp_path_factory.mktemp("shop")
-    raw, _ = fedrec.synth(folder / "raw.parquet", stores=4, users=2000, seed=1)
-    key = fedrec.make_key(folder / "store.key")
-    fedrec.anonymize_log(raw, folder / "anon.parquet", key=key)
-    return folder / "anon.parquet"
+    return anonymized_shop_log(tmp_path_factory.mktemp("shop"), stores=4, users=2000, seed=1)
 
 
 @pytest.fixture(scope="module")

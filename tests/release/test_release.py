@@ -14,22 +14,19 @@ import pytest
 import torch
 
 import fedrec
-from fedrec import api
 from fedrec.cli import main
 from fedrec.data import load_dataset
 from fedrec.models.registry import load_model
 from fedrec.release.bundle import CHECKSUMS, verify_checksums
 from fedrec.rundir import RunDir
+from tests.conftest import anonymized_shop_log
 
 MTK_SECTIONS = {"model_details", "model_parameters", "quantitative_analysis", "considerations"}
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("shop")
-    raw, _ = fedrec.synth(folder / "raw.parquet", stores=4, users=2000, seed=2)
-    fedrec.anonymize_log(raw, folder / "anon.parquet", key=fedrec.make_key(folder / "store.key"))
-    return folder / "anon.parquet"
+    return anonymized_shop_log(tmp_path_factory.mktemp("shop"), stores=4, users=2000, seed=2)
 
 
 @pytest.fixture(scope="module")

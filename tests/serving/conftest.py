@@ -15,6 +15,7 @@ import pytest
 
 import fedrec
 from fedrec import api
+from tests.conftest import anonymized_shop_log
 
 LOOSE_GATE = {"min_hr_gain": -1, "min_group_ratio": None, "max_arp_ratio": None, "min_coverage": 0}
 SMALL = {"pop": {}, "itemknn": {}, "mf": {"epochs": 1, "threads": 1}, "lstm": {"epochs": 1, "dim": 16, "threads": 1}}
@@ -23,10 +24,7 @@ STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("serving_shop")
-    raw, _ = fedrec.synth(folder / "raw.parquet", stores=3, users=600, seed=1)
-    fedrec.anonymize_log(raw, folder / "anon.parquet", key=fedrec.make_key(folder / "store.key"))
-    return folder / "anon.parquet"
+    return anonymized_shop_log(tmp_path_factory.mktemp("serving_shop"), stores=3, users=600, seed=1)
 
 
 def make_release(shop: Path, out: Path, kind: str) -> Path:
