@@ -45,23 +45,17 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.client import shared_dataset
-from fedrec.federation.prior_round import released_prior, wait_for_nodes
-from fedrec.release.audit_run import TRAINING_COUNTS, finish_audits
+from fedrec.federation.prior_round import wait_for_nodes
+from fedrec.privacy.popularity_prior import released_prior
+from fedrec.release.audit_run import DP_PRIOR, NO_PRIOR, TRAINING_COUNTS, finish_audits
 
 log = logging.getLogger("fedrec.server")
 
-DP_PRIOR = "dp-popularity-prior (the noisy item counts released and accounted in round 0)"
 FEDERATED_DP_NOTE = (
     "The run trained under differential privacy. Item popularity here is only what was released and accounted (the "
     "DP prior of round 0; none when the run released none), but the per-group sums the clients sent over their test "
     "users are covered by no DP release and no ledger. Its figures stay with the operator and are advisory: the audit "
     "changes only the verdict, never the reported model."
-)
-NO_PRIOR = (
-    "the run trained under DP and released no popularity prior (a model without one, or prior-noise 0), and the "
-    "exact item counts are not released under DP; the popularity baseline, the popularity of recommended items and "
-    "provider target shares are not measured, so the checks on them cannot pass (train with a prior, or audit with "
-    "the data at hand: fedrec audit DIR)"
 )
 
 

@@ -8,7 +8,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -20,12 +19,9 @@ from fedrec.federation.client import shared_dataset
 from fedrec.federation.strategy import TolerantStrategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
-from fedrec.rundir import RunDir, write_torch
+from fedrec.privacy.popularity_prior import save_released_prior
 
 log = logging.getLogger("fedrec.server")
-
-PRIOR_FILE = "popularity_prior.pt"  # in DIR/privacy/: the summed noisy counts round 0 released
-
 
 def starts_from_prior(train: TrainConfig) -> bool:
     return bool(train.dp and train.prior_noise and getattr(model_class(train.model), "uses_popularity_prior", False))
@@ -59,19 +55,8 @@ def with_popularity_prior(
     model.load_partial_state(initial)
     model.apply_popularity_prior(total)
     if run_dir is not None:
-        write_torch(released_prior_path(run_dir), torch.as_tensor(np.asarray(total, dtype=np.float64)))
+        save_released_prior(run_dir, total)
     return model.shareable_state()
-
-
-def released_prior_path(run_dir: Path) -> Path:
-    return RunDir(Path(run_dir)).privacy / PRIOR_FILE
-
-
-def released_prior(run_dir: Path) -> np.ndarray | None:
-    """(n_items + 1,) the summed noisy item counts the run released in round 0, or None when
-    it released none (no prior, or a run from before they were kept)."""
-    path = released_prior_path(run_dir)
-    return torch.load(path, weights_only=True).numpy() if path.exists() else None
 
 
 def wait_for_nodes(grid: Grid, wanted: int, timeout: float) -> list[int]:

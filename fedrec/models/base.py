@@ -39,6 +39,7 @@ class FitResult:
     best_valid_hr10: float | None = None
     stopped_because: str = "done"
     history: list[dict[str, float]] = field(default_factory=list)
+    released_popularity: np.ndarray | None = None  # under DP: noisy item counts the fit released (and accounted)
 
 
 class Recommender(ABC):

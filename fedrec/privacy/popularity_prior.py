@@ -12,10 +12,16 @@ sample rate 1, ``(noise, 1.0, 1)``, composed with DP-SGD by the accountant.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
 
 from fedrec.privacy.ledger import History
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_generator, user_level_counts
+from fedrec.rundir import RunDir, write_torch
+
+PRIOR_FILE = "popularity_prior.pt"  # in DIR/privacy/: the noisy item counts the run released (summed over clients)
 
 
 def prior_segment(noise_multiplier: float | None) -> History:
@@ -27,3 +33,20 @@ def noisy_popularity(train: list[np.ndarray], n_items: int, noise_multiplier: fl
     """User-level item counts plus N(0, noise^2) on every item: a DP release on its own."""
     counts = user_level_counts(train, n_items)
     return gaussian_noisy_counts(counts, noise_multiplier, noise_generator(seed, secure_mode=secure_mode), secure_mode=secure_mode)
+
+
+def released_prior_path(run_dir: str | Path) -> Path:
+    return RunDir(Path(run_dir)).privacy / PRIOR_FILE
+
+
+def save_released_prior(run_dir: str | Path, counts: np.ndarray) -> Path:
+    """Keep the released noisy counts: under DP the audit and the release's fallback may
+    read item popularity only from what was released and accounted."""
+    return write_torch(released_prior_path(run_dir), torch.as_tensor(np.asarray(counts, dtype=np.float64)))
+
+
+def released_prior(run_dir: str | Path) -> np.ndarray | None:
+    """(n_items + 1,) the noisy item counts the run released, or None when it released none
+    (no prior, or a run from before they were kept)."""
+    path = released_prior_path(run_dir)
+    return torch.load(path, weights_only=True).numpy() if path.exists() else None

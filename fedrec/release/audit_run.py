@@ -41,6 +41,7 @@ from fedrec.evaluation import EvaluationPass, evaluation_pass
 from fedrec.models.base import Recommender
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.models.registry import load_model
+from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_report import render_markdown
 from fedrec.release.plots import write_audit_plots
 from fedrec.rundir import RunDir, sha256_file, write_json, write_text
@@ -52,9 +53,17 @@ MODEL, POPULARITY_BASELINE = "model", "popularity-baseline"  # the two headline 
 ACTIVITY = "activity"
 TRAINING_COUNTS = "training-interactions"  # popularity_source of exact training counts
 DP_NOTE = (
-    "The run trained under differential privacy, but this audit reads the exact training counts and the test "
-    "users' lists, which no DP release covers and no ledger accounts. Its figures stay with the operator and are "
-    "advisory: the audit changes only the verdict, never the reported model."
+    "The run trained under differential privacy. Item popularity here is only what it released and accounted (its "
+    "noisy popularity prior or counts; none when it released none), but the test users' lists are covered by no DP "
+    "release and no ledger. Its figures stay with the operator and are advisory: the audit changes only the "
+    "verdict, never the reported model."
+)
+DP_PRIOR = "dp-popularity-prior (the noisy item counts the run released and accounted)"
+NO_PRIOR = (
+    "the run trained under DP and released no item counts (a model without a popularity prior, or prior-noise 0), "
+    "and the exact counts are not released under DP; the popularity baseline, the popularity of recommended items "
+    "and provider target shares are not measured, so the checks on them cannot pass (train with a prior, or "
+    "release with fedrec release DIR --override-reason saying why)"
 )
 
 
@@ -237,12 +246,21 @@ def popularity_free(exposure: ExposureSums, source: str) -> dict[str, Any]:
 def compute_audits(subject: Subject, evaluated: EvaluationPass, config: AuditConfig) -> dict[str, Any]:
     """Every audit of one evaluation pass, and the notes and skips a reader needs."""
     test = subject.split.test
-    counts = interaction_counts(subject.split.train, n_items=subject.data.n_items)
+    counts, source = audit_popularity(subject)
     labels = groupings(subject)
     sums = audit_sums(evaluated, test, subject.data.users.raw[test.users], labels, n_items=subject.data.n_items,
                       popularity=counts, mask_history=subject.mask_history, config=config)
-    return finish_audits({s.key: s for s in sums}, subject.data, popularity=counts, popularity_source=TRAINING_COUNTS,
-                         config=config, order=list(labels))
+    return finish_audits({s.key: s for s in sums}, subject.data, popularity=counts, popularity_source=source,
+                         config=config, order=list(labels), why_no_popularity=source)
+
+
+def audit_popularity(subject: Subject) -> tuple[np.ndarray | None, str]:
+    """(item popularity, its source): the exact training counts, but under DP only what the
+    run released and accounted (DIR/privacy/popularity_prior.pt), or None."""
+    if not (subject.document.get("config") or {}).get("dp"):
+        return interaction_counts(subject.split.train, n_items=subject.data.n_items), TRAINING_COUNTS
+    prior = released_prior(subject.run.root)
+    return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
 
 
 def scorer(model: Recommender, n_users: int):

@@ -22,14 +22,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from fedrec.audit import interaction_counts
 from fedrec.audit.gate import BLOCKED, PASSED, failed_checks
 from fedrec.config import AuditConfig
 from fedrec.data import Interactions
 from fedrec.errors import ConfigError
 from fedrec.models.base import Recommender
 from fedrec.privacy.report import REPORT_JSON, guarantee
-from fedrec.release.audit_run import TRAINING_COUNTS, Subject, audit_subject, open_subject
+from fedrec.release.audit_run import Subject, audit_popularity, audit_subject, open_subject
 from fedrec.release.bundle import write_release_files, write_release_folder
 from fedrec.release.card import model_card, render_card
 from fedrec.rundir import RunDir, sha256_file, write_json
@@ -135,11 +134,9 @@ def conclude(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: In
 
 
 def training_counts(subject: Subject) -> tuple[np.ndarray | None, str]:
-    """The popularity a server-side release may fall back to: the exact training counts, but
-    not under DP, where only what DP released may leave (then the model's own ranking)."""
-    if (subject.document.get("config") or {}).get("dp"):
-        return None, "the run trained under DP and released no exact counts"
-    return interaction_counts(subject.split.train, n_items=subject.data.n_items), TRAINING_COUNTS
+    """The popularity a server-side release may fall back to: the audit's (exact training
+    counts; under DP only the counts the run released, else none: the model's own ranking)."""
+    return audit_popularity(subject)
 
 
 def audit_and_release(run_dir: str | Path, config: AuditConfig, *, baseline: str | Path | None = None) -> dict[str, Any]:

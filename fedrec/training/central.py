@@ -18,6 +18,7 @@ from fedrec.data import leave_one_out, load_dataset
 from fedrec.evaluation import evaluate
 from fedrec.models import create_model, model_class
 from fedrec.privacy.ledger import ClientLedger, save_run_ledger
+from fedrec.privacy.popularity_prior import save_released_prior
 from fedrec.privacy.report import write_privacy_report
 from fedrec.rundir import RunDir, write_json
 from fedrec.training.fitting import fit_model
@@ -51,13 +52,15 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         "config": model.config.to_dict(),
         "validation_metrics": valid,
-        "training": asdict(fit),
+        "training": {k: v for k, v in asdict(fit).items() if k != "released_popularity"},  # that is privacy/
         "data_stats": data.stats(),
         "peak_rss_mb": peak_rss_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)
     if ledger is not None:
         document["privacy"] = save_privacy(out, ledger)
+    if fit.released_popularity is not None:
+        save_released_prior(out, fit.released_popularity)
     model.save(RunDir(out).model)
     write_json(RunDir(out).metrics, document)
     write_privacy_report(out)

@@ -58,11 +58,13 @@ def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult,
     plan = plan_dp(config, records=records, planned_epochs=config.epochs, prefix=prior)
     ledger = ClientLedger("central", plan.accountant, plan.delta, plan.max_grad_norm,
                           mechanism=privacy_mechanism(model), unit=model.privacy_unit)
+    result = FitResult(stopped_because=f"trained the {config.epochs} planned DP epochs")
     if prior:
         noise = prior[0][0]
-        model.apply_popularity_prior(noisy_popularity(split.train, model.n_items, noise, seed=config.seed, secure_mode=config.secure_mode))
+        result.released_popularity = noisy_popularity(split.train, model.n_items, noise, seed=config.seed,
+                                                      secure_mode=config.secure_mode)
+        model.apply_popularity_prior(result.released_popularity)
         ledger.record_round(0, prior)  # epoch 0: the popularity release
-    result = FitResult(stopped_because=f"trained the {config.epochs} planned DP epochs")
     started = time.perf_counter()
 
     def after_epoch(epoch: int, loss: float, history: History) -> None:
@@ -103,4 +105,4 @@ def fit_noisy_counts(model: Popularity, split: LeaveOneOut) -> tuple[FitResult, 
     rng = noise_generator(config.seed, secure_mode=config.secure_mode)
     noisy = gaussian_noisy_counts(clean, sigma, rng, secure_mode=config.secure_mode)
     model.fit_counts(torch.from_numpy(np.asarray(noisy).astype(np.float32)))
-    return FitResult(epochs_run=1, best_epoch=1), ledger
+    return FitResult(epochs_run=1, best_epoch=1, released_popularity=np.asarray(noisy, dtype=np.float64)), ledger

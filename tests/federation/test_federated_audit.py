@@ -26,7 +26,7 @@ from fedrec.errors import DataError
 from fedrec.federation.audit_round import (
     DP_PRIOR, NO_PRIOR, audit_popularity, grouping_order, summed_lengths, threshold_of,
 )
-from fedrec.federation.prior_round import released_prior_path
+from fedrec.privacy.popularity_prior import released_prior_path
 from fedrec.release.audit_run import MODEL, finish_audits
 from fedrec.rundir import RunDir, write_torch
 from tests.conftest import anonymized_shop_log
