@@ -23,6 +23,7 @@ from fedrec.privacy.popularity_prior import save_released_prior
 
 log = logging.getLogger("fedrec.server")
 
+
 def starts_from_prior(train: TrainConfig) -> bool:
     return bool(train.dp and train.prior_noise and getattr(model_class(train.model), "uses_popularity_prior", False))
 
