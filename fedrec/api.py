@@ -84,9 +84,9 @@ def train(out: str | Path, **options: Any) -> Run:
 def gate_run(out: str | Path) -> None:
     """The release gate at the end of a run: audit with the default bounds, release on pass."""
     from fedrec.config import AuditConfig
-    from fedrec.release.gatekeeper import audit_and_release, record_gate
+    from fedrec.release.gatekeeper import audit_and_release
 
-    record_gate(RunDir(Path(out)), audit_and_release(out, AuditConfig()))
+    audit_and_release(out, AuditConfig())  # records its outcome in metrics.json
 
 
 def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
@@ -136,11 +136,9 @@ def audit(run_dir: str | Path, *, baseline: str | Path | None = None, **options:
     content with ``release`` (the folder, or None); its ``verdict`` is "passed" or "blocked"
     (a blocked model is not an error here: the CLI turns it into exit status 3)."""
     from fedrec.config import AuditConfig
-    from fedrec.release.gatekeeper import audit_and_release, record_gate
+    from fedrec.release.gatekeeper import audit_and_release
 
-    document = audit_and_release(Path(run_dir), AuditConfig.from_mapping(options), baseline=baseline)
-    record_gate(RunDir(Path(run_dir)), document)
-    return document
+    return audit_and_release(Path(run_dir), AuditConfig.from_mapping(options), baseline=baseline)
 
 
 def release(run_dir: str | Path, *, override_reason: str) -> dict[str, Any]:
