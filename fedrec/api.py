@@ -151,15 +151,13 @@ def release(run_dir: str | Path, *, override_reason: str) -> dict[str, Any]:
 
 
 def serve(release_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
-          api_key_file: str | Path | None = None) -> None:
+          api_key_file: str | Path | None = None, workers: int = 1, torch_threads: int | None = 1) -> None:
     """Serve a release (``fedrec serve``) until interrupted: POST /recommend, GET
     /items/{id}/similar, /model, health and /metrics; a folder that is not a passed (or
     overridden) release with intact checksums is refused before a port is bound."""
     from fedrec.serving import serve as run_server
-    from fedrec.serving.auth import read_api_key_file
 
-    key = None if api_key_file is None else read_api_key_file(api_key_file)
-    run_server(Path(release_dir), host=host, port=port, api_key=key)
+    run_server(Path(release_dir), host=host, port=port, api_key_file=api_key_file, workers=workers, torch_threads=torch_threads)
 
 
 def privacy_report(run_dir: str | Path) -> dict[str, Any]:

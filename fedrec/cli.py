@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from fedrec.rundir import RunDir
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
+# fedrec serve: one worker per core measured best on 2 cores (docs/results.md, serving); at most 4.
+DEFAULT_WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
@@ -146,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
     serve.add_argument("--api-key-file", type=Path, metavar="FILE",
                        help="require this key in the X-API-Key header (health and metrics stay open)")
+    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                       help=f"worker processes (default: {DEFAULT_WORKERS}, this machine's cores up to 4; each watches "
+                       "the folder and swaps in a new release by itself)")
+    serve.add_argument("--torch-threads", type=int, default=1,
+                       help="torch threads per worker (default: 1; one request is too small to share)")
     return parser
 
 
@@ -207,6 +215,8 @@ def report_gate(run_dir: Path, gate: dict) -> None:
     where = gate.get("release") or RunDir(run_dir).audit / "audit.md"
     print(f"release gate of {run_dir}: {gate['verdict']} ({len(gate['checks']) - len(failed)} of "
           f"{len(gate['checks'])} checks passed) -> {where}")
+    if gate.get("not_released"):
+        print(f"not released: {gate['not_released']}")
     if failed:
         raise ReleaseBlocked(
             "release blocked: " + "; ".join(c["message"] for c in failed) + f". No release was written. Change the "
@@ -274,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "audit":
                 run_audit(args)
             elif args.command == "serve":
-                api.serve(args.release, host=args.host, port=args.port, api_key_file=args.api_key_file)
+                api.serve(args.release, host=args.host, port=args.port, api_key_file=args.api_key_file,
+                          workers=args.workers, torch_threads=args.torch_threads)
             elif args.command == "release":
                 record = api.release(args.dir, override_reason=args.override_reason)
                 print(f"released {RunDir(args.dir).release} over a {record['audit_verdict']} audit, overridden by "

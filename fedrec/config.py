@@ -36,11 +36,14 @@ class _Mapped:
         return from_mapping(cls, values)
 
 
+SEQUENCE_MODELS = ("lstm", "mlp")  # next-item models over a history (fedrec.models.sequence_net)
+
+
 @dataclass(frozen=True)
 class TrainConfig(_Mapped):
     """What to train, on what data, and how. ``None`` means "the model's own default"."""
 
-    model: str = _opt("lstm", "recommender to train", ("pop", "itemknn", "mf", "lstm"))
+    model: str = _opt("lstm", "recommender to train", ("pop", "itemknn", "userknn", "mf", "lstm", "mlp"))
     data: str = _opt("beauty", "'beauty' (embedded) or a path to .txt/.csv/.parquet")
     seed: int = _opt(42, "random seed for sampling, initialisation and batching")
     epochs: int | None = _opt(None, "maximum training epochs")
@@ -53,18 +56,18 @@ class TrainConfig(_Mapped):
     dim: int | None = _opt(None, "embedding / hidden size")
     dropout: float | None = _opt(None, "dropout on embeddings and hidden states")
     vocab_size: int | None = _opt(
-        None, "lstm: model only the N most popular items (by the DP popularity prior), the rest as one "
+        None, "lstm, mlp: model only the N most popular items (by the DP popularity prior), the rest as one "
         "class; 0 = every item",
     )
     max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items")
     attribute_buckets: int | None = _opt(
-        None, "lstm: also read and score items through their catalog attributes (brand, category: public, no "
+        None, "lstm, mlp: also read and score items through their catalog attributes (brand, category: public, no "
         "privacy cost), hashed into this many embedding buckets (the --dp default applies when the data has item "
         "attributes); 0 = off",
     )
-    neighbors: int = _opt(100, "itemknn: neighbours kept per item")
+    neighbors: int = _opt(100, "itemknn: neighbours kept per item; userknn: neighbours per user")
     similarity: str = _opt(
-        "cosine", "itemknn: item-item similarity", ("cosine", "adjusted-cosine")
+        "cosine", "itemknn: cosine or adjusted-cosine; userknn: cosine or pearson", ("cosine", "adjusted-cosine", "pearson")
     )
     min_interactions: int = _opt(3, "users with fewer interactions cannot be split (>= 3)")
     short_users: str = _opt(
@@ -84,7 +87,7 @@ class TrainConfig(_Mapped):
     max_grad_norm: float = _opt(1.0, "DP: per-sample (per-user) gradient clipping norm")
     max_epsilon: float | None = _opt(None, "DP: a client refuses any round that would take it past this epsilon")
     prior_noise: float | None = _opt(
-        None, "DP lstm: noise multiplier of the one-off noisy popularity release that initialises the "
+        None, "DP lstm, mlp: noise multiplier of the one-off noisy popularity release that initialises the "
         "item bias, accounted with the training (0: no prior)",
     )
     accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
@@ -133,8 +136,9 @@ class TrainConfig(_Mapped):
             raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
         if self.attribute_buckets is not None and self.attribute_buckets < 0:
             raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
-        if self.attribute_buckets and self.model != "lstm":
-            raise ConfigError(f"attribute_buckets is an lstm option; drop --attribute-buckets for --model {self.model}.")
+        if self.attribute_buckets and self.model not in SEQUENCE_MODELS:
+            raise ConfigError(f"attribute_buckets is an option of {' and '.join(SEQUENCE_MODELS)}; drop --attribute-buckets "
+                              f"for --model {self.model}.")
         if self.vocab_size is not None and self.vocab_size < 0:
             raise ConfigError(f"vocab_size={self.vocab_size} must be >= 0 (0 = every item).")
         if self.min_interactions < 3:

@@ -3,9 +3,8 @@
     python simulations/benchmark_serving.py --release lstm=RUN/release --release mf=RUN_MF/release \\
         [--rates 100,200,300,500,700] [--duration 10] [--out runs/bench-serving/serving.json]
 
-For each release a real ``fedrec serve RELEASE --port P`` process is started on a free port
-of 127.0.0.1 (``--workers N`` > 1 runs ``uvicorn --factory fedrec.serving.app:app_from_env
---workers N`` instead, as the docs of ``app_from_env`` suggest), and /readyz is awaited. Then,
+For each release a real ``fedrec serve RELEASE --port P --workers N --torch-threads T``
+process is started on a free port of 127.0.0.1, and /readyz is awaited. Then,
 for each rate, an open-loop generator (wrk2-style) sends ``rate * duration`` requests: request i
 is due at t0 + i / rate whatever the answers before it, and its latency is counted from that
 due time, so a server that falls behind is charged for the queue it builds (no coordinated
@@ -29,7 +28,8 @@ load average (os.getloadavg) is recorded before and after each rate: other jobs 
 machine change the figures, and the "other" CPU says by how much.
 
 On 2 cores, ``--workers 2 --torch-threads 1`` measured best (one process is held to about one
-core by the GIL; torch's default of one thread per core oversubscribes two workers).
+core by the GIL; torch's default of one thread per core oversubscribes two workers): they are
+``fedrec serve``'s defaults there.
 """
 
 from __future__ import annotations
@@ -89,20 +89,13 @@ def free_port() -> int:
 
 
 class Server:
-    """A ``fedrec serve`` (or multi-worker uvicorn) process on 127.0.0.1, stopped on exit."""
+    """A ``fedrec serve`` process (and its workers) on 127.0.0.1, stopped on exit."""
 
-    def __init__(self, release_dir: Path, *, workers: int, torch_threads: int | None, log_path: Path) -> None:
+    def __init__(self, release_dir: Path, *, workers: int, torch_threads: int, log_path: Path) -> None:
         self.port = free_port()
         env = dict(os.environ)
-        if torch_threads:
-            env.update(OMP_NUM_THREADS=str(torch_threads), MKL_NUM_THREADS=str(torch_threads))
-        if workers > 1:
-            env["FEDREC_SERVE_RELEASE"] = str(release_dir)
-            self.command = [sys.executable, "-m", "uvicorn", "--factory", "fedrec.serving.app:app_from_env",
-                            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-                            "--no-server-header"]
-        else:
-            self.command = [*FEDREC, "serve", str(release_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+        self.command = [*FEDREC, "serve", str(release_dir), "--host", "127.0.0.1", "--port", str(self.port),
+                        "--workers", str(workers), "--torch-threads", str(torch_threads)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(self.command, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
@@ -419,9 +412,8 @@ def main() -> None:
     parser.add_argument("--max-items", type=int, default=20, help="baskets hold 1 to this many items")
     parser.add_argument("--baskets", type=int, default=5000, help="distinct request bodies, sent round-robin")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (1: plain `fedrec serve`)")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="OMP_NUM_THREADS / MKL_NUM_THREADS of the server (default: torch's own choice)")
+    parser.add_argument("--workers", type=int, default=2, help="fedrec serve --workers")
+    parser.add_argument("--torch-threads", type=int, default=1, help="fedrec serve --torch-threads")
     parser.add_argument("--goal-p99-ms", type=float, default=50.0)
     parser.add_argument("--goal-rate", type=float, default=500.0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-serving/serving.json"))

@@ -99,7 +99,7 @@ def test_unknown_key_raises_config_error_naming_the_key():
 
 
 def test_unknown_model_raises_config_error_listing_the_choices():
-    with pytest.raises(ConfigError, match=r"model='xyz' is not one of pop, itemknn, mf, lstm"):
+    with pytest.raises(ConfigError, match=r"model='xyz' is not one of pop, itemknn, userknn, mf, lstm, mlp"):
         TrainConfig.from_mapping({"model": "xyz"})
 
 
@@ -223,9 +223,10 @@ def test_to_dict_as_strings_round_trips_through_from_mapping():
     assert TrainConfig.from_mapping(as_text) == config
 
 
-def test_attribute_buckets_are_an_lstm_option_and_not_negative():
+def test_attribute_buckets_are_a_sequence_model_option_and_not_negative():
     assert TrainConfig(model="lstm", attribute_buckets=64).attribute_buckets == 64
-    with pytest.raises(ConfigError, match="lstm option"):
+    assert TrainConfig(model="mlp", attribute_buckets=64).attribute_buckets == 64
+    with pytest.raises(ConfigError, match="option of lstm and mlp"):
         TrainConfig(model="mf", attribute_buckets=64)
     with pytest.raises(ConfigError, match=">= 0"):
         TrainConfig(model="lstm", attribute_buckets=-1)

@@ -28,6 +28,7 @@ from fedrec.anonymize.scan import sample_columns, scan
 from fedrec.anonymize.schema import Schema, load_schema, resolve_schema
 from fedrec.anonymize.tables import CSV_SUFFIXES, PARQUET_SUFFIXES, Table, frame_table, open_table
 from fedrec.anonymize.writer import TableSink, output_columns, plain, release_batches, write_ordered
+from fedrec.data.readers import CATALOG_SUFFIXES
 from fedrec.errors import ConfigError, DataError
 from fedrec.rundir import atomic_write
 
@@ -62,6 +63,7 @@ def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path
         finally:
             sink.close()
 
+    copy_catalog(src, dst)  # first: a log never appears without the catalog it came with
     atomic_write(dst, write)
     report = build_report(table.name, str(dst), schema_, census, release, settings, detections, key=key,
                           seconds=time.perf_counter() - started)
@@ -70,6 +72,20 @@ def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path
     log.info("anonymize: %s -> %s: %d rows, %d pseudonymous users (%.0f s)", src, dst, report.rows_out,
              report.users_out, report.seconds)
     return report
+
+
+def copy_catalog(src: Path, dst: Path) -> Path | None:
+    """The item catalog beside ``src`` (``<stem>_catalog.csv``), copied beside ``dst`` as it
+    is: it describes products (names, brands, prices), no customer, and training and the
+    release read product names from it."""
+    for suffix in CATALOG_SUFFIXES:
+        catalog = src.with_name(src.stem + suffix)
+        if catalog.exists():
+            copy = dst.with_name(dst.stem + suffix)
+            atomic_write(copy, lambda tmp: tmp.write_bytes(catalog.read_bytes()))
+            log.info("anonymize: item catalog %s -> %s (items only, copied as it is)", catalog, copy)
+            return copy
+    return None
 
 
 def anonymize_frame(frame: pd.DataFrame, *, key: bytes, k: int = 5, schema: Path | Mapping | None = None,

@@ -104,6 +104,7 @@ def read_interaction_log(path: Path, *, min_interactions: int = 3, short_users: 
     ratings = [g.to_numpy(np.float32) for _, g in grouped["rating"]] if "rating" in frame.columns else None
     stores = _store_per_user(path, grouped) if "store_id" in frame.columns else None
     user_attrs, item_attrs, ignored = _split_attribute_columns(frame)
+    item_attrs = _with_catalog(item_attrs, _read_catalog_sidecar(path, frame["item_id"]))
     keep_users, sequences, dropped = _filter_short_users(
         path, users, sequences, min_interactions, short_users, lambda i: f"user_id {users[i]!r}"
     )
@@ -239,6 +240,39 @@ def _read_item_attributes_sidecar(path: Path) -> pd.DataFrame | None:
             f"{sidecar}: expected a JSON object of integer item id -> list of attribute ids, "
             'e.g. {"7": [1, 2]}; fix or remove the attribute file.'
         ) from None
+
+
+CATALOG_SUFFIXES = ("_catalog.csv", "_catalog.parquet")  # the shop's item table beside a log (fedrec synth writes one)
+
+
+def _read_catalog_sidecar(path: Path, item_ids: pd.Series) -> pd.DataFrame | None:
+    """``<stem>_catalog.csv`` (or .parquet) beside the log: one row per item_id with its name,
+    brand, category, price...; indexed like the log's item ids. Items are not personal data,
+    so the catalog travels beside a log as it is (``fedrec anonymize`` copies it)."""
+    sidecar = next((p for p in (path.with_name(path.stem + s) for s in CATALOG_SUFFIXES) if p.exists()), None)
+    if sidecar is None:
+        return None
+    catalog = _read_table(sidecar)
+    if "item_id" not in catalog.columns:
+        raise DataError(f"{sidecar}: an item catalog needs an item_id column (found {', '.join(map(str, catalog.columns))}); "
+                        "fix it, or remove or rename the file.")
+    if catalog["item_id"].duplicated().any():
+        twice = catalog.loc[catalog["item_id"].duplicated(), "item_id"].head(3).tolist()
+        raise DataError(f"{sidecar}: item_id {twice} listed more than once; keep one row per item.")
+    if catalog["item_id"].dtype != item_ids.dtype:  # e.g. ids read as text in one file and numbers in the other
+        by_text = {str(raw): raw for raw in pd.unique(item_ids)}
+        catalog = catalog.assign(item_id=catalog["item_id"].astype(str).map(by_text)).dropna(subset=["item_id"])
+    return catalog.set_index("item_id")
+
+
+def _with_catalog(item_attrs: pd.DataFrame | None, catalog: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The log's per-item columns, with the catalog's columns the log lacks added."""
+    if catalog is None:
+        return item_attrs
+    if item_attrs is None:
+        return catalog
+    extra = [c for c in catalog.columns if c not in item_attrs.columns]
+    return item_attrs.join(catalog[extra], how="left") if extra else item_attrs
 
 
 def _is_int(token: str) -> bool:

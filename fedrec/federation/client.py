@@ -20,7 +20,7 @@ import torch
 
 from fedrec.audit.popularity import interaction_counts
 from fedrec.audit.reply import pack
-from fedrec.config import DEFAULT_STORES, AuditConfig, FederationConfig, TrainConfig
+from fedrec.config import DEFAULT_STORES, SEQUENCE_MODELS, AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
 from fedrec.data.partition import client_interactions, make_partition
@@ -42,7 +42,17 @@ from fedrec.training.local import popularity_release, private_round, train_local
 
 log = logging.getLogger("fedrec.client")
 
-FEDERATED_MODELS = ("mf", "lstm")
+FEDERATED_MODELS = ("mf", "lstm", "mlp")
+NEVER_FEDERATED = {"userknn": "userknn keeps every customer's history in the model, so it is a centralised baseline, never "
+                              "federated or released (fedrec train --model userknn)"}
+
+
+def check_federated(model: str) -> None:
+    """ConfigError unless ``model`` can be trained federated, saying why not."""
+    if model in NEVER_FEDERATED:
+        raise ConfigError(f"--model {model}: {NEVER_FEDERATED[model]}.")
+    if model not in FEDERATED_MODELS:
+        raise ConfigError(f"--model {model} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,7 @@ def _anonymized_copy(node_config: Mapping[str, Any], state_dir: Path) -> Path:
 
 
 def build_client_model(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> TorchRecommender:
-    if train.model not in FEDERATED_MODELS:
-        raise ConfigError(f"model={train.model!r} cannot be trained federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    check_federated(train.model)
     model = create_model(train.model, train, n_users=site.data.n_users, n_items=site.data.n_items)
     model.load_partial_state(global_state)
     if site.state_dir is not None:
@@ -183,7 +192,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
             save_optimizer_state(kept, optimizer_state)
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
-    examples = sum(max(0, len(s) - (1 if train.model == "lstm" else 0)) for s in split.train)
+    examples = sum(max(0, len(s) - (1 if train.model in SEQUENCE_MODELS else 0)) for s in split.train)
     metrics = {wire.NUM_EXAMPLES: int(examples), wire.UNIT_WEIGHT: 1.0, wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedrec.config import FederationConfig, TrainConfig
+from fedrec.config import SEQUENCE_MODELS, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.mime import MIME
 from fedrec.federation.scaffold import SCAFFOLD
@@ -32,8 +32,8 @@ def check_drift_correction(train: TrainConfig, federation: FederationConfig) -> 
             f"--drift-correction mime takes Adam steps with the server's moments; the client optimizer is "
             f"{train.optimizer!r}. Add --optimizer adam with an Adam learning rate (e.g. --lr 5e-3)."
         )
-    if name == MIME and train.model != "lstm":
+    if name == MIME and train.model not in SEQUENCE_MODELS:
         raise ConfigError(
             f"--drift-correction mime needs every parameter to travel; {train.model}'s user vectors stay on the "
-            "client. Use it with --model lstm, or drop it."
+            "client. Use it with --model lstm or mlp, or drop it."
         )

@@ -21,7 +21,7 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.audit_round import federated_audit
 from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.checks import check_run
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
 from fedrec.federation.recipes import resolve_run
@@ -46,8 +46,7 @@ log = logging.getLogger("fedrec.server")
 def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig, run_dir: Path) -> dict[str, Any]:
     """Run (or resume) ``federation.rounds`` rounds; returns the metrics.json document."""
     started = time.perf_counter()
-    if train.model not in FEDERATED_MODELS:
-        raise ConfigError(f"model={train.model!r} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    check_federated(train.model)
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
     check_run(train, federation, catalog)

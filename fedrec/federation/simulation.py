@@ -15,7 +15,7 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
 from fedrec.federation.checks import check_run
-from fedrec.federation.client import FEDERATED_MODELS, partitioned, shared_dataset
+from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.store_logs import anonymize_stores
@@ -57,8 +57,7 @@ def simulate(
     shop log that each store anonymizes before anything trains on it."""
     if ray_address is not None:
         ray_address = ray_head_address(ray_address)
-    if train.model not in FEDERATED_MODELS:
-        raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(FEDERATED_MODELS)}.")
+    check_federated(train.model)
     run_dir = Path(federation.run_dir)
     if not federation.resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")

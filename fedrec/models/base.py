@@ -53,6 +53,8 @@ class Recommender(ABC):
     federated_dp_defaults: ClassVar[dict[str, Any]] = {}
     dp_attribute_buckets: ClassVar[int] = 0  # under --dp, when the data has item attributes
     uses_popularity_prior: ClassVar[bool] = False  # DP: starts from a noisy popularity release (apply_popularity_prior)
+    releasable: ClassVar[bool] = True  # False: the model holds customers' data; the release gate never releases it
+    not_releasable_because: ClassVar[str] = ""
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
         self.config = self.resolve_config(config)

@@ -27,6 +27,8 @@ class ItemKNN(Recommender):
     similarity: sp.csr_matrix | None = None  # (n_items + 1, n_items + 1), row i: neighbours of i
 
     def fit(self, split: LeaveOneOut) -> FitResult:
+        if self.config.similarity not in ("cosine", "adjusted-cosine"):
+            raise ConfigError(f"similarity={self.config.similarity!r}: itemknn takes cosine or adjusted-cosine.")
         matrix = self._user_item_matrix(split)
         self.similarity = top_k_rows(cosine_similarity(matrix), self.config.neighbors)
         return FitResult(epochs_run=1, best_epoch=1)

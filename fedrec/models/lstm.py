@@ -146,4 +146,4 @@ class LSTMRecommender(TorchRecommender):
         with torch.no_grad():
             states = self.net.hidden(right_pad(recent))  # (B, L, dim)
             last = states[torch.arange(len(recent)), lengths - 1]  # (B, dim)
-            return self.net.item_logits(last, torch.tensor([h[-1] if len(h) else 0 for h in recent]))
+            return self.net.scoring_item_logits(last, torch.tensor([h[-1] if len(h) else 0 for h in recent]))

@@ -1,8 +1,9 @@
-"""The LSTM's network: item ids -> embedding -> LSTM -> class scores -> item scores.
+"""The sequence models' network: item ids -> embedding -> encoder -> class scores -> item scores.
 
-The recurrent layer is ``nn.LSTM`` (fused, fast) when training is not private and Opacus'
-``DPLSTM`` layer when it is (Opacus refuses ``nn.LSTM``); DPLSTM keeps nn.LSTM's parameter
-names, so ``portable_state`` moves weights between the two unchanged. The DP vocabulary
+The encoder is an LSTM (``lstm``) or the pooled MLP of ``pooled_encoder`` (``mlp``). The LSTM
+is ``nn.LSTM`` (fused, fast) when training is not private and Opacus' ``DPLSTM`` layer when it
+is (Opacus refuses ``nn.LSTM``); DPLSTM keeps nn.LSTM's parameter names, so
+``portable_state`` moves weights between the two unchanged. The DP vocabulary
 (``item_vocabulary``) and the attribute scores (``item_attributes``) plug in here.
 """
 
@@ -17,10 +18,13 @@ from torch import nn
 
 from fedrec.models.item_attributes import MAX_ATTRIBUTES, attribute_table, bucket_matrix
 from fedrec.models.item_vocabulary import first_items_vocabulary, ranked_vocabulary, spread_over_items
+from fedrec.models.pooled_encoder import PooledEncoder
+
+ENCODERS = ("lstm", "mlp")
 
 
 class SequenceNet(nn.Module):
-    """Item ids -> embedding -> LSTM -> a score per class.
+    """Item ids -> embedding -> encoder -> a score per class.
 
     Classes are the items themselves, or (``vocab_size``, for DP) padding, one shared
     "other item" class and the ``vocab_size`` items the popularity prior ranked highest:
@@ -29,15 +33,19 @@ class SequenceNet(nn.Module):
     """
 
     def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False, vocab_size: int = 0,
-                 attribute_buckets: int = 0) -> None:
+                 attribute_buckets: int = 0, encoder: str = "lstm") -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder {encoder!r} is not one of {ENCODERS}")
         self.n_items = n_items
         self.vocab_size = vocab_size if 0 < vocab_size < n_items else 0
         classes = self.vocab_size + 2 if self.vocab_size else n_items + 1
         self.item_embedding = nn.Embedding(classes, dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        recurrent = DPLSTM if private else nn.LSTM
-        self.rnn = recurrent(dim, dim, batch_first=True)
+        if encoder == "lstm":
+            self.rnn = (DPLSTM if private else nn.LSTM)(dim, dim, batch_first=True)
+        else:
+            self.pooled = PooledEncoder(dim)
         self.output = nn.Linear(dim, classes)
         if self.vocab_size:
             self.register_buffer("item_class", first_items_vocabulary(n_items, self.vocab_size))
@@ -84,6 +92,56 @@ class SequenceNet(nn.Module):
         by_item = torch.sparse.mm(self.item_bucket_matrix(), by_bucket.T).T  # (N, n_items + 1)
         return scores + by_item.reshape(scores.shape)
 
+    def scoring_item_logits(self, states: torch.Tensor, last_items: torch.Tensor) -> torch.Tensor:
+        """``item_logits`` for scoring without gradients, from a dense (dim, n_items + 1)
+        table built once per weight version: the class scores and the bucket scores are
+        both linear in the state, so one matrix product replaces the class spread and most
+        of the sparse product (about 3x faster for one request); only the affinity bonus of
+        the last item's buckets is added per request."""
+        weights, offsets = self._cached("_scoring_head_cache", self._scoring_head)
+        scores = torch.addmm(offsets, states.reshape(-1, states.shape[-1]), weights)
+        if self.attribute_buckets:
+            last_buckets = self.item_attributes[last_items.reshape(-1)]
+            bonus = torch.zeros(len(last_buckets), self.attribute_buckets + 1)
+            bonus.scatter_add_(-1, last_buckets, self.attribute_affinity.weight[last_buckets, 0])
+            bonus[:, 0] = 0  # slot 0 is "no bucket" (DP noise can make its row non-zero)
+            if len(bonus) == 1:  # a gather over the item table beats a sparse product for one row
+                scores += bonus[0][self.item_attributes].sum(-1)
+            else:
+                scores += torch.sparse.mm(self.item_bucket_matrix(), bonus.T).T
+        return scores.reshape(*states.shape[:-1], -1)
+
+    def _scoring_head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        nothing = torch.zeros(1, dtype=torch.int64)  # padding: no buckets, so no bonus
+        offsets = self.item_logits(torch.zeros(1, self.output.in_features), nothing)[0]
+        basis = torch.eye(self.output.in_features)
+        weights = self.item_logits(basis, nothing.expand(len(basis))) - offsets
+        return weights.contiguous(), offsets
+
+    def encoder(self, scoring: bool) -> nn.Module:
+        """The encoder; for scoring, DPLSTM (which runs step by step in Python) is replaced by
+        a fused nn.LSTM holding the same weights (about 5x faster)."""
+        if not hasattr(self, "rnn"):
+            return self.pooled
+        if not scoring or isinstance(self.rnn, nn.LSTM):
+            return self.rnn
+        return self._cached("_fused_rnn_cache", self._fused_rnn)
+
+    def _fused_rnn(self) -> nn.LSTM:
+        fused = nn.LSTM(self.rnn.input_size, self.rnn.hidden_size, batch_first=True)
+        fused.load_state_dict({k: v for k, v in self.rnn.state_dict().items() if not k.startswith("l")})
+        return fused.eval()
+
+    def _cached(self, name: str, build):
+        """``build()``, kept until a parameter or buffer changes (an optimiser step or a
+        loaded state bumps its version)."""
+        version = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        cached = self.__dict__.get(name)
+        if cached is None or cached[0] != version:
+            with torch.no_grad():
+                cached = self.__dict__[name] = (version, build())
+        return cached[1]
+
     def item_bucket_matrix(self) -> torch.Tensor:
         """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table, rebuilt only
         when the table changes."""
@@ -108,7 +166,10 @@ class SequenceNet(nn.Module):
 
     def load_portable_state(self, state: dict[str, torch.Tensor]) -> None:
         rnn = {k.removeprefix("rnn."): v for k, v in state.items() if k.startswith("rnn.")}
-        self.rnn.load_state_dict(rnn)
+        if hasattr(self, "rnn"):
+            self.rnn.load_state_dict(rnn)
+        elif rnn:
+            raise KeyError("state holds LSTM weights (rnn.*) but this network's encoder is the pooled MLP")
         rest = {k: v for k, v in state.items() if not k.startswith("rnn.")}
         missing, unexpected = super().load_state_dict(rest, strict=False)
         missing = [k for k in missing if not k.startswith("rnn.")]
@@ -120,7 +181,7 @@ class SequenceNet(nn.Module):
         inputs = self.item_embedding(self.classes_of(sequences))
         if self.attribute_buckets:  # one embedding call for all attribute slots (ghost clipping needs one)
             inputs = inputs + self.attribute_embedding(self.item_attributes[sequences]).sum(dim=-2)
-        states, _ = self.rnn(self.dropout(inputs))
+        states, _ = self.encoder(scoring=not self.training and not torch.is_grad_enabled())(self.dropout(inputs))
         return self.dropout(states)
 
     def forward(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

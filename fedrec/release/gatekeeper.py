@@ -92,6 +92,8 @@ def data_summary(run: RunDir, data: Interactions) -> dict[str, Any]:
 def publish(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: Interactions, counts: np.ndarray | None,
             counts_source: str, override: dict[str, Any] | None = None) -> Path:
     """Write DIR/release/ for an audit that passed (or was overridden)."""
+    if not model.releasable:
+        raise ConfigError(f"{run.root}: {model.not_releasable_because}, so it is never released (not even with an override).")
     document = run.read_metrics()
     verdict = {"verdict": OVERRIDDEN if override else audit["verdict"], "audit_verdict": audit["verdict"],
                "checks": audit["checks"], "skipped": audit.get("skipped", []), "override": override,
@@ -125,7 +127,9 @@ def conclude(run: RunDir, audit: dict[str, Any], *, model: Recommender, data: In
              counts_source: str) -> dict[str, Any]:
     """After an audit was written: release on pass, withdraw on block, and record the
     outcome in metrics.json (``release_gate``), which is returned."""
-    if audit["verdict"] == PASSED:
+    if audit["verdict"] == PASSED and not model.releasable:
+        audit["release"], audit["not_released"] = None, f"{model.not_releasable_because}: audited, never released"
+    elif audit["verdict"] == PASSED:
         audit["release"] = str(publish(run, audit, model=model, data=data, counts=counts, counts_source=counts_source))
     else:
         withdraw(run)
@@ -155,6 +159,8 @@ def record_gate(run: RunDir, document: Mapping[str, Any]) -> dict[str, Any]:
     """The gate's outcome into metrics.json (``release_gate``), where the CLI and Run read it."""
     outcome = {"verdict": document["verdict"], "checks": document["checks"], "audit": str(run.audit / "audit.json"),
                "release": document.get("release")}
+    if document.get("not_released"):
+        outcome["not_released"] = document["not_released"]
     metrics = run.read_metrics()
     metrics["release_gate"] = outcome
     write_json(run.metrics, metrics)

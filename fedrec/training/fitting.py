@@ -24,7 +24,7 @@ def fit_model(model: Recommender, split: LeaveOneOut) -> tuple[FitResult, Client
             return fit_private(model, split)
         if isinstance(model, Popularity):
             return fit_noisy_counts(model, split)
-        raise ConfigError(f"{model.name} has no private training; drop --dp, or choose pop, mf or lstm.")
+        raise ConfigError(f"{model.name} has no private training; drop --dp, or choose pop, mf, lstm or mlp.")
     if isinstance(model, TorchRecommender):
         return fit_neural(model, split), None
     return model.fit(split), None

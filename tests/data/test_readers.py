@@ -221,6 +221,29 @@ def test_csv_log_splits_extra_columns_into_user_and_item_attributes(tmp_path):
     assert data.item_attributes.loc[b, "category"] == "veg"
 
 
+def test_log_reads_the_item_catalog_beside_it(tmp_path):
+    """<stem>_catalog.csv adds the columns the log lacks (names, prices); ids match whether
+    read as numbers in one file and text in the other; catalog rows of unseen items are dropped."""
+    write(tmp_path / "log.csv", f"{HEADER},category\n" "u1,10,1,fruit\nu1,20,2,veg\nu1,10,3,fruit\n")
+    pd.DataFrame({"item_id": ["10", "20", "30"], "name": ["Apple soap", "Kale mask", "Unsold"],  # ids as text here
+                  "category": ["other", "veg", "x"], "price": [1.5, 2.5, 9.0]}).to_parquet(tmp_path / "log_catalog.parquet")
+
+    data = load_dataset(str(tmp_path / "log.csv"))
+
+    ten, twenty = data.items.to_index([10, 20])
+    assert data.item_attributes.loc[ten, "name"] == "Apple soap" and data.item_attributes.loc[twenty, "price"] == 2.5
+    assert data.item_attributes.loc[ten, "category"] == "fruit"  # the log's own column is kept
+    assert len(data.item_attributes) == 2
+
+
+def test_a_catalog_without_item_id_names_the_file_and_the_fix(tmp_path):
+    write(tmp_path / "log.csv", f"{HEADER}\n" "u1,10,1\nu1,20,2\nu1,10,3\n")
+    write(tmp_path / "log_catalog.csv", "sku,name\n10,Apple soap\n")
+
+    with pytest.raises(DataError, match=r"log_catalog\.csv: an item catalog needs an item_id column"):
+        load_dataset(str(tmp_path / "log.csv"))
+
+
 def test_csv_log_ignores_and_records_columns_that_vary_within_users_and_items(tmp_path, caplog):
     path = write(
         tmp_path / "log.csv",

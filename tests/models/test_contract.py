@@ -122,6 +122,38 @@ class TestItemKNN(RecommenderContract):
     min_test_hr10 = 0.5
 
 
+class TestUserKNN(RecommenderContract):
+    model_name = "userknn"
+    min_test_hr10 = 0.5
+
+    def test_a_user_is_not_their_own_neighbour(self, config, tmp_path):
+        """An item only one user has scores zero for that user: only others vote."""
+        path = tmp_path / "three.txt"
+        path.write_text("1 1 2 3 4 5\n2 1 2 6 7 8\n3 2 3 9 10 11\n", encoding="utf-8")
+        data = load_dataset(str(path))
+        split = leave_one_out(data)
+        model = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
+        fit_model(model, split)
+        user = int(data.users.to_index([3])[0])
+        scores = model.score(np.array([user]), [split.train[user]])[0]
+        nine, six = data.items.to_index([9, 6])
+        assert float(scores[nine]) == 0.0  # only user 3 has item 9
+        assert float(scores[six]) > 0.0  # user 2 shares item 2 with user 3 and has item 6
+
+    def test_it_is_never_federated_or_released(self, fitted):
+        from fedrec.errors import ConfigError
+        from fedrec.federation.client import check_federated
+
+        model, _ = fitted
+        assert not model.releasable and "every customer's history" in model.not_releasable_because
+        with pytest.raises(ConfigError, match="never federated or released"):
+            check_federated("userknn")
+
+
+class TestUserKNNPearson(TestUserKNN):
+    config_changes = {"similarity": "pearson"}
+
+
 class TestMatrixFactorization(RecommenderContract):
     model_name = "mf"
     min_test_hr10 = 0.2
@@ -158,6 +190,37 @@ class TestLSTM(RecommenderContract):
         private.eval()
         sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
         torch.testing.assert_close(private.hidden(sequences), model.net.hidden(sequences), atol=1e-5, rtol=1e-4)
+
+
+class TestMLP(RecommenderContract):
+    """The pooled MLP: the LSTM recommender with its recurrent layer replaced."""
+
+    model_name = "mlp"
+    min_test_hr10 = 0.6
+
+    def test_its_network_has_no_recurrent_layer(self, fitted):
+        model, _ = fitted
+        assert not any(isinstance(m, torch.nn.LSTM) for m in model.net.modules())
+        assert not any(name.startswith("rnn.") for name in model.state())
+
+
+class TestMLPWithAttributes(TestMLP):
+    config_changes = {"attribute_buckets": 16}
+
+    def write_data(self, path):
+        import json
+
+        attributes = {str(item): [item % 4, 10 + item % 3] for item in range(1, 31)}
+        (path.parent / f"{path.stem}_item2attributes.json").write_text(json.dumps(attributes), encoding="utf-8")
+        return write_chain_sequences(path)
+
+    @pytest.fixture(scope="class")
+    def fitted(self, data_split, config):
+        data, split = data_split
+        model = create_model("mlp", config, n_users=data.n_users, n_items=data.n_items)
+        model.use_item_attributes(data)
+        fit_model(model, split)
+        return model, split
 
 
 class TestLSTMWithAttributes(RecommenderContract):
@@ -198,3 +261,46 @@ def test_attributes_asked_of_data_without_them_are_refused(chain_split, fast_con
     model = create_model("lstm", dataclasses.replace(fast_config, attribute_buckets=8), n_users=data.n_users, n_items=data.n_items)
     with pytest.raises(ConfigError, match="item attribute file"):
         model.use_item_attributes(data)
+
+
+@pytest.mark.parametrize("private, vocab_size, buckets", [(True, 20, 16), (True, 0, 16), (False, 0, 0), (False, 20, 0)])
+def test_scoring_path_gives_the_training_path_scores(private, vocab_size, buckets):
+    """Scoring (fused LSTM, dense item table) equals the trained path (DPLSTM, class spread,
+    sparse bucket product) for one row and for a batch, with every weight random, padding
+    rows included (DP noise makes them non-zero)."""
+    from fedrec.models.sequence_net import SequenceNet
+    from fedrec.models.sequences import right_pad
+
+    torch.manual_seed(0)
+    n_items = 60
+    net = SequenceNet(n_items, 8, 0.0, private=private, vocab_size=vocab_size, attribute_buckets=buckets)
+    if buckets:
+        net.set_attributes([[]] + [[item % 7, 9 + item % 5, 20 + item % 3] for item in range(1, n_items + 1)])
+    if vocab_size:
+        net.set_vocabulary(torch.randperm(n_items) + 1)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.5)
+    net.eval()
+    sequences = [np.array([3, 9, 4]), np.array([7]), np.array([1, 2, 3, 4, 5, 60])]
+    lengths = torch.tensor([len(s) for s in sequences])
+    last_items = torch.tensor([s[-1] for s in sequences])
+    with torch.no_grad():
+        net.train()  # the training path: DPLSTM when private, no dense table
+        trained = net.item_logits(net.hidden(right_pad(sequences))[torch.arange(3), lengths - 1], last_items)
+        net.eval()
+        states = net.hidden(right_pad(sequences))[torch.arange(3), lengths - 1]
+        scored = net.scoring_item_logits(states, last_items)
+        one = net.scoring_item_logits(states[2:], last_items[2:])
+    torch.testing.assert_close(scored, trained, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(one, trained[2:], atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # a step changes the weights: the scoring tables follow
+        for parameter in net.parameters():
+            parameter.add_(0.1)
+        net.train()
+        trained = net.item_logits(net.hidden(right_pad(sequences))[torch.arange(3), lengths - 1], last_items)
+        net.eval()
+        scored = net.scoring_item_logits(net.hidden(right_pad(sequences))[torch.arange(3), lengths - 1], last_items)
+    torch.testing.assert_close(scored, trained, atol=1e-4, rtol=1e-4)
+    if private:
+        assert isinstance(net.encoder(scoring=True), torch.nn.LSTM) and net.encoder(scoring=True) is not net.rnn

@@ -38,7 +38,7 @@ def check_reason(answered: dict, basket: list[str], catalog: pd.DataFrame) -> No
         return
     named = because["item_id"]
     assert named in basket, answered
-    assert f"item {named}" in reason, answered
+    assert f"{catalog.loc[named, 'name']} ({named})" in reason, answered  # the item by its catalog name and shop id
     if because["kind"] == "attribute":
         assert because["attributes"], answered
         for column, value in because["attributes"].items():
@@ -63,6 +63,7 @@ def test_recommendations_are_catalog_items_with_reasons(served, catalog):
     assert not {i["item_id"] for i in items} & set(basket)
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
     for answered in items:
+        assert answered["name"] and answered["name"] == catalog.loc[answered["item_id"], "name"]  # the shop's catalog file
         assert answered["brand"] == catalog.loc[answered["item_id"], "brand"]
         assert answered["category"] == catalog.loc[answered["item_id"], "category"]
         check_reason(answered, basket, catalog)

@@ -113,7 +113,7 @@ def test_basket_recommendations_similar_items_and_model_card(browser, served, ca
     assert all(i in catalog.index for i in recommended)
     reasons = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#recommendations > li .reason")]
     assert len(reasons) == len(recommended) and all(reasons)
-    assert any(any(f"item {i}" in r for i in chosen) or brand in r for r in reasons), reasons
+    assert any(any(f"({i})" in r for i in chosen) or brand in r for r in reasons), reasons  # a basket item, by name (id)
 
     # the similar items of the first recommendation
     browser.find_element(By.CSS_SELECTOR, "#recommendations > li button.similar").click()

@@ -67,7 +67,7 @@ def test_search_finds_items_by_id_brand_and_category(served, catalog):
     brand = served.client.get("/items", params={"query": item["brand"].upper(), "limit": 50}).json()
     both = served.client.get("/items", params={"query": f"{item['category'].lower()} {item['brand']}", "limit": 50}).json()
 
-    assert by_id["items"][0] == {"item_id": str(item["item_id"]), "name": None, "brand": item["brand"], "category": item["category"]}
+    assert by_id["items"][0] == {"item_id": str(item["item_id"]), "name": item["name"], "brand": item["brand"], "category": item["category"]}
     assert brand["total"] == int((catalog["brand"] == item["brand"]).sum()) and brand["items"]
     assert all(i["brand"] == item["brand"] for i in brand["items"])
     assert both["total"] == int(((catalog["brand"] == item["brand"]) & (catalog["category"] == item["category"])).sum())
