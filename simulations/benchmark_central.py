@@ -31,8 +31,10 @@ PUBLISHED = {
 MODEL_FLAGS = {
     "pop": [],
     "itemknn": [],
+    "userknn": [],
     "mf": ["--max-minutes", "10"],
     "lstm": ["--max-minutes", "14"],
+    "mlp": [],
 }
 
 

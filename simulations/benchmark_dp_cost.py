@@ -1,6 +1,6 @@
 """What DP-SGD costs per training step: time and peak memory, DP / non-DP, same data and batch.
 
-    python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm] [--steps 100] [--repeats 5]
+    python simulations/benchmark_dp_cost.py --out runs/bench-dp-cost [--models mf lstm mlp] [--steps 100] [--repeats 5]
 
 Both sides run the model's DP formulation (one sample per user, the same Poisson-sampled
 batches and per-user loss) so the ratio isolates what privacy adds: Opacus DPLSTM (a Python
@@ -92,7 +92,7 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--models", nargs="+", default=["mf", "lstm"], choices=["mf", "lstm"])
+    parser.add_argument("--models", nargs="+", default=["mf", "lstm", "mlp"], choices=["mf", "lstm", "mlp"])
     parser.add_argument("--data", default="beauty")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per run (step times here drift between processes: more is steadier)")
     parser.add_argument("--threads", type=int, default=2)

@@ -30,14 +30,14 @@ STORES = ["--partition", "store", "--num-clients", "50"]
 # Mime recipe, 100 rounds.
 
 
-def command_for(kind: str, epsilon: float | None, rounds: int | None) -> list[str]:
+def command_for(kind: str, epsilon: float | None, rounds: int | None, model: str = "lstm") -> list[str]:
     dp = [] if epsilon is None else ["--dp", "--target-epsilon", f"{epsilon:g}"]
     if epsilon is not None and epsilon < 4 and kind != "pop":
         dp += ["--prior-noise", "10"]  # the prior must leave most of a small budget to training
     if kind == "fed":
-        return ["simulate", "--model", "lstm", *STORES, *([] if rounds is None else ["--rounds", str(rounds)]), *dp]
+        return ["simulate", "--model", model, *STORES, *([] if rounds is None else ["--rounds", str(rounds)]), *dp]
     if kind == "central":
-        return ["train", "--model", "lstm", *dp]
+        return ["train", "--model", model, *dp]
     return ["train", "--model", "pop", *dp]
 
 
@@ -71,15 +71,17 @@ def main() -> None:
     parser.add_argument("--epsilons", nargs="+", default=["1", "4", "8", "none"])
     parser.add_argument("--kinds", nargs="+", default=["pop", "fed", "central"], choices=["pop", "fed", "central"])
     parser.add_argument("--rounds", type=int, default=None, help="federated rounds (default: the recipe's)")
+    parser.add_argument("--model", default="lstm", choices=["lstm", "mlp"], help="the fed and central rows' model")
     args = parser.parse_args()
     epsilons = [None if e.lower() == "none" else float(e) for e in args.epsilons]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for kind in args.kinds:
         for epsilon in epsilons:
-            name = f"{kind}-eps{'none' if epsilon is None else f'{epsilon:g}'}"
+            prefix = kind if kind == "pop" or args.model == "lstm" else f"{args.model}-{kind}"
+            name = f"{prefix}-eps{'none' if epsilon is None else f'{epsilon:g}'}"
             run_dir = args.out / name
-            command = [*FEDREC, *command_for(kind, epsilon, args.rounds), "--out", str(run_dir)]
+            command = [*FEDREC, *command_for(kind, epsilon, args.rounds, args.model), "--out", str(run_dir)]
             outcome = run_or_reuse(name, command, run_dir, args.out / f"{name}.log")
             if outcome is None:
                 continue

@@ -8,12 +8,15 @@ folder (``fedrec.release.bundle``), in the shop's own item ids.
 - ``reasons``: a reason per answered item, from the catalog or the model only
 - ``recommender``: basket -> recommendations, item -> similar items (no HTTP)
 - ``metrics``: Prometheus counters and latency histograms
-- ``app``: the FastAPI app (``create_app``) and ``serve`` (uvicorn)
+- ``live_release``: the release being served, reloaded on request or when its folder changes
+- ``app``: the FastAPI app (``create_app``)
+- ``launch``: ``serve`` in uvicorn, one process or several workers (``app_from_env``)
 """
 
 from __future__ import annotations
 
-from fedrec.serving.app import create_app, serve
+from fedrec.serving.app import create_app
+from fedrec.serving.launch import serve
 from fedrec.serving.recommender import ReleaseRecommender, RequestProblem, UnknownItem
 from fedrec.serving.release_loader import Release, open_release
 

@@ -1,12 +1,9 @@
-"""The HTTP API over one release (``create_app``), and ``serve``, which runs it in uvicorn.
+"""The HTTP API over one release (``create_app``); ``launch`` runs it in uvicorn.
 
-The release is loaded once (lifespan) into a ``ReleaseRecommender``; ``POST /admin/reload``
-loads the folder again into a new one and swaps the reference: a request in flight keeps
-the object it started with, and a new release that fails to load is refused while the old
-one keeps serving. Several worker processes (``serve(workers=N)``) each hold a release, and a
-POST reaches only one of them: so each also watches the folder's checksums.sha256 (every
-``watch_seconds``) and swaps in a new release by itself. Request bodies are shopping
-histories: nothing here logs them, and uvicorn's access log shows only method, path and status.
+The release is loaded once (lifespan) into a ``live_release.LiveRelease``, which
+``POST /admin/reload`` (and, with ``watch_seconds``, a folder watcher) replaces without
+dropping requests. Request bodies are shopping histories: nothing here logs them, and
+uvicorn's access log shows only method, path and status.
 
 ``GET /`` is a page to try the release (``page/``: plain HTML, JS and CSS, no network
 beyond this server): a catalog search (``GET /items``), a basket with its recommendations
@@ -17,10 +14,8 @@ and the similar items of an item, and the model card with the release's checks
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
-import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,23 +26,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from fedrec.errors import ConfigError
-from fedrec.serving.auth import key_checker, read_api_key_file
+from fedrec.serving.auth import key_checker
 from fedrec.serving.catalog import MAX_QUERY_CHARS
+from fedrec.serving.live_release import LiveRelease, NotReady, release_info
 from fedrec.serving.metrics import CONTENT_TYPE, Metrics
 from fedrec.serving.recommender import MAX_K, ReleaseRecommender, RequestProblem
-from fedrec.release.bundle import CHECKSUMS
 from fedrec.serving.release_loader import Release, open_release
 from fedrec.serving.schemas import Problem, RecommendRequest, RecommendResponse, SearchResponse, SimilarResponse
 
 log = logging.getLogger("fedrec.serving")
 
 MAX_BODY_BYTES = 1 << 20
-RELEASE_ENV = "FEDREC_SERVE_RELEASE"  # app_from_env: the release folder
-API_KEY_FILE_ENV = "FEDREC_SERVE_API_KEY_FILE"  # app_from_env: optional file holding the API key
-TORCH_THREADS_ENV = "FEDREC_SERVE_TORCH_THREADS"  # app_from_env: torch threads per worker
-WATCH_ENV = "FEDREC_SERVE_WATCH_SECONDS"  # app_from_env: how often to look for a new release (0: never)
-WATCH_SECONDS = 2.0  # serve(workers > 1): each worker looks for a new release this often
 PAGE_DIR = Path(__file__).with_name("page")  # the page's files (package data)
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}  # what /page/ serves
 PICTURES = ("group_utility.png", "exposure_curve.png", "popularity.png")  # the audit's pictures (fedrec.release.gatekeeper.PLOTS)
@@ -59,23 +48,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
 
-class NotReady(RequestProblem):
-    status = 503
-
-
-class ReloadRefused(RequestProblem):
-    status = 409
-
-
 class NotFound(RequestProblem):
     status = 404
-
-
-def release_info(service: ReleaseRecommender) -> dict[str, str]:
-    details = service.release.card.get("model_details", {})
-    return {"model": service.kind, "model_sha256": str(service.release.model_sha256 or ""),
-            "verdict": str(service.release.verdict.get("verdict", "")),
-            "released": str(details.get("version", {}).get("date", "")), "folder": str(service.release.folder)}
 
 
 class _Observe:
@@ -146,56 +120,6 @@ def _request_problem(_: Request, exc: RequestProblem) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
 
-class _State:
-    def __init__(self, release_dir: Path, release: Release | None, metrics: Metrics) -> None:
-        self.release_dir = release_dir
-        self.service: ReleaseRecommender | None = None if release is None else ReleaseRecommender(release)
-        self.reload_lock = threading.Lock()
-        self.metrics = metrics
-        self.refused_checksums: str | None = None  # a new release the watcher could not load (not retried)
-
-    def reload(self) -> tuple[ReleaseRecommender, ReleaseRecommender]:
-        """Load the folder again and swap it in: (previous, current); ReloadRefused keeps the old one."""
-        with self.reload_lock:
-            previous = self.service
-            if previous is None:
-                raise NotReady("no release is loaded yet; retry when /readyz answers 200.")
-            try:
-                fresh = ReleaseRecommender(open_release(self.release_dir))
-            except ConfigError as err:
-                self.metrics.count("reloads", "refused")
-                log.warning("reload refused, still serving %s: %s", previous.release.folder, err)
-                raise ReloadRefused(f"the new release was refused and the current one keeps serving: {err}") from None
-            self.service = fresh
-        self.metrics.count("reloads", "swapped")
-        log.info("reloaded: now serving the %s release with model sha256 %s", fresh.kind, str(fresh.release.model_sha256)[:12])
-        return previous, fresh
-
-    def new_release_waiting(self) -> bool:
-        """The folder's checksums differ from the served release's (and were not refused before)."""
-        service = self.service
-        if service is None:
-            return False
-        try:
-            text = (service.release.folder / CHECKSUMS).read_text(encoding="utf-8")
-        except OSError:  # mid-swap, or removed: look again next time
-            return False
-        return text != service.release.checksums and text != self.refused_checksums
-
-    async def watch(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            if not self.new_release_waiting():
-                continue
-            try:
-                await run_in_threadpool(self.reload)
-            except ReloadRefused:
-                try:
-                    self.refused_checksums = (self.service.release.folder / CHECKSUMS).read_text(encoding="utf-8")
-                except OSError:
-                    pass
-
-
 def create_app(release_dir: str | Path, *, api_key: str | None = None, release: Release | None = None,
                torch_threads: int | None = None, watch_seconds: float = 0.0) -> FastAPI:
     """The serving app for the release at ``release_dir`` (loaded in the lifespan, or
@@ -205,7 +129,7 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
     (one request's scoring is too small to gain from more; several workers on few cores
     lose from it). ``watch_seconds`` > 0: look this often for a new release in the folder."""
     metrics = Metrics()
-    state = _State(Path(release_dir), release, metrics)
+    state = LiveRelease(Path(release_dir), release, metrics)
     protected = [Depends(key_checker(api_key))]
 
     @asynccontextmanager
@@ -332,62 +256,3 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
         return {"reloaded": True, "previous": release_info(previous), "current": release_info(fresh)}
 
     return app
-
-
-def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory fedrec.serving.app:app_from_env`` (e.g. several workers): the
-    release from $FEDREC_SERVE_RELEASE, the key from the file in $FEDREC_SERVE_API_KEY_FILE,
-    torch threads from $FEDREC_SERVE_TORCH_THREADS, the watch period from
-    $FEDREC_SERVE_WATCH_SECONDS."""
-    folder = os.environ.get(RELEASE_ENV)
-    if not folder:
-        raise ConfigError(f"set {RELEASE_ENV} to the release folder to serve.")
-    key_file = os.environ.get(API_KEY_FILE_ENV)
-    threads = os.environ.get(TORCH_THREADS_ENV)
-    return create_app(folder, api_key=read_api_key_file(key_file) if key_file else None,
-                      torch_threads=int(threads) if threads else None, watch_seconds=float(os.environ.get(WATCH_ENV) or 0))
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, with fedrec.serving's messages beside its own."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["fedrec.serving"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
-
-
-def serve(release_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None, *,
-          api_key_file: str | Path | None = None, workers: int = 1, torch_threads: int | None = 1,
-          log_level: str = "info") -> None:
-    """Serve the release at ``release_dir`` until interrupted (``fedrec serve``). The release
-    is opened first, so a folder that is not a servable release fails here with its
-    ConfigError before any port is bound. ``port=0`` picks a free port (uvicorn logs it).
-
-    ``workers`` > 1: uvicorn's worker processes, each building its app with
-    ``app_from_env``; the key then reaches them as its file's path (``api_key_file``),
-    never as a value in their environment, and each watches the folder for a new release."""
-    import uvicorn
-
-    if workers < 1:
-        raise ConfigError(f"--workers {workers}: give 1 or more worker processes.")
-    if torch_threads is not None and torch_threads < 1:
-        raise ConfigError(f"--torch-threads {torch_threads}: give 1 or more.")
-    if api_key is None and api_key_file is not None:
-        api_key = read_api_key_file(api_key_file)
-    release = open_release(release_dir)
-    options = dict(host=host, port=port, log_level=log_level, log_config=log_config(), access_log=True, server_header=False)
-    if workers == 1:
-        app = create_app(release_dir, api_key=api_key, release=release, torch_threads=torch_threads)
-        uvicorn.run(app, **options)
-        return
-    if api_key is not None and api_key_file is None:
-        raise ConfigError("several workers read the API key from a file: pass it as --api-key-file.")
-    os.environ[RELEASE_ENV] = str(Path(release_dir).resolve())
-    os.environ[WATCH_ENV] = str(WATCH_SECONDS)
-    os.environ.pop(API_KEY_FILE_ENV, None)
-    if api_key_file is not None:
-        os.environ[API_KEY_FILE_ENV] = str(Path(api_key_file).resolve())
-    if torch_threads:
-        os.environ[TORCH_THREADS_ENV] = str(torch_threads)
-    uvicorn.run("fedrec.serving.app:app_from_env", factory=True, workers=workers, **options)

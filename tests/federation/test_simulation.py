@@ -138,3 +138,20 @@ def test_a_dp_simulation_says_each_thing_once_with_the_time_left(chain_file, tmp
     rounds = [line for line in result.stderr.splitlines() if "[fedrec.server] round " in line]
     assert len(rounds) == 2
     assert re.search(r"~\d+ (s|min) left$", rounds[0]) and "left" not in rounds[1]
+
+
+def test_the_mlp_federates_every_parameter_under_dp(chain_file, tmp_path):
+    """--model mlp through the simulation engine with DP-SGD on each store: every parameter
+    of the pooled encoder travels (no recurrent layer), each store keeps a ledger."""
+    out = tmp_path / "run"
+    result = fedrec("simulate", "--model", "mlp", "--data", str(chain_file), "--num-clients", "2", "--rounds", "2",
+                    *SMALL, "--prior-noise", "0", "--vocab-size", "0", "--dp", "--noise-multiplier", "1.0", "--out", str(out))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["complete"] is True and document["model"] == "mlp"
+    state = torch.load(out / "checkpoints" / "round-0002.pt", weights_only=True)["state"]
+    assert {"pooled.hidden.weight", "pooled.project.weight", "item_embedding.weight", "output.weight"} <= set(state)
+    assert not any(name.startswith("rnn.") for name in state)
+    report = json.loads((out / "privacy" / "report.json").read_text())
+    assert report["epsilon_max"] > 0

@@ -176,3 +176,22 @@ def test_train_runs_the_gate_and_pop_exits_3_without_a_release(shop, tmp_path, c
     assert {"coverage@10", "hr@10_gain_over_popularity"} <= {c["check"] for c in document["release_gate"]["checks"] if not c["passed"]}
     assert (RunDir(out).audit / "audit.json").exists() and not RunDir(out).release.exists()
     assert "release blocked" in capsys.readouterr().err
+
+
+def test_userknn_is_audited_but_never_released(shop, tmp_path, capsys):
+    """userknn holds every customer's history: its audit runs (and here passes, bounds
+    loosened), no release folder appears, and neither an override nor a federation takes it."""
+    run = tmp_path / "userknn"
+    fedrec.train(run, model="userknn", data=str(shop), release_gate=False)
+
+    status = main(["audit", str(run), "--min-hr-gain", "-1", "--min-group-ratio", "none", "--max-arp-ratio", "none",
+                   "--min-coverage", "0"])
+    out = capsys.readouterr().out
+
+    assert status == 0 and "passed" in out and "not released: userknn keeps every customer's history" in out
+    assert not RunDir(run).release.exists()
+    assert json.loads(RunDir(run).metrics.read_text())["release_gate"]["release"] is None
+    assert main(["release", str(run), "--override-reason", "a baseline"]) == 2
+    assert "never released" in capsys.readouterr().err and not RunDir(run).release.exists()
+    assert main(["simulate", "--model", "userknn", "--data", str(shop), "--out", str(tmp_path / "fed")]) == 2
+    assert "never federated or released" in capsys.readouterr().err

@@ -18,7 +18,8 @@ from fedrec import api
 from tests.conftest import anonymized_shop_log
 
 LOOSE_GATE = {"min_hr_gain": -1, "min_group_ratio": None, "max_arp_ratio": None, "min_coverage": 0}
-SMALL = {"pop": {}, "itemknn": {}, "mf": {"epochs": 1, "threads": 1}, "lstm": {"epochs": 1, "dim": 16, "threads": 1}}
+SMALL = {"pop": {}, "itemknn": {}, "mf": {"epochs": 1, "threads": 1}, "lstm": {"epochs": 1, "dim": 16, "threads": 1},
+         "mlp": {"epochs": 1, "dim": 16, "threads": 1}}
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 

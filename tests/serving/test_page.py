@@ -118,7 +118,7 @@ def test_basket_recommendations_similar_items_and_model_card(browser, served, ca
     # the similar items of the first recommendation
     browser.find_element(By.CSS_SELECTOR, "#recommendations > li button.similar").click()
     wait(browser, lambda d: d.find_element(By.ID, "similar-box").is_displayed() and entries(d, "similar"), "no similar items")
-    assert recommended[0] in browser.find_element(By.ID, "similar-title").text
+    assert catalog.loc[recommended[0], "name"] in browser.find_element(By.ID, "similar-title").text  # by its catalog name
     similar = ids_of(browser, "similar")
     assert recommended[0] not in similar and all(i in catalog.index for i in similar)
     assert all(e.text for e in browser.find_elements(By.CSS_SELECTOR, "#similar > li .reason"))

@@ -11,7 +11,7 @@ import pytest
 from fedrec.errors import ConfigError
 from fedrec.release.bundle import CHECKSUMS, checksums
 from fedrec.serving import open_release, serve
-from fedrec.serving.app import API_KEY_FILE_ENV, RELEASE_ENV, app_from_env
+from fedrec.serving.launch import API_KEY_FILE_ENV, RELEASE_ENV, app_from_env
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,13 @@ def test_a_blocked_verdict_is_refused_even_with_matching_checksums(release, tmp_
 def test_serve_refuses_a_bad_folder_before_binding_a_port(tmp_path):
     with pytest.raises(ConfigError, match="not a fedrec release"):
         serve(tmp_path, port=1)  # a port no test may bind: serve must fail before trying
+
+
+@pytest.mark.parametrize(("options", "named"), [({"workers": 0}, "--workers 0"), ({"torch_threads": 0}, "--torch-threads 0"),
+                                                ({"workers": 2, "api_key": "k"}, "--api-key-file")])
+def test_serve_refuses_bad_worker_settings_before_binding_a_port(release, options, named):
+    with pytest.raises(ConfigError, match=named):
+        serve(release, port=1, **options)
 
 
 def test_the_uvicorn_factory_reads_the_release_and_key_file_from_the_environment(release, tmp_path, monkeypatch):

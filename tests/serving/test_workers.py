@@ -93,3 +93,19 @@ def test_each_worker_swaps_in_a_new_release_by_itself(server, folder, releases):
     answers = [httpx.post(url + "/recommend", json={"items": ["1", "4"], "k": 5}, headers={"X-API-Key": KEY}) for _ in range(10)]
     assert {a.status_code for a in answers} == {200} and {a.json()["model"] for a in answers} == {"mf"}
     assert re.search(r"reloaded: now serving the mf release", server[1].read_text())
+
+
+def test_a_broken_release_is_refused_by_each_worker_once_and_the_old_one_keeps_serving(server, folder, releases):
+    url, log = server
+    serving = ready_workers(url, tries=20)
+    replace_release(folder, releases("itemknn"), tamper=True)
+
+    deadline = time.monotonic() + 60
+    while log.read_text().count("reload refused") < 2:
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    time.sleep(3 * 2.0)  # three more watch periods: a refused folder is not tried again
+
+    assert log.read_text().count("reload refused") == 2
+    assert set(ready_workers(url, tries=20).values()) == set(serving.values())
+    assert httpx.post(url + "/recommend", json={"items": ["1"], "k": 3}, headers={"X-API-Key": KEY}).status_code == 200
