@@ -16,6 +16,7 @@ Errors are ``fedrec.errors.FedrecError`` subclasses whose message names the fix.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from fedrec.rundir import RunDir
 
 # Run-level fields that simulate() takes as arguments (out=, resume=), never as options.
 RUN_ARGUMENTS = {"run_dir": "out", "resume": "resume"}
+# serve: one worker per core measured best on 2 cores (docs/results.md, "Serving throughput"); at most 4.
+SERVE_WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))
 # Centralised-training options with no meaning in a federation, and what rules there instead.
 NOT_FEDERATED = {"epochs": ("rounds", "local_epochs"), "patience": ("rounds",), "max_minutes": ("rounds",),
                  "neighbors": ("model mf|lstm",), "similarity": ("model mf|lstm",)}
@@ -151,7 +154,7 @@ def release(run_dir: str | Path, *, override_reason: str) -> dict[str, Any]:
 
 
 def serve(release_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
-          api_key_file: str | Path | None = None, workers: int = 1, torch_threads: int | None = 1) -> None:
+          api_key_file: str | Path | None = None, workers: int = SERVE_WORKERS, torch_threads: int | None = 1) -> None:
     """Serve a release (``fedrec serve``) until interrupted: POST /recommend, GET
     /items/{id}/similar, /model, health and /metrics; a folder that is not a passed (or
     overridden) release with intact checksums is refused before a port is bound."""

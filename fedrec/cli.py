@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from fedrec.rundir import RunDir
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
-# fedrec serve: one worker per core measured best on 2 cores (docs/results.md, serving); at most 4.
-DEFAULT_WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
@@ -149,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
     serve.add_argument("--api-key-file", type=Path, metavar="FILE",
                        help="require this key in the X-API-Key header (health and metrics stay open)")
-    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                       help=f"worker processes (default: {DEFAULT_WORKERS}, this machine's cores up to 4; each watches "
+    serve.add_argument("--workers", type=int, default=api.SERVE_WORKERS,
+                       help=f"worker processes (default: {api.SERVE_WORKERS}, this machine's cores up to 4; each watches "
                        "the folder and swaps in a new release by itself)")
     serve.add_argument("--torch-threads", type=int, default=1,
                        help="torch threads per worker (default: 1; one request is too small to share)")

@@ -204,7 +204,10 @@ class TestMLP(RecommenderContract):
         assert not any(name.startswith("rnn.") for name in model.state())
 
 
-class TestMLPWithAttributes(TestMLP):
+class WithAttributes:
+    """Chain data with catalog attributes, read by the model before it is fitted
+    (``--attribute-buckets``)."""
+
     config_changes = {"attribute_buckets": 16}
 
     def write_data(self, path):
@@ -217,34 +220,21 @@ class TestMLPWithAttributes(TestMLP):
     @pytest.fixture(scope="class")
     def fitted(self, data_split, config):
         data, split = data_split
-        model = create_model("mlp", config, n_users=data.n_users, n_items=data.n_items)
+        model = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
         model.use_item_attributes(data)
         fit_model(model, split)
         return model, split
 
 
-class TestLSTMWithAttributes(RecommenderContract):
-    """Items also read and scored through catalog attributes (``--attribute-buckets``)."""
+class TestMLPWithAttributes(WithAttributes, TestMLP):
+    pass
+
+
+class TestLSTMWithAttributes(WithAttributes, RecommenderContract):
+    """Items also read and scored through catalog attributes."""
 
     model_name = "lstm"
     min_test_hr10 = 0.6
-
-    config_changes = {"attribute_buckets": 16}
-
-    def write_data(self, path):
-        import json
-
-        attributes = {str(item): [item % 4, 10 + item % 3] for item in range(1, 31)}
-        (path.parent / f"{path.stem}_item2attributes.json").write_text(json.dumps(attributes), encoding="utf-8")
-        return write_chain_sequences(path)
-
-    @pytest.fixture(scope="class")
-    def fitted(self, data_split, config):
-        data, split = data_split
-        model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
-        model.use_item_attributes(data)
-        fit_model(model, split)
-        return model, split
 
     def test_attribute_table_is_part_of_the_shared_state(self, fitted):
         model, _ = fitted
