@@ -98,7 +98,7 @@ class SequenceNet(nn.Module):
         both linear in the state, so one matrix product replaces the class spread and most
         of the sparse product (about 3x faster for one request); only the affinity bonus of
         the last item's buckets is added per request."""
-        weights, offsets = self._cached("_scoring_head_cache", self._scoring_head)
+        weights, offsets = self._cached("_scoring_head_cache", self._scoring_head, [*self.parameters(), *self.buffers()])
         scores = torch.addmm(offsets, states.reshape(-1, states.shape[-1]), weights)
         if self.attribute_buckets:
             last_buckets = self.item_attributes[last_items.reshape(-1)]
@@ -125,17 +125,17 @@ class SequenceNet(nn.Module):
             return self.pooled
         if not scoring or isinstance(self.rnn, nn.LSTM):
             return self.rnn
-        return self._cached("_fused_rnn_cache", self._fused_rnn)
+        return self._cached("_fused_rnn_cache", self._fused_rnn, list(self.rnn.parameters()))
 
     def _fused_rnn(self) -> nn.LSTM:
         fused = nn.LSTM(self.rnn.input_size, self.rnn.hidden_size, batch_first=True)
         fused.load_state_dict({k: v for k, v in self.rnn.state_dict().items() if not k.startswith("l")})
         return fused.eval()
 
-    def _cached(self, name: str, build):
-        """``build()``, kept until a parameter or buffer changes (an optimiser step or a
-        loaded state bumps its version)."""
-        version = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+    def _cached(self, name: str, build, inputs: list[torch.Tensor]):
+        """``build()``, kept until one of the tensors it is built from changes (an optimiser
+        step or a loaded state bumps its version)."""
+        version = tuple((t.data_ptr(), t._version) for t in inputs)
         cached = self.__dict__.get(name)
         if cached is None or cached[0] != version:
             with torch.no_grad():
@@ -145,11 +145,8 @@ class SequenceNet(nn.Module):
     def item_bucket_matrix(self) -> torch.Tensor:
         """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table, rebuilt only
         when the table changes."""
-        version = (self.item_attributes.data_ptr(), self.item_attributes._version)
-        cached = self.__dict__.get("_bucket_matrix")
-        if cached is None or cached[0] != version:
-            cached = self.__dict__["_bucket_matrix"] = (version, bucket_matrix(self.item_attributes, self.attribute_buckets))
-        return cached[1]
+        return self._cached("_bucket_matrix", lambda: bucket_matrix(self.item_attributes, self.attribute_buckets),
+                            [self.item_attributes])
 
     def set_attributes(self, attribute_lists: Sequence[Sequence[int]]) -> None:
         """``attribute_lists[i]``: item i's catalog attribute ids (item 0 is padding)."""
