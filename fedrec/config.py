@@ -191,7 +191,23 @@ class FederationConfig(_Mapped):
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
     )
-    touched_rows: bool = _opt(True, "average item-embedding rows only over the clients that changed them")
+    touched_rows: bool | None = _opt(None, "average item-embedding rows only over the clients that changed them")
+    secagg: bool = _opt(
+        False, "secure aggregation (Flower's SecAgg+): stores send masked updates and the server learns only their "
+        "weighted sum (docs/privacy.md); not with touched-rows, Mime, SCAFFOLD or --central-dp",
+    )
+    secagg_shares: int = _opt(
+        0, "secagg: neighbours each store shares its masking keys with, itself included (odd; 0: every sampled store "
+        "up to 11, beyond that 2*ceil(log2 n)+1)",
+    )
+    secagg_clip: float = _opt(
+        1.0, "secagg: largest change of one parameter in one round carried exactly (times the store's weight share); "
+        "larger changes are clipped and counted",
+    )
+    secagg_max_weight: int | None = _opt(
+        None, "secagg: most training examples any store has (its averaging weight); none: the largest store of a "
+        "simulation, or of the previous round when deployed (1e5 in round 1)",
+    )
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
     min_available: int = _opt(1, "clients that must be connected before a round samples (simulate: all)")
     round_timeout: float = _opt(3600.0, "seconds the server waits for replies in a round")
@@ -231,6 +247,15 @@ class FederationConfig(_Mapped):
             raise ConfigError(f"drift_correction={self.drift_correction!r} is not one of auto, none, scaffold, mime.")
         if not 0.0 <= self.mime_momentum < 1.0:
             raise ConfigError(f"mime_momentum={self.mime_momentum} must be in [0, 1).")
+        if self.secagg_shares != 0 and (self.secagg_shares < 3 or self.secagg_shares % 2 == 0):
+            raise ConfigError(
+                f"secagg_shares={self.secagg_shares} must be odd and >= 3 (or 0 for the default): with an even count "
+                "Flower's secaggplus_mod fails on every client (it builds one neighbour more than it makes shares)."
+            )
+        if not 0.0 < self.secagg_clip < float("inf"):
+            raise ConfigError(f"secagg_clip={self.secagg_clip} must be a finite number > 0.")
+        if self.secagg_max_weight is not None and self.secagg_max_weight < 1:
+            raise ConfigError(f"secagg_max_weight={self.secagg_max_weight} must be >= 1.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import Interactions
 from fedrec.federation.drift import check_drift_correction
+from fedrec.federation.secure_aggregation import check_secure_aggregation
 from fedrec.models import create_model, model_class
 from fedrec.privacy.central_dp import check_privacy_modes
 
@@ -14,6 +15,7 @@ def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interac
     """Refuse what cannot work, naming the fix; ``train`` and ``federation`` are resolved."""
     check_privacy_modes(train, federation, uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
+    check_secure_aggregation(train, federation)
     # The model's own checks (vocabulary needs the DP prior, attributes need a catalog with them).
     model = create_model(train.model, train, n_users=0, n_items=catalog.n_items)
     model.use_item_attributes(catalog)

@@ -192,12 +192,25 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
             save_optimizer_state(kept, optimizer_state)
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
-    examples = sum(max(0, len(s) - (1 if train.model in SEQUENCE_MODELS else 0)) for s in split.train)
+    examples = training_examples(split.train, train.model)
     metrics = {wire.NUM_EXAMPLES: int(examples), wire.UNIT_WEIGHT: 1.0, wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
     if ledger is not None:
         metrics[wire.EPSILON] = ledger.epsilon
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
     return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish() if control else None)
+
+
+def training_examples(histories, model: str) -> int:
+    """A client's averaging weight: its training interactions (next-item targets for the
+    sequence models, whose first item of a history predicts nothing)."""
+    return int(sum(max(0, len(h) - (1 if model in SEQUENCE_MODELS else 0)) for h in histories))
+
+
+def largest_client_examples(train: TrainConfig, federation: FederationConfig) -> int:
+    """The most training examples any client of a simulation has (SecAgg+'s max_weight)."""
+    data, partition = partitioned(train, federation)
+    return max(training_examples(leave_one_out(client_interactions(data, partition, index)).train, train.model)
+               for index in range(partition.num_clients))
 
 
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import json
 
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.compat.common import recorddict_compat as compat
 
 from fedrec.config import AuditConfig
 from fedrec.federation import wire
@@ -18,13 +30,31 @@ from fedrec.federation.client import (
     audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client,
 )
 from fedrec.privacy.budget import BudgetExhausted
+from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.privacy.ledger import ClientLedger
 
-app = ClientApp()
+log = logging.getLogger("fedrec.client")
+# In a worker process Opacus' import-time logging.basicConfig gave the root logger a handler;
+# Flower's lines propagated there too, DEBUG included (secaggplus_mod logs every stage).
+set_logger_propagation(FLOWER_LOGGER, False)
+LEGACY_FIT_PARAMETERS = "fitins.parameters"  # the array record of Flower's legacy FitIns layout (--secagg)
+
+def secure_aggregation_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's secaggplus_mod for the train messages of a --secagg run (they carry its
+    protocol record), every other message straight through."""
+    if msg.metadata.message_type == MessageType.TRAIN and RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[secure_aggregation_when_asked])
 
 
 def _site_and_config(msg: Message, context: Context):
-    config = msg.content[wire.CONFIG]
+    return _site_and_config_from(msg.content[wire.CONFIG], context)
+
+
+def _site_and_config_from(config: Mapping[str, Any], context: Context):
     train, federation = wire.config_from_wire(config)
     state_dir = config.get(wire.STATE_DIR)
     site = locate_site(context.node_config, train, federation, state_dir)
@@ -34,6 +64,8 @@ def _site_and_config(msg: Message, context: Context):
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    if LEGACY_FIT_PARAMETERS in msg.content.array_records:
+        return _train_for_secure_aggregation(msg, context)
     site, train_config, federation, round_number = _site_and_config(msg, context)
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
     control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
@@ -49,6 +81,45 @@ def train(msg: Message, context: Context) -> Message:
     if update.control_change is not None:
         reply[wire.CONTROL] = ArrayRecord(update.control_change)
     return Message(content=reply, reply_to=msg)
+
+
+def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
+    """A --secagg round: the global model arrives as legacy FitIns; the reply is a legacy
+    FitRes holding this store's delta (secaggplus_mod weights, clips, quantizes and masks
+    it), its metrics, the coordinates the protocol will clip, and under DP its ledger."""
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    site, train_config, federation, round_number = _site_and_config_from(fitins.config, context)
+    keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
+    received = parameters_to_ndarrays(fitins.parameters)
+    global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
+    try:
+        update = train_client(site, train_config, federation, global_state, round_number)
+    except BudgetExhausted as refusal:  # weight 0: this store adds nothing to the sum
+        deltas = [np.zeros_like(value, dtype=np.float32) for value in received]
+        metrics = {wire.NUM_EXAMPLES: 0, **_legacy_privacy(site.name, refusal.ledger, refused=str(refusal))}
+        return _legacy_fit_reply(msg, deltas, metrics)
+    deltas = [update.shared[key].numpy().astype(np.float32) - value.astype(np.float32) for key, value in zip(keys, received)]
+    max_weight = float(fitins.config[wire.SECAGG_ROUND_MAX_WEIGHT])
+    examples = int(update.metrics[wire.NUM_EXAMPLES])
+    clipped = clipped_coordinates(deltas, examples, max_weight, federation.secagg_clip)
+    if clipped:
+        log.warning("%s round %d: %d coordinates of the update exceed --secagg-clip %g after weighting; SecAgg+ "
+                    "clips them", site.name, round_number, clipped, federation.secagg_clip)
+    metrics = {**update.metrics, wire.SECAGG_CLIPPED: clipped}
+    if update.ledger is not None:
+        metrics.update(_legacy_privacy(site.name, update.ledger))
+    return _legacy_fit_reply(msg, deltas, metrics)
+
+
+def _legacy_fit_reply(msg: Message, deltas: list[np.ndarray], metrics: dict[str, Any]) -> Message:
+    fitres = FitRes(Status(Code.OK, ""), ndarrays_to_parameters(deltas), int(metrics[wire.NUM_EXAMPLES]), metrics)
+    return Message(content=compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
+
+
+def _legacy_privacy(client: str, ledger: ClientLedger, refused: str | None = None) -> dict[str, str]:
+    """The PRIVACY record's entries as flat metrics (the legacy FitRes has no other record)."""
+    return {wire.LEGACY_PRIVACY_PREFIX + key: value
+            for key, value in _privacy_record(client, ledger, refused).items()}
 
 
 @app.query()

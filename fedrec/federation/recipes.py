@@ -44,7 +44,8 @@ CROSS_DEVICE: dict[str, dict[str, Any]] = {
 # tuned for it (docs/results.md, "The MLP federated").
 STORE_RECIPES.update({("mlp", mode): STORE_RECIPES[("lstm", mode)] for mode in ("plain", "dp")})
 CROSS_DEVICE["mlp"] = CROSS_DEVICE["lstm"]
-COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0}
+COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0,
+                          "touched_rows": True}
 
 
 def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
@@ -56,9 +57,12 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
-    mime_fits = train.optimizer == "adam" and not federation.keep_optimizer_state and not federation.central_dp
+    mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not federation.central_dp
+                 and not federation.secagg)
     if recipe["drift_correction"] == MIME and not mime_fits:
         recipe["drift_correction"] = "none"  # the user chose what Mime cannot combine with
+    if federation.secagg:  # both read each store's own update, which SecAgg+ hides (secure_aggregation.check)
+        recipe["touched_rows"] = False
     return recipe
 
 

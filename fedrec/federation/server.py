@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid
 
@@ -27,7 +27,9 @@ from fedrec.federation.prior_round import starts_from_prior, with_popularity_pri
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
 from fedrec.federation.run_record import metrics_document, save_release_candidate
+from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
+from fedrec.federation.traffic import MeteredGrid
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
@@ -43,9 +45,12 @@ log = logging.getLogger("fedrec.server")
 
 
 
-def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig, run_dir: Path) -> dict[str, Any]:
-    """Run (or resume) ``federation.rounds`` rounds; returns the metrics.json document."""
+def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig, run_dir: Path,
+                   context: Context | None = None) -> dict[str, Any]:
+    """Run (or resume) ``federation.rounds`` rounds; returns the metrics.json document.
+    ``context`` is the ServerApp's (``--secagg`` runs Flower's legacy workflow on it)."""
     started = time.perf_counter()
+    grid = MeteredGrid(grid)  # bytes per round, in the run's history
     check_federated(train.model)
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
@@ -73,11 +78,15 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     )
     if checkpoint is None and starts_from_prior(train):
         initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir)
-    clock = {"round_start": time.perf_counter()}
+    clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
+
+    def start_clock() -> None:
+        clock.update(round_start=time.perf_counter(), sent=grid.bytes_sent, received=grid.bytes_received)
+    secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:  # Flower evaluates the initial model first; we skip that
-            clock["round_start"] = time.perf_counter()
+            start_clock()
             return None
         round_number = offset + server_round
         record: dict[str, Any] = {"round": round_number}
@@ -88,6 +97,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if client_metrics:
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
+        record.update(secure_notes.get(server_round, {}))
         if federation.central_dp:
             record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if strategy.privacy_ledgers:
@@ -95,6 +105,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)
             record["epsilon_max"] = max(ledger.epsilon for ledger in strategy.privacy_ledgers.values())
         record["wall_seconds"] = round(time.perf_counter() - clock["round_start"], 3)
+        record["bytes_sent"] = grid.bytes_sent - clock["sent"]  # payload, all stores together
+        record["bytes_received"] = grid.bytes_received - clock["received"]
         history.append(record)
         save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved, server_optimizer_state(strategy)))
         write_json(RunDir(run_dir).metrics, metrics_document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
@@ -108,11 +120,16 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
             f", {left}" if left else "",
         )
-        clock["round_start"] = time.perf_counter()
+        start_clock()
         return MetricRecord({k: float(v) for k, v in record.items() if isinstance(v, (int, float))})
 
     remaining = federation.rounds - offset
-    if remaining > 0:
+    if remaining > 0 and federation.secagg:
+        if context is None:
+            raise ConfigError("--secagg runs Flower's legacy workflow, which needs the ServerApp's context.")
+        run_secure_rounds(grid, context, strategy, federation, initial=ArrayRecord(initial), num_rounds=remaining,
+                          config=message_config, after_round=after_round, round_notes=secure_notes)
+    elif remaining > 0:
         strategy.start(
             grid=grid,
             initial_arrays=ArrayRecord(initial),

@@ -63,6 +63,14 @@ TRAIN_LOSS = "train-loss"
 NUM_USERS = "num-users"
 EPSILON = "epsilon"  # the client's cumulative epsilon after this round (DP)
 
+# --secagg: train messages travel in Flower's legacy FitIns / FitRes layout (what secaggplus_mod
+# masks), which names no arrays and holds metrics as one flat mapping; replies carry deltas.
+SECAGG_KEYS = "secagg-keys"  # the array names, in the order the arrays travel, joined (legacy configs hold no lists)
+SECAGG_KEY_SEPARATOR = " "
+SECAGG_ROUND_MAX_WEIGHT = "secagg-round-max-weight"  # this round's max_weight (weights are examples / it)
+SECAGG_CLIPPED = "secagg-clipped"  # reply metric: coordinates the protocol clips in this store's update
+LEGACY_PRIVACY_PREFIX = "privacy-"  # reply metrics privacy-client, privacy-ledger, privacy-refused
+
 # node_config keys a SuperNode may set (flower-supernode --node-config "...")
 NODE_PARTITION_ID = "partition-id"  # set by the simulation engine
 NODE_NUM_PARTITIONS = "num-partitions"
@@ -73,7 +81,7 @@ NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never lea
 NODE_K_ANONYMITY = "k-anonymity"
 NODE_NAME = "client-name"
 
-WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR)
+WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:

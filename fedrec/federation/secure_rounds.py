@@ -1,0 +1,174 @@
+"""The rounds of a ``--secagg`` run: Flower's SecAggPlusWorkflow inside its DefaultWorkflow.
+
+In flwr 1.41 SecAgg+ runs only on the legacy path (a LegacyContext and a legacy
+``flwr.server.strategy.Strategy``). ``SecureAggregationStrategy`` is that legacy strategy,
+made of the run's own Message-API strategy (fedrec.federation.strategy): sampling, the
+failure floor, the DP ledgers, FedAvgM's or FedAdam's step all stay there. It only changes
+layouts: the global model goes out as legacy FitIns, stores answer with their deltas, and
+the one unmasked weighted mean the workflow hands over comes back as a reply per store, each
+with the mean (so the wrapped weighted average is that mean) and the store's own metrics,
+which SecAgg+ does not mask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.common import (
+    EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays,
+)
+from flwr.server import ServerConfig
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat import LegacyContext
+from flwr.server.compat.grid_client_proxy import GridClientProxy
+from flwr.server.strategy import Strategy as LegacyStrategy
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.serverapp import Grid
+
+from fedrec.config import FederationConfig
+from fedrec.federation import wire
+from fedrec.federation.secure_aggregation import (
+    DEPLOYED_FIRST_MAX_WEIGHT, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
+)
+from fedrec.federation.strategy import TolerantStrategy
+
+log = logging.getLogger("fedrec.server")
+
+AfterRound = Callable[[int, ArrayRecord], MetricRecord | None]
+
+
+class SecureAggregationStrategy(LegacyStrategy):
+    """The legacy face of ``strategy`` for SecAggPlusWorkflow (see the module docstring).
+
+    ``protocol`` is the workflow: its share count, threshold and max_weight are set per round
+    here, in ``configure_fit``, which the workflow calls before it reads them.
+    """
+
+    def __init__(self, strategy: TolerantStrategy, protocol: SecAggPlusWorkflow, *, grid: Grid,
+                 federation: FederationConfig, initial: ArrayRecord, config: ConfigRecord, after_round: AfterRound,
+                 round_notes: dict[int, dict[str, float]]) -> None:
+        self.strategy = strategy
+        self.protocol = protocol
+        self.grid = grid
+        self.federation = federation
+        self.initial = initial
+        self.config = config
+        self.after_round = after_round
+        self.keys = list(initial.keys())
+        self.like = {key: initial[key].numpy() for key in self.keys}  # dtype and shape of each array
+        self.max_weight = federation.secagg_max_weight
+        self.learns_max_weight = self.max_weight is None
+        self.global_arrays = initial
+        self.round_notes = round_notes  # per round: clipped coordinates, error bound (read by after_round)
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        return self._parameters(self.initial)
+
+    def configure_fit(self, server_round: int, parameters: Parameters,
+                      client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        self.global_arrays = self._arrays(parameters)
+        max_weight = self.max_weight or DEPLOYED_FIRST_MAX_WEIGHT
+        config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.keys),
+                               wire.SECAGG_ROUND_MAX_WEIGHT: max_weight})
+        messages = list(self.strategy.configure_train(server_round, self.global_arrays, config, self.grid))
+        shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
+        self.protocol.num_shares, self.protocol.reconstruction_threshold = shares, threshold
+        self.protocol.max_weight = float(max_weight)
+        log.info("round %d: secure aggregation over %d stores, %d neighbours each, %d shares rebuild a key, "
+                 "max weight %d", server_round, len(messages), shares, threshold, max_weight)
+        run_id = self.grid.run.run_id
+        return [
+            (GridClientProxy(m.metadata.dst_node_id, self.grid, run_id), FitIns(parameters, dict(m.content[wire.CONFIG])))
+            for m in messages
+        ]
+
+    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+                      failures: list[Any]) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """``results`` all hold the same parameters: the unmasked example-weighted mean delta."""
+        if not results:
+            return None, {}
+        mean_delta = parameters_to_ndarrays(results[0][1].parameters)
+        mean = ArrayRecord({
+            key: Array((self.global_arrays[key].numpy() + delta.reshape(self.like[key].shape)).astype(self.like[key].dtype))
+            for key, delta in zip(self.keys, mean_delta)
+        })
+        replies = [_as_reply(mean, fitres) for _, fitres in results]
+        examples = [int(fitres.num_examples) for _, fitres in results]
+        self.round_notes[server_round] = {
+            "secagg_clipped": float(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results)),
+            "secagg_error_bound": error_bound(examples, self.protocol.max_weight, self.federation.secagg_clip),
+        }
+        if self.learns_max_weight and max(examples) > 0:
+            self.max_weight = max(examples)  # deployed: the next round's max_weight is this round's largest store
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        return (None if arrays is None else self._parameters(arrays)), dict(metrics or {})
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters,
+                           client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
+        return []  # federated evaluation runs in ``evaluate`` on the Message API (not masked)
+
+    def aggregate_evaluate(self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
+                           failures: list[Any]) -> tuple[float | None, dict[str, Scalar]]:
+        return None, {}
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
+        """After each round (and before round 1): the stores' own evaluation, then the run's
+        book-keeping (``after_round``), in the order Flower's Message-API strategies keep."""
+        arrays = self._arrays(parameters)
+        if server_round > 0:
+            if server_round not in self.round_notes:  # the workflow halted before unmasking
+                sampled = self.strategy.sampled_per_round.get(server_round, 0)
+                self.strategy.failures_per_round[server_round] = sampled
+                log.warning("round %d: secure aggregation halted (a store kept fewer live neighbours than the "
+                            "threshold); keeping the previous model", server_round)
+            evaluation = self.strategy.configure_evaluate(server_round, arrays, self.config, self.grid)
+            replies = self.grid.send_and_receive(list(evaluation), timeout=self.federation.round_timeout)
+            self.strategy.aggregate_evaluate(server_round, replies)
+        self.after_round(server_round, arrays)
+        return None
+
+    def _parameters(self, arrays: ArrayRecord) -> Parameters:
+        return ndarrays_to_parameters([arrays[key].numpy() for key in self.keys])
+
+    def _arrays(self, parameters: Parameters) -> ArrayRecord:
+        values = parameters_to_ndarrays(parameters)
+        return ArrayRecord({key: Array(np.asarray(value, dtype=self.like[key].dtype).reshape(self.like[key].shape))
+                            for key, value in zip(self.keys, values)})
+
+
+def _as_reply(mean: ArrayRecord, fitres: FitRes) -> Message:
+    """A Message-API train reply carrying the securely averaged model and one store's metrics
+    (and its DP ledger), as fedrec's strategies read replies."""
+    metrics = dict(fitres.metrics)
+    privacy = {key[len(wire.LEGACY_PRIVACY_PREFIX):]: metrics.pop(key) for key in list(metrics)
+               if key.startswith(wire.LEGACY_PRIVACY_PREFIX)}
+    content = RecordDict({
+        wire.ARRAYS: mean,
+        wire.METRICS: MetricRecord({key: value for key, value in metrics.items() if isinstance(value, (int, float))}),
+    })
+    if privacy:
+        content[wire.PRIVACY] = ConfigRecord(privacy)
+    return Message(content=content, dst_node_id=0, message_type=MessageType.TRAIN)
+
+
+def run_secure_rounds(grid: Grid, context: Context, strategy: TolerantStrategy, federation: FederationConfig, *,
+                      initial: ArrayRecord, num_rounds: int, config: ConfigRecord, after_round: AfterRound,
+                      round_notes: dict[int, dict[str, float]]) -> None:
+    """``num_rounds`` rounds under SecAgg+; ``round_notes`` gets each round's clipped
+    coordinates and error bound before ``after_round`` runs."""
+    protocol = SecAggPlusWorkflow(
+        num_shares=3, reconstruction_threshold=2,  # placeholders: set per round from the sample
+        clipping_range=federation.secagg_clip, quantization_range=QUANTIZATION_RANGE, modulus_range=MODULUS_RANGE,
+        timeout=federation.round_timeout,
+    )
+    legacy = SecureAggregationStrategy(strategy, protocol, grid=grid, federation=federation, initial=initial,
+                                       config=config, after_round=after_round, round_notes=round_notes)
+    context = LegacyContext(context=context, config=ServerConfig(num_rounds=num_rounds, round_timeout=federation.round_timeout),
+                            strategy=legacy)
+    DefaultWorkflow(fit_workflow=protocol)(grid, context)
