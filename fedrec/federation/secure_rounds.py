@@ -12,7 +12,6 @@ which SecAgg+ does not mask.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Callable
 
@@ -34,7 +33,7 @@ from flwr.serverapp import Grid
 from fedrec.config import FederationConfig
 from fedrec.federation import wire
 from fedrec.federation.secure_aggregation import (
-    DEPLOYED_FIRST_MAX_WEIGHT, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
+    DEPLOYED_FIRST_MAX_WEIGHT, FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
 )
 from fedrec.federation.strategy import TolerantStrategy
 
@@ -77,6 +76,10 @@ class SecureAggregationStrategy(LegacyStrategy):
         config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.keys),
                                wire.SECAGG_ROUND_MAX_WEIGHT: max_weight})
         messages = list(self.strategy.configure_train(server_round, self.global_arrays, config, self.grid))
+        if len(messages) < FEWEST_STORES:
+            log.warning("round %d: %d stores sampled; secure aggregation needs at least %d (with two, each learns the "
+                        "other's update from the sum), so the round is skipped", server_round, len(messages), FEWEST_STORES)
+            return []
         shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
         self.protocol.num_shares, self.protocol.reconstruction_threshold = shares, threshold
         self.protocol.max_weight = float(max_weight)
@@ -125,8 +128,8 @@ class SecureAggregationStrategy(LegacyStrategy):
             if server_round not in self.round_notes:  # the workflow halted before unmasking
                 sampled = self.strategy.sampled_per_round.get(server_round, 0)
                 self.strategy.failures_per_round[server_round] = sampled
-                log.warning("round %d: secure aggregation halted (a store kept fewer live neighbours than the "
-                            "threshold); keeping the previous model", server_round)
+                log.warning("round %d: secure aggregation did not complete (too few stores, or one kept fewer live "
+                            "neighbours than the threshold); keeping the previous model", server_round)
             evaluation = self.strategy.configure_evaluate(server_round, arrays, self.config, self.grid)
             replies = self.grid.send_and_receive(list(evaluation), timeout=self.federation.round_timeout)
             self.strategy.aggregate_evaluate(server_round, replies)
