@@ -205,8 +205,8 @@ class FederationConfig(_Mapped):
         "larger changes are clipped and counted",
     )
     secagg_max_weight: int | None = _opt(
-        None, "secagg: most training examples any store has (its averaging weight); none: the largest store of a "
-        "simulation, or of the previous round when deployed (1e5 in round 1)",
+        None, "secagg: most training examples any store has (weights are examples / this); none: each round's "
+        "largest sampled store, asked before its first round",
     )
     min_clients: int = _opt(1, "fewest successful client replies for a round to update the model")
     min_available: int = _opt(1, "clients that must be connected before a round samples (simulate: all)")

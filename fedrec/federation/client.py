@@ -206,13 +206,6 @@ def training_examples(histories, model: str) -> int:
     return int(sum(max(0, len(h) - (1 if model in SEQUENCE_MODELS else 0)) for h in histories))
 
 
-def largest_client_examples(train: TrainConfig, federation: FederationConfig) -> int:
-    """The most training examples any client of a simulation has (SecAgg+'s max_weight)."""
-    data, partition = partitioned(train, federation)
-    return max(training_examples(leave_one_out(client_interactions(data, partition, index)).train, train.model)
-               for index in range(partition.num_clients))
-
-
 def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:
     """This client's share of the DP popularity prior (noisy user-level counts), recorded
     in its privacy ledger before it leaves."""

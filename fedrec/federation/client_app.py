@@ -25,12 +25,13 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.compat.common import recorddict_compat as compat
 
 from fedrec.config import AuditConfig
+from fedrec.data import leave_one_out
 from fedrec.federation import wire
 from fedrec.federation.client import (
-    audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client,
+    audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client, training_examples,
 )
-from fedrec.privacy.budget import BudgetExhausted
 from fedrec.federation.secure_aggregation import clipped_coordinates
+from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.client")
@@ -120,6 +121,15 @@ def _legacy_privacy(client: str, ledger: ClientLedger, refused: str | None = Non
     """The PRIVACY record's entries as flat metrics (the legacy FitRes has no other record)."""
     return {wire.LEGACY_PRIVACY_PREFIX + key: value
             for key, value in _privacy_record(client, ledger, refused).items()}
+
+
+@app.query(wire.TRAINING_EXAMPLES)
+def query_training_examples(msg: Message, context: Context) -> Message:
+    """--secagg, before a store's first round: its averaging weight, so that the protocol's
+    max_weight is the largest store's (every train reply states it in clear too)."""
+    site, train_config, _, _ = _site_and_config(msg, context)
+    examples = training_examples(leave_one_out(site.data).train, train_config.model)
+    return Message(content=RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: examples})}), reply_to=msg)
 
 
 @app.query()

@@ -20,7 +20,6 @@ from fedrec.federation.scaffold import SCAFFOLD
 QUANTIZATION_RANGE = 2**22  # Flower's default: integer steps across [-clip, clip]
 MODULUS_RANGE = 2**32  # Flower's default (its maximum): masks and sums live modulo this
 FULL_GRAPH_UP_TO = 11  # stores per round up to which every store is every other's neighbour
-DEPLOYED_FIRST_MAX_WEIGHT = 100_000  # round 1 of a deployment with no --secagg-max-weight
 FEWEST_STORES = 3  # with two, either store can subtract its own update from the sum
 
 

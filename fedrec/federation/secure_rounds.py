@@ -33,7 +33,7 @@ from flwr.serverapp import Grid
 from fedrec.config import FederationConfig
 from fedrec.federation import wire
 from fedrec.federation.secure_aggregation import (
-    DEPLOYED_FIRST_MAX_WEIGHT, FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
+    FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
 )
 from fedrec.federation.strategy import TolerantStrategy
 
@@ -61,8 +61,7 @@ class SecureAggregationStrategy(LegacyStrategy):
         self.after_round = after_round
         self.keys = list(initial.keys())
         self.like = {key: initial[key].numpy() for key in self.keys}  # dtype and shape of each array
-        self.max_weight = federation.secagg_max_weight
-        self.learns_max_weight = self.max_weight is None
+        self.store_examples: dict[int, int] = {}  # node id -> training examples (its averaging weight)
         self.global_arrays = initial
         self.round_notes = round_notes  # per round: clipped coordinates, error bound (read by after_round)
 
@@ -72,14 +71,18 @@ class SecureAggregationStrategy(LegacyStrategy):
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         self.global_arrays = self._arrays(parameters)
-        max_weight = self.max_weight or DEPLOYED_FIRST_MAX_WEIGHT
-        config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.keys),
-                               wire.SECAGG_ROUND_MAX_WEIGHT: max_weight})
+        config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.keys)})
         messages = list(self.strategy.configure_train(server_round, self.global_arrays, config, self.grid))
         if len(messages) < FEWEST_STORES:
             log.warning("round %d: %d stores sampled; secure aggregation needs at least %d (with two, each learns the "
                         "other's update from the sum), so the round is skipped", server_round, len(messages), FEWEST_STORES)
             return []
+        max_weight = self.federation.secagg_max_weight or self._largest_weight([m.metadata.dst_node_id for m in messages])
+        if max_weight is None:
+            log.warning("round %d: no sampled store said how many examples it trains on; the round is skipped", server_round)
+            return []
+        for message in messages:
+            message.content[wire.CONFIG][wire.SECAGG_ROUND_MAX_WEIGHT] = max_weight
         shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
         self.protocol.num_shares, self.protocol.reconstruction_threshold = shares, threshold
         self.protocol.max_weight = float(max_weight)
@@ -107,10 +110,24 @@ class SecureAggregationStrategy(LegacyStrategy):
             "secagg_clipped": float(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results)),
             "secagg_error_bound": error_bound(examples, self.protocol.max_weight, self.federation.secagg_clip),
         }
-        if self.learns_max_weight and max(examples) > 0:
-            self.max_weight = max(examples)  # deployed: the next round's max_weight is this round's largest store
+        self.store_examples.update({proxy.node_id: int(fitres.num_examples) for proxy, fitres in results
+                                    if fitres.num_examples > 0})  # a store's data may change between rounds
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         return (None if arrays is None else self._parameters(arrays)), dict(metrics or {})
+
+    def _largest_weight(self, node_ids: list[int]) -> int | None:
+        """The largest averaging weight among these stores; stores not heard from yet are
+        asked first (a query answered with the number every train reply states in clear)."""
+        unknown = [node for node in node_ids if node not in self.store_examples]
+        if unknown:
+            content = RecordDict({wire.CONFIG: self.config})
+            asked = [Message(content=content, dst_node_id=node, message_type=f"{MessageType.QUERY}.{wire.TRAINING_EXAMPLES}")
+                     for node in unknown]
+            for reply in self.grid.send_and_receive(asked, timeout=self.federation.round_timeout):
+                if not reply.has_error():
+                    self.store_examples[reply.metadata.src_node_id] = int(reply.content[wire.METRICS][wire.NUM_EXAMPLES])
+        known = [self.store_examples[node] for node in node_ids if node in self.store_examples]
+        return max(known) if known and max(known) > 0 else None
 
     def configure_evaluate(self, server_round: int, parameters: Parameters,
                            client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:

@@ -15,7 +15,7 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
 from fedrec.federation.checks import check_run
-from fedrec.federation.client import check_federated, largest_client_examples, partitioned, shared_dataset
+from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.store_logs import anonymize_stores
@@ -77,8 +77,6 @@ def simulate(
         )
     # Sample from all virtual clients, not from those registered first.
     federation = dataclasses.replace(federation, min_available=partition.num_clients)
-    if federation.secagg and federation.secagg_max_weight is None:  # the simulation sees every store's size
-        federation = dataclasses.replace(federation, secagg_max_weight=largest_client_examples(train, federation))
     import ray
     from flwr.simulation import run_simulation
 

@@ -65,6 +65,7 @@ EPSILON = "epsilon"  # the client's cumulative epsilon after this round (DP)
 
 # --secagg: train messages travel in Flower's legacy FitIns / FitRes layout (what secaggplus_mod
 # masks), which names no arrays and holds metrics as one flat mapping; replies carry deltas.
+TRAINING_EXAMPLES = "training_examples"  # query action: a store's averaging weight (its replies carry it anyway)
 SECAGG_KEYS = "secagg-keys"  # the array names, in the order the arrays travel, joined (legacy configs hold no lists)
 SECAGG_KEY_SEPARATOR = " "
 SECAGG_ROUND_MAX_WEIGHT = "secagg-round-max-weight"  # this round's max_weight (weights are examples / it)

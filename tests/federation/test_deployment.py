@@ -64,8 +64,9 @@ def group_members(pgid: int) -> list[int]:
 class Federation:
     """One SuperLink (TLS, node auth) and one SuperNode per store, all on 127.0.0.1."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, stores: tuple[str, ...] = STORES) -> None:
         self.root, self.certs, self.logs = root, root / "certs", root / "logs"
+        self.stores = stores
         self.logs.mkdir()
         self.address = f"127.0.0.1:{free_port()}"
         self.procs: dict[str, subprocess.Popen] = {}
@@ -84,10 +85,10 @@ class Federation:
         self.catalog = root / "catalog.txt"
         self.catalog.write_text("\n".join([*lines, "1000 31 32 33 34 35"]) + "\n")
         self.store_data = {}
-        for index, store in enumerate(STORES):
+        for index, store in enumerate(stores):
             (root / store).mkdir()
             self.store_data[store] = root / store / "data.txt"
-            self.store_data[store].write_text("\n".join(lines[index :: len(STORES)]) + "\n")
+            self.store_data[store].write_text("\n".join(lines[index :: len(stores)]) + "\n")
 
     def start(self, name: str, *command: str) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "w") as log:
@@ -105,7 +106,7 @@ class Federation:
         return result
 
     def up(self) -> None:
-        self.cli("fedrec", "certs", "--out", "certs", "--host", "127.0.0.1", "--host", "localhost", "--nodes", *STORES)
+        self.cli("fedrec", "certs", "--out", "certs", "--host", "127.0.0.1", "--host", "localhost", "--nodes", *self.stores)
         host, port = self.address.split(":")
         self.start(
             "superlink", "flower-superlink",
@@ -119,14 +120,14 @@ class Federation:
             f'[superlink]\ndefault = "fedrec"\n\n[superlink.fedrec]\naddress = "{self.address}"\n'
             f'root-certificates = "{self.certs}/ca.crt"\n'
         )
-        for store in STORES:
+        for store in self.stores:
             registered = self.cli("flwr", "supernode", "register", f"{self.certs}/{store}.pub", "fedrec", "--format", "json")
             assert json.loads(registered.stdout)["success"], registered.stdout
             self.start_supernode(store, self.certs / f"{store}.key")
-        wait_for(lambda: sorted(self.node_statuses()) == ["online", "online"], 180, "both SuperNodes online")
+        wait_for(lambda: self.node_statuses() == ["online"] * len(self.stores), 180, "every SuperNode online")
 
     def start_supernode(self, name: str, key: Path, *, trust_ca: bool = True) -> subprocess.Popen:
-        data = self.store_data.get(name, self.store_data[STORES[0]])
+        data = self.store_data.get(name, self.store_data[self.stores[0]])
         trust = ["--root-certificates", f"{self.certs}/ca.crt"] if trust_ca else []
         return self.start(
             name, "flower-supernode", *trust, "--superlink", self.address, "--port", str(free_port()),
@@ -172,7 +173,15 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 @pytest.fixture
 def federation(tmp_path):
-    fed = Federation(tmp_path)
+    yield from _running(Federation(tmp_path))
+
+
+@pytest.fixture
+def three_stores(tmp_path):
+    yield from _running(Federation(tmp_path, ("store-a", "store-b", "store-c")))
+
+
+def _running(fed: Federation):
     try:
         yield fed
     finally:
@@ -252,3 +261,26 @@ def test_killing_one_supernode_mid_run_does_not_stop_the_run(federation):
     assert any(r["failures"] >= 1 for r in document["rounds"][1:])
     assert (federation.root / "store-a" / "client_state" / "store-a.pt").is_file()
     assert not (run_dir / "client_state").exists()  # the server's path is not the nodes' disk
+
+
+def test_secure_aggregation_over_tls_survives_a_store_leaving(three_stores):
+    """SecAgg+ over TLS with node auth: three stores, so the sum hides each one. Round 1 with
+    all three; then one SuperNode is killed: a round it was sampled for completes through
+    SecAgg+'s dropout recovery or fails cleanly, and the run carries on to the end."""
+    three_stores.up()
+    run_dir = three_stores.root / "run"
+    run = three_stores.start(
+        "flwr-run", *three_stores.run_command(run_dir, "model='lstm' rounds=2 secagg=true round-timeout=20")
+    )
+    wait_for(lambda: len(read_metrics(run_dir)["rounds"]) >= 1 or run.poll() is not None, 600, "round 1")
+    three_stores.kill("store-c")
+
+    run.wait(timeout=900)
+    document = read_metrics(run_dir)
+    assert document.get("complete") is True, "the run did not complete"
+    rounds = document["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2], rounds
+    assert rounds[0]["failures"] == 0 and rounds[0]["secagg_clipped"] == 0, rounds
+    assert 0 < rounds[0]["secagg_error_bound"] < 1e-4, rounds  # max_weight is the largest store's, asked first
+    assert rounds[1]["failures"] == 1, rounds  # store-c's missing replies
+    assert (run_dir / "checkpoints" / "round-0002.pt").is_file()
