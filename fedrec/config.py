@@ -201,8 +201,8 @@ class FederationConfig(_Mapped):
         "up to 11, beyond that 2*ceil(log2 n)+1)",
     )
     secagg_clip: float = _opt(
-        1.0, "secagg: largest change of one parameter in one round carried exactly (times the store's weight share); "
-        "larger changes are clipped and counted",
+        8.0, "secagg: largest change of one parameter in one round (times the store's weight / max weight) that "
+        "SecAgg+ carries; larger ones are clipped and counted (Beauty, round 1: MF up to 3.7, LSTM 0.9)",
     )
     secagg_max_weight: int | None = _opt(
         None, "secagg: most training examples any store has (weights are examples / this); none: each round's "

@@ -282,5 +282,5 @@ def test_secure_aggregation_over_tls_survives_a_store_leaving(three_stores):
     assert [r["round"] for r in rounds] == [1, 2], rounds
     assert rounds[0]["failures"] == 0 and rounds[0]["secagg_clipped"] == 0, rounds
     assert 0 < rounds[0]["secagg_error_bound"] < 1e-4, rounds  # max_weight is the largest store's, asked first
-    assert rounds[1]["failures"] == 1, rounds  # store-c's missing replies
+    assert rounds[1]["failures"] >= 1, rounds  # store-c: its missing replies (recovered by SecAgg+), or a skipped round
     assert (run_dir / "checkpoints" / "round-0002.pt").is_file()
