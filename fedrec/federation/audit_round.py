@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedrec.audit.gate import gate
@@ -46,6 +46,7 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.client import shared_dataset
 from fedrec.federation.prior_round import wait_for_nodes
+from fedrec.federation.secure_rounds import secure_sum
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_run import DP_PRIOR, NO_PRIOR, TRAINING_COUNTS, finish_audits
 
@@ -89,17 +90,22 @@ def audit_popularity(train: TrainConfig, run_dir: Path, item_counts: Sequence[np
 
 
 def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig, state: Mapping[str, torch.Tensor],
-                    message_config: ConfigRecord, config: AuditConfig, *, run_dir: Path
+                    message_config: ConfigRecord, config: AuditConfig, *, run_dir: Path, context: Context | None = None,
                     ) -> tuple[dict[str, Any], np.ndarray | None, str]:
     """The audit document of the model ``state`` (same shape as ``fedrec audit``'s), from sums
     the clients compute on their own test users, and the popularity it used with its source
-    (what the release's fallback ranking may reuse); nothing is written here."""
+    (what the release's fallback ranking may reuse); nothing is written here. Under --secagg
+    (``context``: the ServerApp's) the item counts are summed by SecAgg+."""
     started = time.perf_counter()
     nodes = wait_for_nodes(grid, federation.min_available, federation.round_timeout)
     counted = _ask(grid, nodes, wire.AUDIT_COUNTS, RecordDict({wire.CONFIG: message_config}), federation.round_timeout)
     threshold = threshold_of(summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted]))
-    popularity, source = audit_popularity(
-        train, run_dir, [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp])
+    if federation.secagg and not train.dp:  # the item counts as SecAgg+ sums them: no store's own reaches the server
+        item_counts = [secure_sum(grid, context, federation, [m.metadata.src_node_id for m in counted], message_config,
+                                  wire.ITEM_COUNTS)]
+    else:
+        item_counts = [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp]
+    popularity, source = audit_popularity(train, run_dir, item_counts)
     counted_at = time.perf_counter()
     content = RecordDict({
         wire.ARRAYS: ArrayRecord(dict(state)), wire.CONFIG: message_config,

@@ -223,14 +223,16 @@ def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str
     return {**metrics, wire.NUM_EXAMPLES: site.data.n_users}
 
 
-def audit_counts(site: ClientSite, train: TrainConfig) -> dict[str, np.ndarray]:
+def audit_counts(site: ClientSite, train: TrainConfig, federation: FederationConfig, *, secure: bool = False
+                 ) -> dict[str, np.ndarray]:
     """The federated audit's first answer: how many test users have each train-history
     length (the server finds the activity threshold on the sum) and, without DP, this
-    client's training interactions per item (the server sums them into the popularity)."""
+    client's training interactions per item (the server sums them into the popularity);
+    under --secagg those go only into a secure sum (``secure``), never in clear."""
     split = leave_one_out(site.data)
     lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
     found = {wire.HISTORY_LENGTHS: np.bincount(lengths).astype(np.int64)}
-    if not train.dp:  # under DP popularity comes only from the accounted release (the prior)
+    if not train.dp and (secure or not federation.secagg):  # under DP popularity is only the accounted release (the prior)
         found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
     return found
 

@@ -90,6 +90,8 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     it), its metrics, the coordinates the protocol will clip, and under DP its ledger."""
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     site, train_config, federation, round_number = _site_and_config_from(fitins.config, context)
+    if wire.SECURE_SUM in fitins.config:
+        return _secure_sum_reply(msg, site, train_config, federation, fitins.config)
     keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
     received = parameters_to_ndarrays(fitins.parameters)
     global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
@@ -110,6 +112,17 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     if update.ledger is not None:
         metrics.update(_legacy_privacy(site.name, update.ledger))
     return _legacy_fit_reply(msg, deltas, metrics)
+
+
+def _secure_sum_reply(msg: Message, site, train_config, federation, config: Mapping[str, Any]) -> Message:
+    """A secure sum's answer: the vector the server asked for, at weight 1, entries above
+    the protocol's clip counted (the server then knows the sum is a lower bound there)."""
+    action = str(config[wire.SECURE_SUM])
+    if action != wire.ITEM_COUNTS:
+        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}")
+    vector = audit_counts(site, train_config, federation, secure=True)[wire.ITEM_COUNTS].astype(np.float64)
+    clipped = int(np.count_nonzero(vector > float(config[wire.SECURE_SUM_CLIP])))
+    return _legacy_fit_reply(msg, [vector], {wire.NUM_EXAMPLES: 1, wire.SECAGG_CLIPPED: clipped})
 
 
 def _legacy_fit_reply(msg: Message, deltas: list[np.ndarray], metrics: dict[str, Any]) -> Message:
@@ -162,8 +175,8 @@ def evaluate(msg: Message, context: Context) -> Message:
 @app.query(wire.AUDIT_COUNTS)
 def query_audit_counts(msg: Message, context: Context) -> Message:
     """The federated audit's first query: history-length histogram (and item counts without DP)."""
-    site, train_config, _, _ = _site_and_config(msg, context)
-    arrays = ArrayRecord({name: Array(values) for name, values in audit_counts(site, train_config).items()})
+    site, train_config, federation, _ = _site_and_config(msg, context)
+    arrays = ArrayRecord({name: Array(values) for name, values in audit_counts(site, train_config, federation).items()})
     reply = RecordDict({wire.ARRAYS: arrays, wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users})})
     return Message(content=reply, reply_to=msg)
 

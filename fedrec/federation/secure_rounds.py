@@ -13,6 +13,7 @@ which SecAgg+ does not mask.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -31,6 +32,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 
 from fedrec.config import FederationConfig
+from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.secure_aggregation import (
     FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
@@ -192,3 +194,72 @@ def run_secure_rounds(grid: Grid, context: Context, strategy: TolerantStrategy, 
     context = LegacyContext(context=context, config=ServerConfig(num_rounds=num_rounds, round_timeout=federation.round_timeout),
                             strategy=legacy)
     DefaultWorkflow(fit_workflow=protocol)(grid, context)
+
+
+class SecureSum(LegacyStrategy):
+    """One SecAgg+ exchange that sums a non-negative integer vector over ``nodes`` (what
+    ``action`` names, answered by each store's train handler): the per-store vectors never
+    reach the server. Each store sends weight 1 and clips at ``clip``, chosen so that the
+    stochastic rounding of all stores together stays below half a unit: the sum is exact."""
+
+    def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str) -> None:
+        self.grid, self.nodes, self.config, self.action = grid, nodes, config, action
+        self.total: np.ndarray | None = None
+        self.clipped = 0
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        return ndarrays_to_parameters([])
+
+    def configure_fit(self, server_round: int, parameters: Parameters,
+                      client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        config = {**self.config, wire.SECURE_SUM: self.action, wire.SECAGG_ROUND_MAX_WEIGHT: 1}
+        run_id = self.grid.run.run_id
+        return [(GridClientProxy(node, self.grid, run_id), FitIns(parameters, config)) for node in self.nodes]
+
+    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
+                      failures: list[Any]) -> tuple[Parameters | None, dict[str, Scalar]]:
+        if results:  # the workflow hands over the mean over the stores that sent (weights 1)
+            mean = parameters_to_ndarrays(results[0][1].parameters)[0]
+            self.total = np.rint(mean * len(results)).astype(np.int64)
+            self.clipped = int(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results))
+        return None, {}
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters,
+                           client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
+        return []
+
+    def aggregate_evaluate(self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
+                           failures: list[Any]) -> tuple[float | None, dict[str, Scalar]]:
+        return None, {}
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
+        return None
+
+
+def exact_sum_clip(stores: int) -> float:
+    """The largest clip at which ``stores`` stochastic roundings stay below half a unit."""
+    return float(math.floor((QUANTIZATION_RANGE / (4 * stores)) - 1))
+
+
+def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes: list[int], config: ConfigRecord,
+               action: str) -> np.ndarray:
+    """The exact sum over ``nodes`` of the integer vector ``action`` names, under SecAgg+."""
+    if len(nodes) < FEWEST_STORES:
+        raise ConfigError(f"a secure sum over {len(nodes)} stores would give each the other's vector; it needs "
+                          f"at least {FEWEST_STORES}.")
+    shares, threshold = protocol_sizes(len(nodes), federation.secagg_shares)
+    clip = exact_sum_clip(len(nodes))
+    protocol = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold, max_weight=1.0,
+                                  clipping_range=clip, quantization_range=QUANTIZATION_RANGE,
+                                  modulus_range=MODULUS_RANGE, timeout=federation.round_timeout)
+    summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip}), action)
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1, round_timeout=federation.round_timeout),
+                           strategy=summing)
+    DefaultWorkflow(fit_workflow=protocol)(grid, legacy)
+    if summing.total is None:
+        raise ConfigError(f"the secure sum of {action} did not complete (stores dropped below the threshold); "
+                          "see the server log, or rerun with --no-release-gate and audit where the data is.")
+    if summing.clipped:
+        log.warning("secure sum of %s: %d entries above %g were clipped (the sum is a lower bound there)",
+                    action, summing.clipped, clip)
+    return summing.total

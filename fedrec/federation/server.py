@@ -149,18 +149,18 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     write_json(RunDir(run_dir).metrics, document)
     if train.release_gate and remaining > 0 and document["reported_round"] is not None:
         document["release_gate"] = gate_reported_model(grid, train, federation, message_config, run_dir,
-                                                       document["reported_round"])
+                                                       document["reported_round"], context)
     return document
 
 
 def gate_reported_model(grid: Grid, train: TrainConfig, federation: FederationConfig, message_config: ConfigRecord,
-                        run_dir: Path, reported_round: int) -> dict[str, Any]:
+                        run_dir: Path, reported_round: int, context: Context | None = None) -> dict[str, Any]:
     """The release gate on model.pt's round (not necessarily the last): the federated audit,
     written to DIR/audit/, then DIR/release/ when it passes. The verdict goes to the log and
     to metrics.json (``release_gate``), which this returns."""
     state = load_checkpoint(checkpoint_path(run_dir, reported_round)).state
     document, popularity, source = federated_audit(grid, train, federation, state, message_config, AuditConfig(),
-                                                   run_dir=run_dir)
+                                                   run_dir=run_dir, context=context)
     write_audit(RunDir(run_dir), document)
     log.info("release gate on round %d: %s", reported_round, verdict_line(document))
     # Under `flwr run` only Flower's logger reaches the stream the user reads: say it there too.

@@ -69,6 +69,8 @@ TRAINING_EXAMPLES = "training_examples"  # query action: a store's averaging wei
 SECAGG_KEYS = "secagg-keys"  # the array names, in the order the arrays travel, joined (legacy configs hold no lists)
 SECAGG_KEY_SEPARATOR = " "
 SECAGG_ROUND_MAX_WEIGHT = "secagg-round-max-weight"  # this round's max_weight (weights are examples / it)
+SECURE_SUM = "secure-sum"  # a one-off SecAgg+ exchange: which integer vector to sum (ITEM_COUNTS)
+SECURE_SUM_CLIP = "secure-sum-clip"  # its per-entry clip (exact sums: stores x rounding < 1/2)
 SECAGG_CLIPPED = "secagg-clipped"  # reply metric: coordinates the protocol clips in this store's update
 LEGACY_PRIVACY_PREFIX = "privacy-"  # reply metrics privacy-client, privacy-ledger, privacy-refused
 
@@ -82,7 +84,7 @@ NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never lea
 NODE_K_ANONYMITY = "k-anonymity"
 NODE_NAME = "client-name"
 
-WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT)
+WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:

@@ -79,9 +79,11 @@ def test_error_bound_grows_with_the_clip_and_shrinks_with_the_weights():
 def test_a_secagg_round_gives_the_plain_model_within_the_stated_error(chain_file, tmp_path, model):
     """Five stores, one round, once under SecAgg+ and once in clear with the same recipe:
     the global models agree within the run's own error bound (plus float32 rounding), and
-    every tensor the server wrote is a global one."""
+    every tensor the server wrote is a global one. With the release gate (LSTM), the audit's
+    item popularity, summed by SecAgg+, is the exact one."""
+    gate = [flag for flag in SMALL if flag != "--no-release-gate"] if model == "lstm" else SMALL
     common = ["--model", model, "--data", str(chain_file), "--partition", "store", "--num-clients", "5",
-              "--rounds", "1", "--local-epochs", "1", *SMALL]
+              "--rounds", "1", "--local-epochs", "1", *gate]
     runs = {}
     for name, extra in (("secure", ["--secagg"]), ("plain", ["--no-touched-rows", "--drift-correction", "none"])):
         runs[name] = tmp_path / name
@@ -110,3 +112,8 @@ def test_a_secagg_round_gives_the_plain_model_within_the_stated_error(chain_file
         tensors = {name: tensor for name, tensor in {**saved["state"], **saved.get("server_optimizer", {})}.items()
                    if tensor.numel() > 0}  # MF's release holds an empty user table: users stay on their stores
         assert set(tensors) <= globals_only, path
+    if model == "lstm":
+        audits = {name: json.loads((run / "audit" / "audit.json").read_text()) for name, run in runs.items()}
+        assert audits["secure"]["popularity"]["popularity_source"] == "training-interactions"
+        assert audits["secure"]["popularity"]["head_items"] == audits["plain"]["popularity"]["head_items"]
+        assert audits["secure"]["popularity"]["arp_consumed"] == audits["plain"]["popularity"]["arp_consumed"]
