@@ -191,7 +191,7 @@ class FederationConfig(_Mapped):
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
     )
-    touched_rows: bool | None = _opt(None, "average item-embedding rows only over the clients that changed them")
+    touched_rows: bool | None = _opt(None, "average item-embedding rows only over the clients that changed them (off under --secagg)")
     secagg: bool = _opt(
         False, "secure aggregation (Flower's SecAgg+): stores send masked updates and the server learns only their "
         "weighted sum (docs/privacy.md); not with touched-rows, Mime, SCAFFOLD or --central-dp",
