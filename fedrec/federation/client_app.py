@@ -2,13 +2,13 @@
 
 Everything a client needs to know about the run arrives in the message's config record;
 where its data lives comes from its node config (simulation: partition-id; a deployed
-SuperNode: data-path, optional state-dir and client-name).
+SuperNode: data-path, optional state-dir and client-name). Under --secagg, train messages
+pass Flower's secaggplus_mod and arrive in the legacy FitIns layout, which this app also reads.
 """
 
 from __future__ import annotations
 
 import json
-
 import logging
 from typing import Any, Mapping
 
@@ -24,11 +24,12 @@ from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.compat.common import recorddict_compat as compat
 
-from fedrec.config import AuditConfig
+from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.federation import wire
 from fedrec.federation.client import (
-    audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client, training_examples,
+    ClientSite, audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client,
+    training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.privacy.budget import BudgetExhausted
@@ -39,6 +40,7 @@ log = logging.getLogger("fedrec.client")
 # Flower's lines propagated there too, DEBUG included (secaggplus_mod logs every stage).
 set_logger_propagation(FLOWER_LOGGER, False)
 LEGACY_FIT_PARAMETERS = "fitins.parameters"  # the array record of Flower's legacy FitIns layout (--secagg)
+
 
 def secure_aggregation_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Flower's secaggplus_mod for the train messages of a --secagg run (they carry its
@@ -114,7 +116,8 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     return _legacy_fit_reply(msg, deltas, metrics)
 
 
-def _secure_sum_reply(msg: Message, site, train_config, federation, config: Mapping[str, Any]) -> Message:
+def _secure_sum_reply(msg: Message, site: ClientSite, train_config: TrainConfig, federation: FederationConfig,
+                      config: Mapping[str, Any]) -> Message:
     """A secure sum's answer: the vector the server asked for, at weight 1, entries above
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])

@@ -61,7 +61,7 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
                  and not federation.secagg)
     if recipe["drift_correction"] == MIME and not mime_fits:
         recipe["drift_correction"] = "none"  # the user chose what Mime cannot combine with
-    if federation.secagg:  # both read each store's own update, which SecAgg+ hides (secure_aggregation.check)
+    if federation.secagg:  # both read each store's own update, which SecAgg+ hides (check_secure_aggregation)
         recipe["touched_rows"] = False
     return recipe
 

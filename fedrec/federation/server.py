@@ -29,8 +29,8 @@ from fedrec.federation.resume import checkpoint_to_resume
 from fedrec.federation.run_record import metrics_document, save_release_candidate
 from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
-from fedrec.federation.traffic import MeteredGrid
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
+from fedrec.federation.traffic import MeteredGrid
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
@@ -78,11 +78,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     )
     if checkpoint is None and starts_from_prior(train):
         initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir)
+    secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
     clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
 
     def start_clock() -> None:
         clock.update(round_start=time.perf_counter(), sent=grid.bytes_sent, received=grid.bytes_received)
-    secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:  # Flower evaluates the initial model first; we skip that
