@@ -241,19 +241,24 @@ def test_tls_deployment_with_node_auth_runs_two_rounds(federation):
     assert len(federation.node_statuses()) == 2  # only the two registered stores
 
 
-def test_killing_one_supernode_mid_run_does_not_stop_the_run(federation):
-    federation.up()
-    run_dir = federation.root / "run"
-    # MF keeps private user vectors on each node's own disk; one reply is enough for a round.
-    run = federation.start(
-        "flwr-run", *federation.run_command(run_dir, "model='mf' rounds=4 min-clients=1 round-timeout=20")
-    )
+def run_killing_after_round_one(fed: Federation, settings: str, victim: str) -> tuple[Path, dict]:
+    """Start a `flwr run`, kill the store ``victim`` once round 1 is written, wait for the run
+    to end; its run directory and metrics.json (asserted complete)."""
+    fed.up()
+    run_dir = fed.root / "run"
+    run = fed.start("flwr-run", *fed.run_command(run_dir, settings))
     wait_for(lambda: len(read_metrics(run_dir)["rounds"]) >= 1 or run.poll() is not None, 600, "round 1")
-    federation.kill("store-b")
-
+    fed.kill(victim)
     run.wait(timeout=900)
     document = read_metrics(run_dir)
     assert document.get("complete") is True, "the run did not complete"
+    return run_dir, document
+
+
+def test_killing_one_supernode_mid_run_does_not_stop_the_run(federation):
+    # MF keeps private user vectors on each node's own disk; one reply is enough for a round.
+    run_dir, document = run_killing_after_round_one(
+        federation, "model='mf' rounds=4 min-clients=1 round-timeout=20", "store-b")
     assert [r["round"] for r in document["rounds"]] == [1, 2, 3, 4]
     assert document["rounds"][0]["failures"] == 0
     # The SuperLink notices a dead node only after missed heartbeats, so the next round still
@@ -267,17 +272,8 @@ def test_secure_aggregation_over_tls_survives_a_store_leaving(three_stores):
     """SecAgg+ over TLS with node auth: three stores, so the sum hides each one. Round 1 with
     all three; then one SuperNode is killed: a round it was sampled for completes through
     SecAgg+'s dropout recovery or fails cleanly, and the run carries on to the end."""
-    three_stores.up()
-    run_dir = three_stores.root / "run"
-    run = three_stores.start(
-        "flwr-run", *three_stores.run_command(run_dir, "model='lstm' rounds=2 secagg=true round-timeout=20")
-    )
-    wait_for(lambda: len(read_metrics(run_dir)["rounds"]) >= 1 or run.poll() is not None, 600, "round 1")
-    three_stores.kill("store-c")
-
-    run.wait(timeout=900)
-    document = read_metrics(run_dir)
-    assert document.get("complete") is True, "the run did not complete"
+    run_dir, document = run_killing_after_round_one(
+        three_stores, "model='lstm' rounds=2 secagg=true round-timeout=20", "store-c")
     rounds = document["rounds"]
     assert [r["round"] for r in rounds] == [1, 2], rounds
     assert rounds[0]["failures"] == 0 and rounds[0]["secagg_clipped"] == 0, rounds
