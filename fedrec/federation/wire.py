@@ -20,6 +20,12 @@ ConfigRecord: top-k, n-boot, seed, activity threshold) and, when there is one, P
 (an ArrayRecord holding POPULARITY: what the baseline ranks by). Its reply's ARRAYS is
 ``fedrec.audit.reply.pack`` of the client's sums, its AUDIT names the client and its
 groupings in report order.
+Under --secagg (fedrec.federation.secure_rounds) a store not heard from yet first gets
+``query.training_examples`` (reply METRICS: NUM_EXAMPLES); train messages then pass Flower's
+SecAgg+ stages in its legacy FitIns/FitRes layout: the config adds SECAGG_KEYS and
+SECAGG_ROUND_MAX_WEIGHT, the reply's parameters are the store's deltas and its flat metrics
+carry SECAGG_CLIPPED and, under DP, the PRIVACY entries prefixed LEGACY_PRIVACY_PREFIX. The
+release gate's item counts come back the same way, as one secure sum (SECURE_SUM, SECURE_SUM_CLIP).
 """
 
 from __future__ import annotations
