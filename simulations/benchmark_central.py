@@ -18,6 +18,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import write_table  # noqa: E402
+
 # Published full-ranking results on the same Beauty file (S3-Rec paper, CIKM 2020; also in
 # docs/results.md). PopRec there counts ALL interactions, held-out ones included.
 PUBLISHED = {
@@ -80,8 +83,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table = {"data": args.data, "protocol": "full-ranking-leave-one-out", "rows": rows,
              "published": PUBLISHED if args.data == "beauty" else {}}
-    (args.out / "benchmark.json").write_text(json.dumps(table, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'benchmark.json'}")
+    write_table(args.out / "benchmark.json", table)
 
 
 if __name__ == "__main__":

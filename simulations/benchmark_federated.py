@@ -14,12 +14,11 @@ tree, Ray workers included):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_or_reuse  # noqa: E402
+from measure import run_or_reuse, write_table  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 SCENARIOS = {
@@ -68,8 +67,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['scenario']:<17}{r['hr@10']:>8.4f}{r['ndcg@10']:>9.4f}{str(r['best_round_or_epoch']):>6}{r['rounds']:>8}"
               f"{str(r['seconds_per_round']):>9}{r['wall_seconds']:>9.0f}{str(r['peak_rss_mb']):>9}")
-    (args.out / "benchmark.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'benchmark.json'}")
+    write_table(args.out / "benchmark.json", {"rows": rows})
 
 
 if __name__ == "__main__":

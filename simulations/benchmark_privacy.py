@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_or_reuse  # noqa: E402
+from measure import run_or_reuse, write_table  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 STORES = ["--partition", "store", "--num-clients", "50"]
@@ -95,8 +95,7 @@ def main() -> None:
         spent = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f} ({r['delta']:.0e})"
         print(f"| {r['kind']} | {r['target_epsilon'] if r['target_epsilon'] is not None else 'none'} | {spent} | "
               f"{r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['model_used']} | {r['wall_seconds']:.0f} | {r['peak_rss_mb']} |")
-    (args.out / "privacy_benchmark.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'privacy_benchmark.json'}")
+    write_table(args.out / "privacy_benchmark.json", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ metrics.json is reused, so an interrupted benchmark resumes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import run_or_reuse  # noqa: E402
+from measure import run_or_reuse, write_table  # noqa: E402
 
 FEDREC = [sys.executable, "-m", "fedrec.cli"]
 ARMS = {
@@ -74,8 +73,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['run']:<18}{r['seconds_per_round']:>9.1f}{r['mb_sent_per_round']:>9.1f}{r['mb_received_per_round']:>9.1f}"
               f"{r.get('time_vs_plain', ''):>8}{r.get('bytes_vs_plain', ''):>9}{r['clipped']:>9.0f}{r['error_bound']:>13.2e}")
-    (args.out / "benchmark.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'benchmark.json'}")
+    write_table(args.out / "benchmark.json", {"rows": rows})
 
 
 if __name__ == "__main__":

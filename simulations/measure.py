@@ -88,3 +88,9 @@ def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -
         measured_file.write_text(json.dumps({**result.__dict__, "command": arguments}, indent=2) + "\n")
     measured = json.loads(measured_file.read_text())
     return json.loads(metrics_file.read_text()), (measured if "wall_seconds" in measured else None)
+
+
+def write_table(path: Path, table: dict) -> None:
+    """A benchmark's table as JSON beside its runs, and where it went."""
+    path.write_text(json.dumps(table, indent=2) + "\n")
+    print(f"\nwrote {path}")

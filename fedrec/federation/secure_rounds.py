@@ -44,7 +44,20 @@ log = logging.getLogger("fedrec.server")
 AfterRound = Callable[[int, ArrayRecord], MetricRecord | None]
 
 
-class SecureAggregationStrategy(LegacyStrategy):
+class _FitOnly(LegacyStrategy):
+    """A legacy strategy for SecAggPlusWorkflow, which drives only fit: Flower's legacy
+    evaluation workflow is given nothing to send (fedrec evaluates on the Message API)."""
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters,
+                           client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
+        return []
+
+    def aggregate_evaluate(self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
+                           failures: list[Any]) -> tuple[float | None, dict[str, Scalar]]:
+        return None, {}
+
+
+class SecureAggregationStrategy(_FitOnly):
     """The legacy face of ``strategy`` for SecAggPlusWorkflow (see the module docstring).
 
     ``protocol`` is the workflow: its share count, threshold and max_weight are set per round
@@ -131,14 +144,6 @@ class SecureAggregationStrategy(LegacyStrategy):
         known = [self.store_examples[node] for node in node_ids if node in self.store_examples]
         return max(known) if known and max(known) > 0 else None
 
-    def configure_evaluate(self, server_round: int, parameters: Parameters,
-                           client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return []  # federated evaluation runs in ``evaluate`` on the Message API (not masked)
-
-    def aggregate_evaluate(self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
-                           failures: list[Any]) -> tuple[float | None, dict[str, Scalar]]:
-        return None, {}
-
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
         """After each round (and before round 1): the stores' own evaluation, then the run's
         book-keeping (``after_round``), in the order Flower's Message-API strategies keep."""
@@ -196,7 +201,7 @@ def run_secure_rounds(grid: Grid, context: Context, strategy: TolerantStrategy, 
     DefaultWorkflow(fit_workflow=protocol)(grid, context)
 
 
-class SecureSum(LegacyStrategy):
+class SecureSum(_FitOnly):
     """One SecAgg+ exchange that sums a non-negative integer vector over ``nodes`` (what
     ``action`` names, answered by each store's train handler): the per-store vectors never
     reach the server. Each store sends weight 1 and clips at ``clip``, chosen so that the
@@ -222,14 +227,6 @@ class SecureSum(LegacyStrategy):
             mean = parameters_to_ndarrays(results[0][1].parameters)[0]
             self.total = np.rint(mean * len(results)).astype(np.int64)
             self.clipped = int(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results))
-        return None, {}
-
-    def configure_evaluate(self, server_round: int, parameters: Parameters,
-                           client_manager: ClientManager) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return []
-
-    def aggregate_evaluate(self, server_round: int, results: list[tuple[ClientProxy, EvaluateRes]],
-                           failures: list[Any]) -> tuple[float | None, dict[str, Scalar]]:
         return None, {}
 
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
