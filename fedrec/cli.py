@@ -12,7 +12,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fedrec import api
 from fedrec.api import Run
-from fedrec.config import AuditConfig, FederationConfig, TrainConfig, field_type
+from fedrec.config import DP_MODES, AuditConfig, FederationConfig, TrainConfig, field_type
 from fedrec.errors import FedrecError, ReleaseBlocked
 from fedrec.federation.recipes import describe_default
 from fedrec.rundir import RunDir
@@ -22,9 +22,9 @@ from fedrec.rundir import RunDir
 CLI_MANAGED = {"run_dir", "resume"}
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, *, skip: tuple[str, ...] = ()) -> None:
     for f in dataclasses.fields(cls):
-        if f.name in CLI_MANAGED:
+        if f.name in CLI_MANAGED or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         base, _ = field_type(f, cls)
@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="federated training on Flower's simulation engine (one virtual SuperNode per client)",
     )
-    add_config_flags(simulate)
-    add_config_flags(simulate, FederationConfig)
+    add_config_flags(simulate, skip=("dp",))
+    add_config_flags(simulate, FederationConfig, skip=("central_dp", "distributed_dp"))
+    add_dp_mode_flag(simulate)
     where = simulate.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="new run directory: metrics.json, checkpoints/, client_state/, model.pt")
     where.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
@@ -152,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--torch-threads", type=int, default=1,
                        help="torch threads per worker (default: 1; one request is too small to share)")
     return parser
+
+
+def add_dp_mode_flag(parser: argparse.ArgumentParser) -> None:
+    """simulate's one --dp MODE flag (docs/privacy.md, "Privacy modes"); --dp alone is local,
+    --central-dp is --dp central, as before."""
+    parser.add_argument(
+        "--dp", dest="dp", nargs="?", const="local", default=None, choices=tuple(DP_MODES), metavar="MODE",
+        help="where DP noise is added: off; local (each store runs DP-SGD on its own update; --dp alone); central "
+        "(the server clips each store's update and adds the noise); distributed (the federation is one DP-SGD run, "
+        "each store adds a share of the noise under SecAgg+)",
+    )
+    parser.add_argument("--central-dp", dest="dp", action="store_const", const="central", help="the same as --dp central")
+    parser.add_argument("--no-dp", dest="dp", action="store_const", const="off", help="the same as --dp off")
 
 
 def add_gate_flags(parser: argparse.ArgumentParser) -> None:

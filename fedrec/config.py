@@ -86,6 +86,10 @@ class TrainConfig(_Mapped):
     delta: float | None = _opt(None, "DP delta (default min(1e-5, 1 / (10 x records)))")
     max_grad_norm: float = _opt(1.0, "DP: per-sample (per-user) gradient clipping norm")
     max_epsilon: float | None = _opt(None, "DP: a client refuses any round that would take it past this epsilon")
+    lifetime_epsilon: float | None = _opt(
+        None, "DP: a store refuses, before it trains, a run whose planned spend would take its customers past this "
+        "epsilon over every run that kept its state folder (the lifetime ledger)",
+    )
     prior_noise: float | None = _opt(
         None, "DP lstm, mlp: noise multiplier of the one-off noisy popularity release that initialises the "
         "item bias, accounted with the training (0: no prior)",
@@ -116,7 +120,7 @@ class TrainConfig(_Mapped):
             raise ConfigError(f"max_minutes={self.max_minutes} must be a finite number > 0.")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1).")
-        for name in ("noise_multiplier", "target_epsilon", "max_epsilon"):
+        for name in ("noise_multiplier", "target_epsilon", "max_epsilon", "lifetime_epsilon"):
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise ConfigError(f"{name}={value} must be a finite number > 0.")
@@ -132,8 +136,9 @@ class TrainConfig(_Mapped):
                 "(e.g. --target-epsilon 8); "
                 + ("both were given." if self.noise_multiplier is not None else "neither was given.")
             )
-        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode):
-            raise ConfigError("target_epsilon, max_epsilon and secure_mode only apply with dp; add --dp.")
+        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode
+                            or self.lifetime_epsilon is not None):
+            raise ConfigError("target_epsilon, max_epsilon, lifetime_epsilon and secure_mode only apply with dp; add --dp.")
         if self.attribute_buckets is not None and self.attribute_buckets < 0:
             raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
         if self.attribute_buckets and self.model not in SEQUENCE_MODELS:
@@ -191,10 +196,25 @@ class FederationConfig(_Mapped):
         False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
         "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
     )
+    distributed_dp: bool = _opt(
+        False, "with dp: the federation is one DP-SGD run; each round every sampled store sends the clipped gradient "
+        "sum of a Poisson sample of its customers plus its share of the noise, the server steps on the sum "
+        "(--dp distributed; docs/privacy.md)",
+    )
+    dp_dropout: float = _opt(
+        0.1, "distributed dp: share of a round's stores that may drop out; each store's noise share is sized so the "
+        "fewest stores that can complete a round still carry the full noise",
+    )
+    eval_every: int | None = _opt(None, "server-side evaluation every this many rounds (and after the last)")
+    state_dir: str | None = _opt(
+        None, "simulate: folder of the stores' private state and privacy ledgers (default RUN/client_state); give "
+        "the same folder to later runs and each store's lifetime epsilon continues",
+    )
     touched_rows: bool | None = _opt(None, "average item-embedding rows only over the clients that changed them (off under --secagg)")
-    secagg: bool = _opt(
-        False, "secure aggregation (Flower's SecAgg+): stores send masked updates and the server learns only their "
-        "weighted sum (docs/privacy.md); not with touched-rows, Mime, SCAFFOLD or --central-dp",
+    secagg: bool | None = _opt(
+        None, "secure aggregation (Flower's SecAgg+): stores send masked updates and the server learns only their "
+        "weighted sum (docs/privacy.md); not with touched-rows, Mime, SCAFFOLD or --central-dp (default: on under "
+        "--dp distributed, else off)",
     )
     secagg_shares: int = _opt(
         0, "secagg: neighbours each store shares its masking keys with, itself included (odd; 0: every sampled store "
@@ -221,7 +241,7 @@ class FederationConfig(_Mapped):
     def __post_init__(self) -> None:
         if self.num_clients is not None and self.num_clients < 1:
             raise ConfigError(f"num_clients={self.num_clients} must be >= 1.")
-        for name in ("rounds", "local_epochs", "min_clients", "min_available"):
+        for name in ("rounds", "local_epochs", "min_clients", "min_available", "eval_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1.")
@@ -258,6 +278,37 @@ class FederationConfig(_Mapped):
             raise ConfigError(f"secagg_max_weight={self.secagg_max_weight} must be >= 1.")
         if self.partition not in ("store", "user"):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
+        if not 0.0 <= self.dp_dropout < 1.0:
+            raise ConfigError(f"dp_dropout={self.dp_dropout} must be in [0, 1): the share of a round's stores that may drop out.")
+        if self.distributed_dp and self.central_dp:
+            raise ConfigError("distributed_dp and central_dp are two privacy modes; choose one (--dp distributed or --dp central).")
+
+
+# Where DP noise is added in a federation: nowhere, by each store on its own update (local), by
+# the server on the clipped store updates (central), or by the stores in shares that only sum
+# to the full noise (distributed). One --dp MODE flag; each mode is a setting of these fields.
+DP_MODES: dict[str, dict[str, bool]] = {
+    "off": {"dp": False, "central_dp": False, "distributed_dp": False},
+    "local": {"dp": True, "central_dp": False, "distributed_dp": False},
+    "central": {"dp": False, "central_dp": True, "distributed_dp": False},
+    "distributed": {"dp": True, "central_dp": False, "distributed_dp": True},
+}
+
+
+def dp_mode_fields(mode: str) -> dict[str, bool]:
+    """The config fields of a --dp mode."""
+    if mode not in DP_MODES:
+        raise ConfigError(f"dp={mode!r} is not a privacy mode; use one of {', '.join(DP_MODES)}.")
+    return dict(DP_MODES[mode])
+
+
+def dp_mode(train: "TrainConfig", federation: "FederationConfig") -> str:
+    """The --dp mode a pair of configs is in."""
+    if federation.central_dp:
+        return "central"
+    if train.dp:
+        return "distributed" if federation.distributed_dp else "local"
+    return "off"
 
 
 def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
@@ -280,6 +331,9 @@ def split_mapping(values: Mapping[str, Any]) -> tuple[TrainConfig, FederationCon
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     fed_keys = {f.name for f in dataclasses.fields(FederationConfig)}
     train, fed, unknown = {}, {}, []
+    values = dict(values)
+    if isinstance(values.get("dp"), str) and values["dp"].strip().lower() in DP_MODES:  # dp = "distributed"
+        values.update(dp_mode_fields(values.pop("dp").strip().lower()))
     for key, value in values.items():
         name = key.replace("-", "_")
         if name in train_keys:

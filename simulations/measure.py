@@ -59,8 +59,9 @@ def run_measured(command: list[str], *, log_path=None) -> Measured:
 
 def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -> tuple[dict, dict | None] | None:
     """(metrics.json, measured.json or None) of a benchmark run: reused when run_dir already
-    holds a complete run of the same command, else run and measured now. None when the
-    run failed (its log says why)."""
+    holds a complete run of the same command, resumed when it holds an interrupted simulate run
+    (measured.json then times the resumed part), else run and measured now. None when the run
+    failed (its log says why)."""
     metrics_file = run_dir / "metrics.json"
     measured_file = run_dir / "measured.json"
     arguments = command[1:]  # without the interpreter's path
@@ -72,10 +73,17 @@ def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -
                 "move it away or pick another --out: a benchmark row must come from the command it names."
             )
         if not json.loads(metrics_file.read_text()).get("complete", True):
-            raise SystemExit(
-                f"{name}: the run in {run_dir} was interrupted; finish it with `fedrec simulate --resume {run_dir}` "
-                "and run the benchmark again (its wall time then covers the resumed part only), or move it away."
-            )
+            if "simulate" not in arguments:
+                raise SystemExit(f"{name}: the run in {run_dir} was interrupted and only simulate runs resume; move it away.")
+            resume = [*command[: command.index("simulate") + 1], "--resume", str(run_dir)]
+            print(f"{name}: resuming the interrupted run\n$", " ".join(resume), flush=True)
+            result = run_measured(resume, log_path=log_path.with_suffix(".resumed.log"))
+            if result.returncode != 0:
+                print(f"{name} failed again (exit {result.returncode}); see {log_path.with_suffix('.resumed.log')}", flush=True)
+                return None
+            earlier = json.loads(measured_file.read_text()) if measured_file.exists() else {}
+            measured_file.write_text(json.dumps({**result.__dict__, "command": arguments, "resumed": True,
+                                                 "wall_seconds_before": earlier.get("wall_seconds")}, indent=2) + "\n")
         print(f"{name}: reusing {metrics_file}", flush=True)
     else:
         print("$", " ".join(command), flush=True)

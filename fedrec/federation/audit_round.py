@@ -45,7 +45,7 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.client import shared_dataset
-from fedrec.federation.prior_round import wait_for_nodes
+from fedrec.federation.nodes import wait_for_nodes
 from fedrec.federation.secure_rounds import secure_sum
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_run import DP_PRIOR, NO_PRIOR, TRAINING_COUNTS, finish_audits
@@ -102,7 +102,7 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     threshold = threshold_of(summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted]))
     if federation.secagg and not train.dp:  # the item counts as SecAgg+ sums them: no store's own reaches the server
         item_counts = [secure_sum(grid, context, federation, [m.metadata.src_node_id for m in counted], message_config,
-                                  wire.ITEM_COUNTS)]
+                                  wire.ITEM_COUNTS)[0]]
     else:
         item_counts = [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp]
     popularity, source = audit_popularity(train, run_dir, item_counts)

@@ -8,7 +8,9 @@ from fedrec.data import Interactions
 from fedrec.federation.drift import check_drift_correction
 from fedrec.federation.secure_aggregation import check_secure_aggregation
 from fedrec.models import create_model, model_class
+from fedrec.models.registry import shares_every_parameter
 from fedrec.privacy.central_dp import check_privacy_modes
+from fedrec.privacy.distributed_dp import check_distributed
 
 
 def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:
@@ -16,6 +18,7 @@ def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interac
     check_privacy_modes(train, federation, uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
     check_secure_aggregation(train, federation)
+    check_distributed(train, federation, every_parameter_shared=shares_every_parameter(train.model))
     # The model's own checks (vocabulary needs the DP prior, attributes need a catalog with them).
     model = create_model(train.model, train, n_users=0, n_items=catalog.n_items)
     model.use_item_attributes(catalog)

@@ -35,10 +35,12 @@ from fedrec.federation.client_state import (
 )
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
 from fedrec.release.audit_run import audit_sums, user_groupings
 from fedrec.rundir import CLIENT_STATE
 from fedrec.training.local import popularity_release, private_round, train_local_epochs
+from fedrec.training.noise_share import gradient_share, prior_share
 
 log = logging.getLogger("fedrec.client")
 
@@ -157,7 +159,7 @@ class ClientUpdate:
 
 
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
-                 round_number: int, global_control: dict[str, torch.Tensor] | None = None) -> ClientUpdate:
+                 round_number: int, global_control: dict[str, torch.Tensor] | None = None, *, run: str = "") -> ClientUpdate:
     """Local epochs on this client's train split (DP-SGD under --dp; with a drift correction,
     ``global_control`` is the server's SCAFFOLD c or Mime moments)."""
     split = leave_one_out(site.data)
@@ -168,7 +170,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     model = build_client_model(site, stepping, global_state)
     ledger, control = None, None
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
-        ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir, round_number=round_number)
+        ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir,
+                                     round_number=round_number, run=run)
     else:
         kept = None
         if (federation.keep_optimizer_state or federation.drift_correction == SCAFFOLD) and site.state_dir is None:
@@ -200,19 +203,42 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish() if control else None)
 
 
+def distributed_round(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], round_number: int,
+                      plan: DistributedPlan, run: str) -> ClientUpdate:
+    """--dp distributed: this store's clipped gradient sum plus noise share at the global model.
+    Its metrics say nothing about the sampled customers (no loss, no batch size)."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    seed = zlib.crc32(f"{train.seed}/{site.name}/{round_number}".encode())
+    shares, ledger = gradient_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run,
+                                    round_number=round_number, seed=seed)
+    metrics = {wire.NUM_EXAMPLES: 1, wire.UNIT_WEIGHT: 1.0, wire.NUM_USERS: site.data.n_users, wire.EPSILON: ledger.epsilon}
+    return ClientUpdate(shares, metrics, ledger)
+
+
+def private_customers(site: ClientSite, train: TrainConfig) -> int:
+    """The customers DP training samples from at this store (users with a next item to learn):
+    the federation's size for the accounting, as a dataset's size is in central DP-SGD."""
+    model = create_model(train.model, train, n_users=site.data.n_users, n_items=site.data.n_items)
+    return len(model.private_samples(leave_one_out(site.data)))
+
+
 def training_examples(histories, model: str) -> int:
     """A client's averaging weight: its training interactions (next-item targets for the
     sequence models, whose first item of a history predicts nothing)."""
     return int(sum(max(0, len(h) - (1 if model in SEQUENCE_MODELS else 0)) for h in histories))
 
 
-def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor]) -> tuple[np.ndarray, ClientLedger]:
-    """This client's share of the DP popularity prior (noisy user-level counts), recorded
-    in its privacy ledger before it leaves."""
+def release_popularity(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
+                       *, run: str = "", plan: DistributedPlan | None = None) -> tuple[np.ndarray, ClientLedger]:
+    """This client's share of the DP popularity prior (noisy user-level counts; under
+    distributed DP with its share of the noise), recorded in its privacy ledger before it leaves."""
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
     seed = zlib.crc32(f"{train.seed}/{site.name}/prior".encode())
-    return popularity_release(model, split, train, federation, client=site.name, state_dir=site.state_dir, seed=seed)
+    if plan is not None:
+        return prior_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run, seed=seed)
+    return popularity_release(model, split, train, federation, client=site.name, state_dir=site.state_dir, seed=seed, run=run)
 
 
 def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -28,11 +28,12 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.federation import wire
 from fedrec.federation.client import (
-    ClientSite, audit_client, audit_counts, evaluate_client, locate_site, release_popularity, train_client,
-    training_examples,
+    ClientSite, audit_client, audit_counts, distributed_round, evaluate_client, locate_site, private_customers,
+    release_popularity, train_client, training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.privacy.budget import BudgetExhausted
+from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.client")
@@ -57,6 +58,16 @@ def _site_and_config(msg: Message, context: Context):
     return _site_and_config_from(msg.content[wire.CONFIG], context)
 
 
+def _train_round(site: ClientSite, train_config: TrainConfig, federation: FederationConfig, config: Mapping[str, Any],
+                 global_state: dict[str, torch.Tensor], round_number: int, control: dict[str, torch.Tensor] | None = None):
+    """This store's update: a distributed DP share when the config holds the plan, else local training."""
+    run = str(config.get(wire.RUN_ID, ""))
+    plan = DistributedPlan.from_wire(config)
+    if plan is not None:
+        return distributed_round(site, train_config, global_state, round_number, plan, run)
+    return train_client(site, train_config, federation, global_state, round_number, control, run=run)
+
+
 def _site_and_config_from(config: Mapping[str, Any], context: Context):
     train, federation = wire.config_from_wire(config)
     state_dir = config.get(wire.STATE_DIR)
@@ -73,7 +84,7 @@ def train(msg: Message, context: Context) -> Message:
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
     control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
     try:
-        update = train_client(site, train_config, federation, global_state, round_number, control)
+        update = _train_round(site, train_config, federation, msg.content[wire.CONFIG], global_state, round_number, control)
     except BudgetExhausted as refusal:  # a normal reply: the server logs it and goes on
         privacy = _privacy_record(site.name, refusal.ledger, refused=str(refusal))
         reply = RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 0}), wire.PRIVACY: privacy})
@@ -98,12 +109,16 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     received = parameters_to_ndarrays(fitins.parameters)
     global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
     try:
-        update = train_client(site, train_config, federation, global_state, round_number)
+        update = _train_round(site, train_config, federation, fitins.config, global_state, round_number)
     except BudgetExhausted as refusal:  # weight 0: this store adds nothing to the sum
         deltas = [np.zeros_like(value, dtype=np.float32) for value in received]
         metrics = {wire.NUM_EXAMPLES: 0, **_legacy_privacy(site.name, refusal.ledger, refused=str(refusal))}
         return _legacy_fit_reply(msg, deltas, metrics)
-    deltas = [update.shared[key].numpy().astype(np.float32) - value.astype(np.float32) for key, value in zip(keys, received)]
+    if DistributedPlan.from_wire(fitins.config) is not None:  # the share itself, weight 1 (non-trained arrays: 0)
+        deltas = [update.shared[key].numpy().astype(np.float32) if key in update.shared else np.zeros_like(value, dtype=np.float32)
+                  for key, value in zip(keys, received)]
+    else:
+        deltas = [update.shared[key].numpy().astype(np.float32) - value.astype(np.float32) for key, value in zip(keys, received)]
     max_weight = float(fitins.config[wire.SECAGG_ROUND_MAX_WEIGHT])
     examples = int(update.metrics[wire.NUM_EXAMPLES])
     clipped = clipped_coordinates(deltas, examples, max_weight, federation.secagg_clip)
@@ -121,11 +136,17 @@ def _secure_sum_reply(msg: Message, site: ClientSite, train_config: TrainConfig,
     """A secure sum's answer: the vector the server asked for, at weight 1, entries above
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])
-    if action != wire.ITEM_COUNTS:
-        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}")
-    vector = audit_counts(site, train_config, federation, secure=True)[wire.ITEM_COUNTS].astype(np.float64)
-    clipped = int(np.count_nonzero(vector > float(config[wire.SECURE_SUM_CLIP])))
-    return _legacy_fit_reply(msg, [vector], {wire.NUM_EXAMPLES: 1, wire.SECAGG_CLIPPED: clipped})
+    metrics: dict[str, Any] = {wire.NUM_EXAMPLES: 1}
+    if action == wire.ITEM_COUNTS:
+        vector = audit_counts(site, train_config, federation, secure=True)[wire.ITEM_COUNTS].astype(np.float64)
+    elif action == wire.PRIOR_COUNTS:  # --dp distributed: this store's noise share of the popularity prior
+        vector, ledger = release_popularity(site, train_config, federation, {}, run=str(config.get(wire.RUN_ID, "")),
+                                            plan=DistributedPlan.from_wire(config))
+        metrics.update(_legacy_privacy(site.name, ledger))
+    else:
+        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r} and {wire.PRIOR_COUNTS!r}")
+    clipped = int(np.count_nonzero(np.abs(vector) > float(config[wire.SECURE_SUM_CLIP])))
+    return _legacy_fit_reply(msg, [vector], {**metrics, wire.SECAGG_CLIPPED: clipped})
 
 
 def _legacy_fit_reply(msg: Message, deltas: list[np.ndarray], metrics: dict[str, Any]) -> Message:
@@ -148,11 +169,21 @@ def query_training_examples(msg: Message, context: Context) -> Message:
     return Message(content=RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: examples})}), reply_to=msg)
 
 
+@app.query(wire.PRIVATE_CUSTOMERS)
+def query_private_customers(msg: Message, context: Context) -> Message:
+    """--dp distributed, before round 1: how many customers this store's DP training samples from."""
+    site, train_config, _, _ = _site_and_config(msg, context)
+    customers = private_customers(site, train_config)
+    return Message(content=RecordDict({wire.METRICS: MetricRecord({wire.NUM_USERS: customers})}), reply_to=msg)
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
     """The DP popularity prior: this client's noisy item counts (accounted in its ledger)."""
     site, train_config, federation, _ = _site_and_config(msg, context)
-    counts, ledger = release_popularity(site, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict())
+    config = msg.content[wire.CONFIG]
+    counts, ledger = release_popularity(site, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict(),
+                                        run=str(config.get(wire.RUN_ID, "")), plan=DistributedPlan.from_wire(config))
     reply = RecordDict({
         wire.ARRAYS: ArrayRecord({wire.PRIOR_COUNTS: Array(counts)}),
         wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),

@@ -14,7 +14,8 @@ from typing import Any
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.mime import MIME
-from fedrec.models.registry import model_class
+from fedrec.models.registry import model_class, shares_every_parameter
+from fedrec.privacy.distributed_dp import check_distributed
 
 AUTO = "auto"  # drift_correction's "the recipe decides" ("none" is a choice of its own there)
 
@@ -34,6 +35,11 @@ STORE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("mf", "dp"): {"rounds": 10, "local_epochs": 1, "server_momentum": 0.5, "client_lr_decay": 1.0,
                    "drift_correction": "none", "server_eval": False, "fraction_evaluate": 1.0},
 }
+# --dp distributed: the centralised DP recipe (fedrec.privacy.distributed_dp): rounds are the
+# plan's (epochs x steps per epoch), one step each; the server evaluates every 20 rounds.
+DISTRIBUTED: dict[str, Any] = {"rounds": None, "local_epochs": 1, "server_momentum": 0.0, "client_lr_decay": 1.0,
+                               "drift_correction": "none", "touched_rows": False, "eval_every": 20, "secagg": True}
+STORE_RECIPES.update({(model, "distributed"): DISTRIBUTED for model in ("lstm", "mlp")})
 # One client per user (cross-device): sample 1% a round; no per-client statistics (Mime)
 # for 223 one-user clients; MF's server fold-in on a fixed sample of users.
 CROSS_DEVICE: dict[str, dict[str, Any]] = {
@@ -53,12 +59,22 @@ SECURE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 }
 SECURE_OPTIMIZER = {("lstm", "plain"): "sgd", ("mlp", "plain"): "sgd"}  # lr: the model's SGD rate (LSTM: 20)
 COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0,
-                          "touched_rows": True}
+                          "touched_rows": True, "eval_every": 1, "secagg": False}
+
+
+def _mode(train: TrainConfig, federation: FederationConfig) -> str:
+    return "distributed" if federation.distributed_dp else "dp" if train.dp else "plain"
+
+
+def _secure(federation: FederationConfig) -> bool:
+    """--secagg as given, else the mode's default (on under distributed DP)."""
+    return federation.distributed_dp if federation.secagg is None else federation.secagg
 
 
 def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
     """The federation defaults for this model, mode and partition (``train`` resolved)."""
-    key = (train.model, "dp" if train.dp else "plain")
+    key = (train.model, _mode(train, federation))
+    check_distributed(train, federation, every_parameter_shared=shares_every_parameter(train.model))
     if key not in STORE_RECIPES:
         known = sorted({model for model, _ in STORE_RECIPES})
         raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(known)}.")
@@ -66,20 +82,21 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
     mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not federation.central_dp
-                 and not federation.secagg)
+                 and not _secure(federation))
     if recipe["drift_correction"] == MIME and not mime_fits:
         recipe["drift_correction"] = "none"  # the user chose what Mime cannot combine with
-    if federation.secagg:  # both read each store's own update, which SecAgg+ hides (check_secure_aggregation)
+    if _secure(federation):  # both read each store's own update, which SecAgg+ hides (check_secure_aggregation)
         recipe.update(touched_rows=False, **SECURE_RECIPES.get(key, {}))
     return recipe
 
 
 def resolve_run(train: TrainConfig, federation: FederationConfig, *, item_attributes: bool) -> tuple[TrainConfig, FederationConfig]:
     """Both configs with every default filled; resolving a resolved pair changes nothing."""
-    secure_optimizer = SECURE_OPTIMIZER.get((train.model, "dp" if train.dp else "plain"))
-    if federation.secagg and train.optimizer is None and secure_optimizer:
+    secure_optimizer = SECURE_OPTIMIZER.get((train.model, _mode(train, federation)))
+    if _secure(federation) and train.optimizer is None and secure_optimizer:
         train = dataclasses.replace(train, optimizer=secure_optimizer)
-    train = model_class(train.model).resolve_config(train, federated=True, item_attributes=item_attributes)
+    # Under distributed DP the federation is one central DP-SGD run: the model's centralised DP recipe.
+    train = model_class(train.model).resolve_config(train, federated=not federation.distributed_dp, item_attributes=item_attributes)
     recipe = federation_recipe(train, federation)
     unset = {name: value for name, value in recipe.items() if getattr(federation, name) in (None, AUTO)}
     return train, dataclasses.replace(federation, **unset)

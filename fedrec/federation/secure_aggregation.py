@@ -67,6 +67,14 @@ def protocol_sizes(sampled: int, shares: int = 0) -> tuple[int, int]:
     return shares, max(2, shares // 2 + 1)
 
 
+def distributed_protocol_sizes(sampled: int, survivors: int) -> tuple[int, float | int]:
+    """(num_shares, reconstruction_threshold) under distributed DP: every store is every other's
+    neighbour and a key needs ``survivors`` shares, so no sum of fewer stores' noise shares can be
+    unmasked. Flower takes an int threshold only below num_shares; all of them is the float 1.0."""
+    survivors = max(2, min(survivors, sampled))
+    return sampled, (1.0 if survivors >= sampled else survivors)
+
+
 def weight_shares(num_examples: list[int], max_weight: float) -> np.ndarray:
     """Each store's weight as the protocol carries it: examples / max_weight, rounded to 1/Q."""
     return np.round(np.asarray(num_examples, dtype=np.float64) / max_weight * QUANTIZATION_RANGE) / QUANTIZATION_RANGE

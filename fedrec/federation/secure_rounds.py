@@ -35,9 +35,10 @@ from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.secure_aggregation import (
-    FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, error_bound, protocol_sizes,
+    FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, distributed_protocol_sizes, error_bound, protocol_sizes,
 )
 from fedrec.federation.strategy import TolerantStrategy
+from fedrec.privacy.distributed_dp import DistributedPlan
 
 log = logging.getLogger("fedrec.server")
 
@@ -66,8 +67,9 @@ class SecureAggregationStrategy(_FitOnly):
 
     def __init__(self, strategy: TolerantStrategy, protocol: SecAggPlusWorkflow, *, grid: Grid,
                  federation: FederationConfig, initial: ArrayRecord, config: ConfigRecord, after_round: AfterRound,
-                 round_notes: dict[int, dict[str, float]]) -> None:
+                 round_notes: dict[int, dict[str, float]], plan: DistributedPlan | None = None) -> None:
         self.strategy = strategy
+        self.plan = plan  # --dp distributed: stores send noise shares at weight 1, every store a neighbour
         self.protocol = protocol
         self.grid = grid
         self.federation = federation
@@ -92,17 +94,24 @@ class SecureAggregationStrategy(_FitOnly):
             log.warning("round %d: %d stores sampled; secure aggregation needs at least %d (with two, each learns the "
                         "other's update from the sum), so the round is skipped", server_round, len(messages), FEWEST_STORES)
             return []
-        max_weight = self.federation.secagg_max_weight or self._largest_weight([m.metadata.dst_node_id for m in messages])
+        if self.plan is not None:
+            max_weight = 1
+        else:
+            max_weight = self.federation.secagg_max_weight or self._largest_weight([m.metadata.dst_node_id for m in messages])
         if max_weight is None:
             log.warning("round %d: no sampled store said how many examples it trains on; the round is skipped", server_round)
             return []
         for message in messages:
             message.content[wire.CONFIG][wire.SECAGG_ROUND_MAX_WEIGHT] = max_weight
-        shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
+        if self.plan is not None:  # only sums over `survivors` stores can be unmasked: each carries the full noise
+            shares, threshold = distributed_protocol_sizes(len(messages), self.plan.survivors)
+        else:
+            shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
         self.protocol.num_shares, self.protocol.reconstruction_threshold = shares, threshold
         self.protocol.max_weight = float(max_weight)
+        rebuild = round(threshold * shares) if isinstance(threshold, float) else threshold  # Flower's reading of a float
         log.info("round %d: secure aggregation over %d stores, %d neighbours each, %d shares rebuild a key, "
-                 "max weight %d", server_round, len(messages), shares, threshold, max_weight)
+                 "max weight %d", server_round, len(messages), shares, rebuild, max_weight)
         run_id = self.grid.run.run_id
         return [
             (GridClientProxy(m.metadata.dst_node_id, self.grid, run_id), FitIns(parameters, dict(m.content[wire.CONFIG])))
@@ -115,8 +124,10 @@ class SecureAggregationStrategy(_FitOnly):
         if not results:
             return None, {}
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)
+        # Distributed DP: each reply holds an equal part of the unmasked sum of noise shares.
+        base = {key: 0.0 if self.plan is not None else self.global_arrays[key].numpy() for key in self.keys}
         mean = ArrayRecord({
-            key: Array((self.global_arrays[key].numpy() + delta.reshape(self.like[key].shape)).astype(self.like[key].dtype))
+            key: Array((base[key] + delta.reshape(self.like[key].shape)).astype(self.like[key].dtype))
             for key, delta in zip(self.keys, mean_delta)
         })
         replies = [_as_reply(mean, fitres) for _, fitres in results]
@@ -186,7 +197,7 @@ def _as_reply(mean: ArrayRecord, fitres: FitRes) -> Message:
 
 def run_secure_rounds(grid: Grid, context: Context, strategy: TolerantStrategy, federation: FederationConfig, *,
                       initial: ArrayRecord, num_rounds: int, config: ConfigRecord, after_round: AfterRound,
-                      round_notes: dict[int, dict[str, float]]) -> None:
+                      round_notes: dict[int, dict[str, float]], plan: DistributedPlan | None = None) -> None:
     """``num_rounds`` rounds under SecAgg+; ``round_notes`` gets each round's clipped
     coordinates and error bound before ``after_round`` runs."""
     protocol = SecAggPlusWorkflow(
@@ -195,21 +206,23 @@ def run_secure_rounds(grid: Grid, context: Context, strategy: TolerantStrategy, 
         timeout=federation.round_timeout,
     )
     legacy = SecureAggregationStrategy(strategy, protocol, grid=grid, federation=federation, initial=initial,
-                                       config=config, after_round=after_round, round_notes=round_notes)
+                                       config=config, after_round=after_round, round_notes=round_notes, plan=plan)
     context = LegacyContext(context=context, config=ServerConfig(num_rounds=num_rounds, round_timeout=federation.round_timeout),
                             strategy=legacy)
     DefaultWorkflow(fit_workflow=protocol)(grid, context)
 
 
 class SecureSum(_FitOnly):
-    """One SecAgg+ exchange that sums a non-negative integer vector over ``nodes`` (what
-    ``action`` names, answered by each store's train handler): the per-store vectors never
-    reach the server. Each store sends weight 1 and clips at ``clip``, chosen so that the
-    stochastic rounding of all stores together stays below half a unit: the sum is exact."""
+    """One SecAgg+ exchange that sums a vector over ``nodes`` (what ``action`` names, answered
+    by each store's train handler): the per-store vectors never reach the server. Each store
+    sends weight 1 and clips at ``clip``, chosen so that the stochastic rounding of all stores
+    together stays below half a unit: an integer sum is exact (``exact``), a float one (the
+    distributed DP prior's noisy counts) within that much."""
 
-    def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str) -> None:
-        self.grid, self.nodes, self.config, self.action = grid, nodes, config, action
+    def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str, *, exact: bool = True) -> None:
+        self.grid, self.nodes, self.config, self.action, self.exact = grid, nodes, config, action, exact
         self.total: np.ndarray | None = None
+        self.replies: list[Message] = []  # each store's clear metrics (and DP ledger), as Message-API replies
         self.clipped = 0
 
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
@@ -225,7 +238,9 @@ class SecureSum(_FitOnly):
                       failures: list[Any]) -> tuple[Parameters | None, dict[str, Scalar]]:
         if results:  # the workflow hands over the mean over the stores that sent (weights 1)
             mean = parameters_to_ndarrays(results[0][1].parameters)[0]
-            self.total = np.rint(mean * len(results)).astype(np.int64)
+            total = mean.astype(np.float64) * len(results)
+            self.total = np.rint(total).astype(np.int64) if self.exact else total
+            self.replies = [_as_reply(ArrayRecord(), fitres) for _, fitres in results]
             self.clipped = int(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results))
         return None, {}
 
@@ -239,17 +254,24 @@ def exact_sum_clip(stores: int) -> float:
 
 
 def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes: list[int], config: ConfigRecord,
-               action: str) -> np.ndarray:
-    """The exact sum over ``nodes`` of the integer vector ``action`` names, under SecAgg+."""
+               action: str, clip: float | None = None, survivors: int | None = None) -> tuple[np.ndarray, list[Message]]:
+    """The sum over ``nodes`` of the vector ``action`` names, under SecAgg+ (exact for the
+    integer ITEM_COUNTS), and each summing store's clear metrics as a reply. ``clip``: the
+    per-entry clip of a float sum (smaller is finer: the rounding step is 2 clip / Q);
+    ``survivors``: the fewest stores whose sum may be unmasked (distributed DP's noise shares)."""
     if len(nodes) < FEWEST_STORES:
         raise ConfigError(f"a secure sum over {len(nodes)} stores would give each the other's vector; it needs "
                           f"at least {FEWEST_STORES}.")
-    shares, threshold = protocol_sizes(len(nodes), federation.secagg_shares)
-    clip = exact_sum_clip(len(nodes))
+    if survivors is None:
+        shares, threshold = protocol_sizes(len(nodes), federation.secagg_shares)
+    else:
+        shares, threshold = distributed_protocol_sizes(len(nodes), survivors)
+    clip = exact_sum_clip(len(nodes)) if clip is None else clip
     protocol = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold, max_weight=1.0,
                                   clipping_range=clip, quantization_range=QUANTIZATION_RANGE,
                                   modulus_range=MODULUS_RANGE, timeout=federation.round_timeout)
-    summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip}), action)
+    summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip}), action,
+                        exact=action == wire.ITEM_COUNTS)
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1, round_timeout=federation.round_timeout),
                            strategy=summing)
     DefaultWorkflow(fit_workflow=protocol)(grid, legacy)
@@ -257,6 +279,6 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
         raise ConfigError(f"the secure sum of {action} did not complete (stores dropped below the threshold); "
                           "see the server log, or rerun with --no-release-gate and audit where the data is.")
     if summing.clipped:
-        log.warning("secure sum of %s: %d entries above %g were clipped (the sum is a lower bound there)",
+        log.warning("secure sum of %s: %d entries beyond %g were clipped (the sum is a bound there)",
                     action, summing.clipped, clip)
-    return summing.total
+    return summing.total, summing.replies

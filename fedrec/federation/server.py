@@ -6,8 +6,10 @@ resume (may this run directory be used), run_record (metrics.json and model.pt),
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from fedrec.federation.audit_round import federated_audit
 from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.checks import check_run
+from fedrec.federation.distributed_step import plan_federation
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
@@ -33,15 +36,18 @@ from fedrec.federation.strategy import build_strategy, restore_server_optimizer_
 from fedrec.federation.traffic import MeteredGrid
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
+from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
+from fedrec.privacy.distributed_dp import FEDERATION, federation_ledger, record_prior, record_round
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.progress import time_left
 from fedrec.release.audit_run import verdict_line, write_audit
 from fedrec.release.gatekeeper import conclude
-from fedrec.rundir import RunDir, write_json
+from fedrec.rundir import RunDir, write_json, write_text
 
 log = logging.getLogger("fedrec.server")
+RUN_ID_FILE = "run_id"  # in DIR/privacy/
 
 
 
@@ -55,29 +61,45 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
     check_run(train, federation, catalog)
+    plan = None
+    if federation.distributed_dp:  # the federation's one DP-SGD run, planned from every store's size
+        plan = plan_federation(grid, train, federation, ConfigRecord(wire.config_to_wire(train, federation)))
+        federation = dataclasses.replace(federation, rounds=plan.rounds)
     resolved = wire.config_to_wire(train, federation)
     checkpoint = checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
     history: list[dict[str, Any]] = list(checkpoint.history) if checkpoint else []
     previous_wall = sum(r["wall_seconds"] for r in history)
     _log_partition(train, federation)
-    log.info("%d rounds; clients train with %s at lr %g, batch %d, %d local epoch(s) a round, drift correction %s; "
-             "server %s (momentum %g)", federation.rounds, train.optimizer, train.lr, train.batch_size,
-             federation.local_epochs, federation.drift_correction, federation.strategy, federation.server_momentum)
+    if plan is not None:
+        log.info("%d rounds; stores send noisy clipped gradient sums, the server steps with %s at lr %g",
+                 federation.rounds, train.optimizer, train.lr)
+    else:
+        log.info("%d rounds; clients train with %s at lr %g, batch %d, %d local epoch(s) a round, drift correction %s; "
+                 "server %s (momentum %g)", federation.rounds, train.optimizer, train.lr, train.batch_size,
+                 federation.local_epochs, federation.drift_correction, federation.strategy, federation.server_momentum)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
     central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
-    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp)
+    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp,
+                              distributed_dp=(_global_model(train, federation), plan) if plan else None)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
     if checkpoint:
         restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
     if federation.central_dp:
         strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
-    message_config = ConfigRecord(
-        {**resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(RunDir(run_dir).client_state.resolve())}
-    )
+    if plan is not None:
+        strategy.privacy_ledgers.setdefault(FEDERATION, federation_ledger(plan))
+    state_dir = Path(federation.state_dir).expanduser() if federation.state_dir else RunDir(run_dir).client_state
+    message_config = ConfigRecord({
+        **resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(state_dir.resolve()),
+        wire.RUN_ID: run_id(run_dir, fresh=checkpoint is None), **(plan.to_wire() if plan else {}),
+    })
     if checkpoint is None and starts_from_prior(train):
-        initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir)
+        initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir,
+                                        plan=plan, context=context)
+        if plan is not None:
+            record_prior(strategy.privacy_ledgers[FEDERATION], plan)
     secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
     clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
 
@@ -91,7 +113,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         round_number = offset + server_round
         record: dict[str, Any] = {"round": round_number}
         state = arrays.to_torch_state_dict()
-        if evaluator is not None:
+        if evaluator is not None and (round_number % federation.eval_every == 0 or round_number == federation.rounds):
             record.update(evaluator(state))
         client_metrics = strategy.client_evaluation.get(server_round)
         if client_metrics:
@@ -100,6 +122,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         record.update(secure_notes.get(server_round, {}))
         if federation.central_dp:
             record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
+        if plan is not None:  # the stores released their shares whether or not enough arrived
+            record_round(strategy.privacy_ledgers[FEDERATION], round_number, plan)
         if strategy.privacy_ledgers:
             save_run_ledger(run_dir, strategy.privacy_ledgers)
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)
@@ -128,7 +152,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if context is None:
             raise ConfigError("--secagg runs Flower's legacy workflow, which needs the ServerApp's context.")
         run_secure_rounds(grid, context, strategy, federation, initial=ArrayRecord(initial), num_rounds=remaining,
-                          config=message_config, after_round=after_round, round_notes=secure_notes)
+                          config=message_config, after_round=after_round, round_notes=secure_notes, plan=plan)
     elif remaining > 0:
         strategy.start(
             grid=grid,
@@ -168,6 +192,22 @@ def gate_reported_model(grid: Grid, train: TrainConfig, federation: FederationCo
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     return conclude(RunDir(run_dir), document, model=load_model(RunDir(run_dir).model), data=catalog,
                     counts=popularity, counts_source=source)
+
+
+def _global_model(train: TrainConfig, federation: FederationConfig) -> TorchRecommender:
+    """The model the server's distributed DP step trains (the global state is loaded into it each round)."""
+    data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    model = create_model(train.model, train, n_users=0, n_items=data.n_items)
+    model.use_item_attributes(data)
+    return model
+
+
+def run_id(run_dir: Path, *, fresh: bool) -> str:
+    """The run's id, made when it starts and kept by a resume: stores' ledgers keep runs apart by it."""
+    path = RunDir(run_dir).privacy / RUN_ID_FILE
+    if fresh or not path.exists():
+        write_text(path, uuid.uuid4().hex)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:

@@ -19,10 +19,13 @@ from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.federation.distributed_step import DistributedDPStep
 from fedrec.federation.mime import MIME, MimeStatistics
 from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
 from fedrec.federation.wrapping import ClientStatisticsExchange, WrappingStrategy
+from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import sampled_clients
+from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.server")
@@ -108,9 +111,12 @@ class TolerantStrategy(WrappingStrategy):
 
 def build_strategy(
     federation: FederationConfig, *, row_keys: tuple[str, ...] = (), central_dp: tuple[float, float] | None = None,
+    distributed_dp: tuple[TorchRecommender, DistributedPlan] | None = None,
 ) -> TolerantStrategy:
     """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021);
-    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP."""
+    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP;
+    ``distributed_dp=(global model, plan)`` replaces the averaging with a DP-SGD step on the
+    stores' noise shares (the round then needs the plan's survivors)."""
     common = dict(
         fraction_train=federation.fraction,
         fraction_evaluate=federation.fraction_evaluate,
@@ -121,6 +127,10 @@ def build_strategy(
         arrayrecord_key=wire.ARRAYS,
         configrecord_key=wire.CONFIG,
     )
+    if distributed_dp is not None:
+        model, plan = distributed_dp
+        step = DistributedDPStep(model=model, plan=plan, **common)
+        return TolerantStrategy(step, min_successes=max(federation.min_clients, plan.survivors))
     if federation.strategy == "fedavg":
         inner: Strategy = FedAvg(**common)
     elif federation.strategy == "fedadam":
@@ -230,7 +240,9 @@ def server_optimizer_state(strategy: Strategy) -> dict[str, torch.Tensor]:
     if (exchange := _exchange(strategy)) is not None:
         prefix = exchange.checkpoint_prefix
         state.update({f"{prefix}/{key}": torch.from_numpy(np.asarray(value)) for key, value in exchange.state.items()})
-    if isinstance(inner, FedAdam):
+    if isinstance(inner, DistributedDPStep):
+        state.update(inner.checkpoint_state())
+    elif isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             state.update({f"{name}/{key}": torch.from_numpy(np.asarray(value)) for key, value in (getattr(inner, name) or {}).items()})
     elif isinstance(inner, FedAvgM) and inner.momentum_vector is not None:
@@ -244,7 +256,9 @@ def restore_server_optimizer_state(strategy: Strategy, state: dict[str, torch.Te
     inner = _optimizer_strategy(strategy)
     if (exchange := _exchange(strategy)) is not None:
         exchange.state = _saved_under(state, exchange.checkpoint_prefix)
-    if isinstance(inner, FedAdam):
+    if isinstance(inner, DistributedDPStep):
+        inner.restore_checkpoint_state(state)
+    elif isinstance(inner, FedAdam):
         for name in ("m_t", "v_t"):
             setattr(inner, name, _saved_under(state, name))
     elif isinstance(inner, FedAvgM):

@@ -26,6 +26,11 @@ SecAgg+ stages in its legacy FitIns/FitRes layout: the config adds SECAGG_KEYS a
 SECAGG_ROUND_MAX_WEIGHT, the reply's parameters are the store's deltas and its flat metrics
 carry SECAGG_CLIPPED and, under DP, the PRIVACY entries prefixed LEGACY_PRIVACY_PREFIX. The
 release gate's item counts come back the same way, as one secure sum (SECURE_SUM, SECURE_SUM_CLIP).
+Every DP message's config names the run (RUN_ID): a store's ledger keeps earlier runs apart.
+Under --dp distributed the server first asks each store ``query.private_customers`` (reply
+METRICS: NUM_USERS, its customers with something to learn), then every message's config holds
+the plan (DP_PLAN_PREFIX keys); a train reply's ARRAYS is the store's clipped gradient sum plus
+noise share (under --secagg, the legacy reply's parameters, at weight 1), its METRICS no loss.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ METRICS = "metrics"
 
 SERVER_ROUND = "server-round"  # set by Flower's strategies: 1.. within this server process
 ROUND_OFFSET = "round-offset"  # rounds completed before this process (resume)
-STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir)
+STATE_DIR = "state-dir"  # where clients keep private state (simulation: in the run dir, or --state-dir)
+RUN_ID = "run-id"  # the run (kept on resume): a client's ledger starts a new run segment when it changes
+DP_PLAN_PREFIX = "dp-plan-"  # --dp distributed: the federation's DP-SGD plan (DistributedPlan.to_wire)
+PRIVATE_CUSTOMERS = "private_customers"  # query action, --dp distributed before round 1: reply METRICS NUM_USERS
 
 CONTROL = "control"  # --drift-correction: the server's state in a train message, a client's statistics in its reply
 
@@ -90,7 +98,7 @@ NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never lea
 NODE_K_ANONYMITY = "k-anonymity"
 NODE_NAME = "client-name"
 
-WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP)
+WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
@@ -100,4 +108,4 @@ def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str
 
 
 def config_from_wire(record: Mapping[str, Any]) -> tuple[TrainConfig, FederationConfig]:
-    return split_mapping({k: v for k, v in record.items() if k not in WIRE_ONLY_KEYS})
+    return split_mapping({k: v for k, v in record.items() if k not in WIRE_ONLY_KEYS and not k.startswith(DP_PLAN_PREFIX)})

@@ -32,6 +32,11 @@ def model_class(name: str) -> type[Recommender]:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(model_names())}.") from None
 
 
+def shares_every_parameter(name: str) -> bool:
+    """Whether a federated model sends every trained parameter (no per-user part stays on a client)."""
+    return getattr(model_class(name), "shareable_parameters", ()) is None
+
+
 def create_model(name: str, config: TrainConfig, *, n_users: int, n_items: int) -> Recommender:
     return model_class(name)(config, n_users=n_users, n_items=n_items)
 

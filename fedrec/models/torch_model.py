@@ -82,6 +82,13 @@ class TorchRecommender(Recommender):
         names = self.shareable_parameters or tuple(state)
         return {name: state[name] for name in names}
 
+    def shared_parameters(self) -> dict[str, nn.Parameter]:
+        """The trainable parameters of the shareable state, under its names: what a distributed
+        DP round's gradient sum is keyed by, and what the server's optimizer steps."""
+        variables = self.net.state_dict(keep_vars=True)
+        return {name: variables[name] for name in self.shareable_state()
+                if isinstance(variables.get(name), nn.Parameter) and variables[name].requires_grad}
+
     def private_state(self) -> dict[str, torch.Tensor]:
         shared = set(self.shareable_parameters or ())
         return {} if self.shareable_parameters is None else {k: v for k, v in self.state().items() if k not in shared}

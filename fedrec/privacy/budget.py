@@ -9,7 +9,7 @@ from pathlib import Path
 from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError, FedrecError
 from fedrec.privacy.dp_sgd import DPPlan
-from fedrec.privacy.ledger import ClientLedger, load_ledger
+from fedrec.privacy.ledger import ClientLedger, History, epsilon_of, load_ledger, save_ledger
 
 
 class BudgetExhausted(FedrecError):
@@ -29,10 +29,12 @@ def epsilon_cap(train: TrainConfig) -> float | None:
     return train.max_epsilon if train.max_epsilon is not None else train.target_epsilon
 
 
-def open_ledger(path: Path, client: str, plan: DPPlan, *, mechanism: str, unit: str) -> ClientLedger:
-    """The client's ledger from disk, or a new one; refused if it accounts under another
-    delta or accountant than this run's."""
+def open_ledger(path: Path, client: str, plan: DPPlan, *, mechanism: str, unit: str, run: str = "") -> ClientLedger:
+    """The client's ledger from disk, or a new one, on ``run`` (a ledger last used by another
+    run keeps that run as an earlier one); refused if it accounts under another delta or
+    accountant than this run's. ``plan`` is any plan with delta, accountant and max_grad_norm."""
     ledger = load_ledger(path) or ClientLedger(client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism=mechanism, unit=unit)
+    ledger.begin_run(run)
     if (ledger.delta, ledger.accountant) != (plan.delta, plan.accountant):
         raise ConfigError(
             f"{path} accounts this client at delta={ledger.delta}, accountant={ledger.accountant}, but the run now "
@@ -40,3 +42,25 @@ def open_ledger(path: Path, client: str, plan: DPPlan, *, mechanism: str, unit: 
             "Resume with the run's original --delta/--accountant."
         )
     return ledger
+
+
+def refuse_past_lifetime(ledger: ClientLedger, path: Path, planned: History, cap: float | None, *, round_number: int) -> None:
+    """BudgetExhausted (the refusal recorded in the ledger) when this whole run, as planned,
+    would take the client's customers past ``cap`` over every run the ledger has seen. Checked
+    before every release, so a run over the cap is refused before it spends anything."""
+    if cap is None:
+        return
+    earlier = ledger.lifetime_history[: len(ledger.lifetime_history) - len(ledger.history)]
+    after = epsilon_of([*earlier, *planned], ledger.delta, ledger.accountant)
+    if after <= cap * (1 + 1e-9):
+        return
+    reason = (
+        f"{ledger.client} refuses this run: its earlier runs spent epsilon "
+        f"{epsilon_of(earlier, ledger.delta, ledger.accountant):.3f} and this run's plan would take its customers' "
+        f"lifetime epsilon to {after:.3f}, past --lifetime-epsilon {cap:g} (delta {ledger.delta:g}). Plan a smaller "
+        "run (--target-epsilon), or raise the lifetime cap only if a larger lifetime guarantee is acceptable."
+    )
+    ledger.refused = [r for r in ledger.refused if r["round"] != round_number]
+    ledger.refused.append({"round": round_number, "reason": reason})
+    save_ledger(path, ledger)
+    raise BudgetExhausted(reason, ledger)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy.dp_sgd import warn_if_not_secure
-from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of
+from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of, record_steps
 from fedrec.privacy.popularity_prior import prior_segment
 
 SERVER = "server (central DP)"
@@ -63,12 +63,7 @@ def central_ledger(train: TrainConfig, population: int) -> ClientLedger:
 
 
 def record_central_round(ledger: ClientLedger, round_number: int, noise_multiplier: float) -> None:
-    history = list(ledger.history)
-    if history and history[-1][:2] == (noise_multiplier, 1.0):
-        history[-1] = (noise_multiplier, 1.0, history[-1][2] + 1)
-    else:
-        history.append((noise_multiplier, 1.0, 1))
-    ledger.record_round(round_number, history)
+    record_steps(ledger, round_number, noise_multiplier, 1.0)
 
 
 def _check_prior_fits_target(train: TrainConfig) -> None:

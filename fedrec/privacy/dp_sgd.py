@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers.optimizer import _generate_noise
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -236,6 +239,50 @@ def train_private(
         dp_module.remove_hooks()
     model.net.eval()
     return [(float(n), float(q), int(s)) for n, q, s in engine.accountant.history], mean_loss
+
+
+def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_rate: float, max_grad_norm: float,
+                       noise_std: float, seed: int, secure_mode: bool = False) -> tuple[int, float]:
+    """One store's part of a distributed DP-SGD step: a Poisson sample of its users (Opacus'
+    sampler), the sum of their gradients each clipped to ``max_grad_norm`` (ghost clipping,
+    one backward where ``bookkeeping`` supports the layers) and N(0, noise_std^2) on every
+    coordinate (Opacus' noise), left in ``p.grad`` of the private module; no step is taken.
+    Returns (users sampled, their mean loss): neither may leave the store."""
+    samples = model.private_samples(split)
+    module = model.private_module()
+    generator = require_secure_rng().create_random_device_generator("/dev/urandom") if secure_mode else torch.Generator().manual_seed(seed)
+    chosen: list[int] = []
+    if samples:
+        sampler = UniformWithReplacementSampler(num_samples=len(samples), sample_rate=sample_rate, generator=generator, steps=1)
+        chosen = [int(i) for i in next(iter(sampler))]
+    for p in module.parameters():
+        p.grad = None
+    loss = float("nan")
+    if chosen:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
+            dp_module = GradSampleModuleFastGradientClipping(module, batch_first=True, loss_reduction="mean",
+                                                             max_grad_norm=max_grad_norm, use_ghost_clipping=True)
+        try:
+            module.train()
+            if bookkeeping.supports(module):
+                bookkeeping.attach(dp_module)
+                per_user = model.private_loss(model.private_batch(samples, chosen))
+                bookkeeping.clipped_backward(dp_module, per_user)
+            else:
+                per_user = model.private_loss(model.private_batch(samples, chosen))
+                clearing = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.0)
+                DPTensorFastGradientClipping(dp_module, clearing, per_user, "mean").backward()
+            loss = float(per_user.detach().mean())
+        finally:
+            dp_module.remove_hooks()
+            module.eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                clipped = torch.zeros_like(p) if p.grad is None else p.grad
+                p.grad = clipped + _generate_noise(noise_std, clipped, generator=generator, secure_mode=secure_mode)
+    return len(chosen), loss
 
 
 @functools.lru_cache(maxsize=1)

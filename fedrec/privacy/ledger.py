@@ -7,7 +7,10 @@ a run-level copy (``RUN_LEDGER`` in the run directory) built from what clients r
 each round; the privacy report is computed from it.
 
 ``history`` is ``[(noise_multiplier, sample_rate, steps), ...]`` exactly as in
-``opacus.accountants.RDPAccountant.history``.
+``opacus.accountants.RDPAccountant.history``, for the current run (``run``). A store that keeps
+its state folder keeps its ledger across runs: a new run moves the finished one's history to
+``earlier_runs`` (never merged into it, so each run's epsilon stays readable), and the lifetime
+epsilon composes them all.
 """
 
 from __future__ import annotations
@@ -66,10 +69,30 @@ class ClientLedger:
     history: History = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)  # {"round", "epsilon", "steps", "noise_multiplier", "sample_rate"}
     refused: list[dict[str, Any]] = field(default_factory=list)  # {"round", "reason"}
+    run: str = ""  # the run ``history`` belongs to
+    earlier_runs: list[dict[str, Any]] = field(default_factory=list)  # {"run", "history", "epsilon"}, oldest first
 
     @property
     def epsilon(self) -> float:
+        """This run's epsilon."""
         return epsilon_of(self.history, self.delta, self.accountant)
+
+    @property
+    def lifetime_history(self) -> History:
+        return [(float(n), float(q), int(s)) for run in self.earlier_runs for n, q, s in run["history"]] + list(self.history)
+
+    @property
+    def lifetime_epsilon(self) -> float:
+        """Every run with this ledger, composed."""
+        return epsilon_of(self.lifetime_history, self.delta, self.accountant)
+
+    def begin_run(self, run: str) -> None:
+        """Continue ``run``, or close the run recorded so far and start ``run`` with an empty history."""
+        if run == self.run:
+            return
+        if self.history:
+            self.earlier_runs.append({"run": self.run, "history": [list(h) for h in self.history], "epsilon": self.epsilon})
+        self.run, self.history, self.rounds, self.refused = run, [], [], []
 
     @property
     def steps(self) -> int:
@@ -90,6 +113,7 @@ class ClientLedger:
         document = asdict(self)
         document["history"] = [list(h) for h in self.history]
         document["epsilon"] = self.epsilon
+        document["lifetime_epsilon"] = self.lifetime_epsilon
         return document
 
     @classmethod
@@ -98,6 +122,17 @@ class ClientLedger:
         ledger = cls(**known)
         ledger.history = [(float(n), float(q), int(s)) for n, q, s in ledger.history]
         return ledger
+
+
+def record_steps(ledger: ClientLedger, round_number: int, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
+    """Add ``steps`` releases of one mechanism (server-side or distributed DP: the server knows
+    the history), merged into the last entry when it is the same, as Opacus' accountant does."""
+    history = list(ledger.history)
+    if history and history[-1][:2] == (noise_multiplier, sample_rate):
+        history[-1] = (noise_multiplier, sample_rate, history[-1][2] + steps)
+    else:
+        history.append((noise_multiplier, sample_rate, steps))
+    ledger.record_round(round_number, history)
 
 
 def save_ledger(path: Path, ledger: ClientLedger) -> None:

@@ -97,6 +97,7 @@ def build_report(ledgers: dict[str, ClientLedger], *, generated_at: datetime | N
         "accountant": ordered[0].accountant,
         "delta": max(ledger.delta for ledger in ordered),
         "epsilon_max": max(client["epsilon"] for client in clients),
+        "lifetime_epsilon_max": max(client["lifetime_epsilon"] for client in clients),
         "noise_multiplier": sorted(_distinct(n for n, _, _ in segments)),
         "max_grad_norm": sorted(_distinct(ledger.max_grad_norm for ledger in ordered)),
         "sample_rate": {"min": min(sample_rates, default=None), "max": max(sample_rates, default=None)},
@@ -116,6 +117,8 @@ def _client_entry(ledger: ClientLedger) -> dict[str, Any]:
     return {
         "client": ledger.client,
         "epsilon": epsilon_of(ledger.history, ledger.delta, ledger.accountant),
+        "lifetime_epsilon": epsilon_of(ledger.lifetime_history, ledger.delta, ledger.accountant),
+        "earlier_runs": [{"run": run["run"], "history": [list(h) for h in run["history"]]} for run in ledger.earlier_runs],
         "delta": ledger.delta,
         "accountant": ledger.accountant,
         "mechanism": ledger.mechanism,
@@ -138,8 +141,11 @@ def guarantee(report: dict[str, Any]) -> str:
     if not report["clients"]:
         return report.get("note", NO_GUARANTEE)
     unit = report["unit"] or "unit not recorded"
+    lifetime = report.get("lifetime_epsilon_max", report["epsilon_max"])
+    over_runs = (f" (over every run that kept the same state folder: ε={lifetime:.3f})"
+                 if lifetime > report["epsilon_max"] + 1e-9 else "")
     return (
-        f"Worst-case (ε={report['epsilon_max']:.3f}, δ={report['delta']:.1e})-DP per {unit}, "
+        f"Worst-case (ε={report['epsilon_max']:.3f}, δ={report['delta']:.1e})-DP per {unit} in this run{over_runs}, "
         f"{report['mechanism']}, accountant {_accountants(report)}."
     )
 
@@ -163,14 +169,15 @@ def render_markdown(report: dict[str, Any], *, plots: Sequence[str] = ()) -> str
         "",
         f"Generated {report['generated_at']}; epsilon recomputed with {report['epsilon_recomputed_with']}.",
         "",
-        "| client | epsilon | delta | noise multiplier(s) | sample rate | steps | rounds trained | rounds refused |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
+        "| client | epsilon (this run) | epsilon (lifetime) | delta | noise multiplier(s) | sample rate | steps | rounds trained | rounds refused |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for client in report["clients"]:
         noise = _listing(n for n, _, _ in client["history"])
         rates = _listing(q for _, q, _ in client["history"])
         lines.append(
-            f"| {_cell(client['client'])} | {client['epsilon']:.3f} | {client['delta']:.1e} | {noise} | {rates} "
+            f"| {_cell(client['client'])} | {client['epsilon']:.3f} | {client.get('lifetime_epsilon', client['epsilon']):.3f} "
+            f"| {client['delta']:.1e} | {noise} | {rates} "
             f"| {client['steps']} | {len(client['rounds'])} | {len(client['refused'])} |"
         )
     lines += [
@@ -184,7 +191,8 @@ def render_markdown(report: dict[str, Any], *, plots: Sequence[str] = ()) -> str
         "",
         "A client's epsilon accumulates over every round it trained, restarts included: it is the "
         "budget spent on the whole run, not on one round. The worst-case epsilon is the largest "
-        "over clients.",
+        "over clients. The lifetime epsilon composes every run whose ledger the client kept (the same "
+        "state folder): the budget its customers have spent so far, which --lifetime-epsilon caps.",
         "",
         "A refused round is one the client declined to train because it would have taken its "
         "epsilon past the configured maximum (--max-epsilon): its budget is used up.",

@@ -21,7 +21,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError, ModelError
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import BudgetExhausted, epsilon_cap, ledger_file, open_ledger
+from fedrec.privacy.budget import BudgetExhausted, epsilon_cap, ledger_file, open_ledger, refuse_past_lifetime
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp
 from fedrec.privacy.ledger import ClientLedger, save_ledger
 from fedrec.privacy.popularity_prior import noisy_popularity
@@ -63,13 +63,18 @@ def client_plan(model: TorchRecommender, split: LeaveOneOut, train: TrainConfig,
     return plan_dp(train, records=records, planned_epochs=federation.rounds * federation.local_epochs, prefix=prior_release(model))
 
 
-def _client_ledger(model: TorchRecommender, path: Path, client: str, plan: DPPlan) -> ClientLedger:
-    return open_ledger(path, client, plan, mechanism=privacy_mechanism(model), unit=model.privacy_unit + " within a client")
+def _client_ledger(model: TorchRecommender, path: Path, client: str, plan: DPPlan, federation: FederationConfig, *,
+                   run: str, round_number: int) -> ClientLedger:
+    """The client's ledger on this run, refused when the run's whole plan would pass its lifetime cap."""
+    ledger = open_ledger(path, client, plan, mechanism=privacy_mechanism(model), unit=model.privacy_unit + " within a client", run=run)
+    planned = plan.history_after(prior_release(model), federation.rounds * federation.local_epochs)
+    refuse_past_lifetime(ledger, path, planned, model.config.lifetime_epsilon, round_number=round_number)
+    return ledger
 
 
 def popularity_release(
     model: TorchRecommender, split: LeaveOneOut, train: TrainConfig, federation: FederationConfig,
-    *, client: str, state_dir: Path | None, seed: int,
+    *, client: str, state_dir: Path | None, seed: int, run: str = "",
 ) -> tuple[np.ndarray, ClientLedger]:
     """This client's noisy user-level item counts for the shared popularity prior,
     recorded in its ledger (as round 0) before they leave."""
@@ -77,7 +82,7 @@ def popularity_release(
         raise ConfigError("DP clients keep a privacy ledger on disk and this client has no state dir.")
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
-    ledger = _client_ledger(model, path, client, plan)
+    ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=0)
     release = prior_release(model)
     with warnings.catch_warnings():  # the server said it once for the whole run (check_privacy_modes)
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
@@ -89,7 +94,7 @@ def popularity_release(
 
 def private_round(
     model: TorchRecommender, split: LeaveOneOut, train: TrainConfig, federation: FederationConfig,
-    *, client: str, state_dir: Path | None, round_number: int,
+    *, client: str, state_dir: Path | None, round_number: int, run: str = "",
 ) -> tuple[ClientLedger, float]:
     """Train one round under DP; returns (the updated ledger, mean loss).
 
@@ -103,7 +108,7 @@ def private_round(
         )
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
-    ledger = _client_ledger(model, path, client, plan)
+    ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=round_number)
     cap = epsilon_cap(train)
     if cap is not None:
         after = plan.epsilon_after(ledger.history, federation.local_epochs)
