@@ -38,7 +38,9 @@ from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
-from fedrec.privacy.distributed_dp import FEDERATION, federation_ledger, record_prior, record_round
+from fedrec.privacy.distributed_dp import (
+    FEDERATION, SHARES_SEEN, federation_ledger, record_prior, record_round, shares_seen_ledger,
+)
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.progress import time_left
@@ -90,6 +92,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
     if plan is not None:
         strategy.privacy_ledgers.setdefault(FEDERATION, federation_ledger(plan))
+        if not federation.secagg:
+            strategy.privacy_ledgers.setdefault(SHARES_SEEN, shares_seen_ledger(plan))
+            log.warning("--dp distributed without --secagg: the server sees each store's noise share, which carries "
+                        "1/sqrt(%d) of the noise; the released model has the full noise, the server's view does not "
+                        "(both are in the privacy report)", plan.survivors)
     state_dir = Path(federation.state_dir).expanduser() if federation.state_dir else RunDir(run_dir).client_state
     message_config = ConfigRecord({
         **resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(state_dir.resolve()),
@@ -100,6 +107,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
                                         plan=plan, context=context)
         if plan is not None:
             record_prior(strategy.privacy_ledgers[FEDERATION], plan)
+            if SHARES_SEEN in strategy.privacy_ledgers:
+                record_prior(strategy.privacy_ledgers[SHARES_SEEN], plan, one_share=True)
     secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
     clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
 
@@ -124,6 +133,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if plan is not None:  # the stores released their shares whether or not enough arrived
             record_round(strategy.privacy_ledgers[FEDERATION], round_number, plan)
+            if SHARES_SEEN in strategy.privacy_ledgers:
+                record_round(strategy.privacy_ledgers[SHARES_SEEN], round_number, plan, one_share=True)
         if strategy.privacy_ledgers:
             save_run_ledger(run_dir, strategy.privacy_ledgers)
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)

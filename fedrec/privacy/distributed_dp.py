@@ -29,6 +29,7 @@ from fedrec.privacy.ledger import ClientLedger, History, default_delta, epsilon_
 from fedrec.privacy.popularity_prior import prior_segment
 
 FEDERATION = "federation (distributed DP)"  # the run's one ledger
+SHARES_SEEN = "server, seeing each store's share (no secure aggregation)"  # --no-secagg: what the server itself saw
 MECHANISM = ("dp-sgd across stores: each round every store sends the clipped gradient sum of a Poisson sample of its "
              "customers plus a share of the gaussian noise; any `survivors` shares add up to the full noise")
 UNIT = "customer (one history at one store)"
@@ -58,6 +59,11 @@ class DistributedPlan:
     def prior_share(self) -> float | None:
         """Each store's noise multiplier on its item counts, so that ``survivors`` of them sum to the prior's."""
         return None if self.prior_noise is None else self.prior_noise / math.sqrt(self.survivors)
+
+    @property
+    def share_multiplier(self) -> float:
+        """One store's noise share relative to the clip: what a server that sees it alone (no SecAgg+) is up against."""
+        return self.noise_multiplier / math.sqrt(self.survivors)
 
     @property
     def expected_batch(self) -> float:
@@ -115,13 +121,20 @@ def federation_ledger(plan: DistributedPlan, client: str = FEDERATION) -> Client
     return ClientLedger(client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism=MECHANISM, unit=UNIT)
 
 
-def record_prior(ledger: ClientLedger, plan: DistributedPlan) -> None:
+def shares_seen_ledger(plan: DistributedPlan) -> ClientLedger:
+    """Without SecAgg+ the server sees every store's share on its own: against the server, a
+    customer is protected by their store's share of the noise only."""
+    return ClientLedger(SHARES_SEEN, plan.accountant, plan.delta, plan.max_grad_norm, unit=UNIT,
+                        mechanism="each store's noise share in clear (--no-secagg): noise multiplier / sqrt(survivors)")
+
+
+def record_prior(ledger: ClientLedger, plan: DistributedPlan, *, one_share: bool = False) -> None:
     if plan.prior_noise is not None:
-        record_steps(ledger, 0, plan.prior_noise, 1.0)
+        record_steps(ledger, 0, plan.prior_share if one_share else plan.prior_noise, 1.0)
 
 
-def record_round(ledger: ClientLedger, round_number: int, plan: DistributedPlan) -> None:
-    record_steps(ledger, round_number, plan.noise_multiplier, plan.sample_rate)
+def record_round(ledger: ClientLedger, round_number: int, plan: DistributedPlan, *, one_share: bool = False) -> None:
+    record_steps(ledger, round_number, plan.share_multiplier if one_share else plan.noise_multiplier, plan.sample_rate)
 
 
 def check_distributed(train: TrainConfig, federation: FederationConfig, *, every_parameter_shared: bool) -> None:

@@ -49,6 +49,11 @@ def test_both_paths_agree_one_ledger_accounts_the_run_and_a_store_ledger_spans_r
         fresh.history = [tuple(h) for h in federation["history"]]
         assert fresh.get_epsilon(delta=federation["delta"]) == np.float64(federation["epsilon"])
         assert federation["epsilon"] <= 8.0
+    # In clear the server saw each store's share, which carries 1/sqrt(5) of the noise: the
+    # report says what that costs against the server, beside the released model's epsilon.
+    seen = {c["client"]: c["epsilon"] for c in _report(runs["plain"])["clients"]}
+    assert seen["server, seeing each store's share (no secure aggregation)"] > 2 * seen["federation (distributed DP)"]
+    assert not any(name.startswith("server") for name in (c["client"] for c in _report(runs["secure"])["clients"]))
 
     # The second run continued each store's ledger: its run epsilon is its own, its lifetime
     # epsilon composes both runs.

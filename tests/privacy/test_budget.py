@@ -84,3 +84,25 @@ def test_ledger_is_sent_to_the_server_as_json(chain_file, tmp_path):
     document = json.loads(json.dumps(update.ledger.to_dict()))
     assert document["client"] == "store-0" and document["history"][0][2] >= 1
     assert set(update.shared) == set(start_state(train, federation))
+
+
+def test_the_ledgers_epsilon_is_a_fresh_opacus_accountants_to_the_bit():
+    """epsilon_of caches one step's RDP per (noise, rate) instead of asking a fresh
+    RDPAccountant; the arithmetic is Opacus' own, so the numbers are identical."""
+    import random
+    import warnings
+
+    from opacus.accountants import RDPAccountant
+
+    from fedrec.privacy.ledger import epsilon_of
+
+    rng = random.Random(0)
+    for _ in range(20):
+        history = [(rng.uniform(0.3, 5.0), rng.choice([1.0, rng.uniform(0.001, 0.5)]), rng.randint(1, 500))
+                   for _ in range(rng.randint(1, 4))]
+        delta = rng.choice([1e-5, 4.47e-6, 1e-3])
+        fresh = RDPAccountant()
+        fresh.history = history
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert epsilon_of(history, delta) == fresh.get_epsilon(delta=delta), history
