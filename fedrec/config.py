@@ -169,7 +169,8 @@ class FederationConfig(_Mapped):
     partition: str = _opt("store", "clients are stores (cross-silo) or single users (cross-device)", ("store", "user"))
     num_clients: int | None = _opt(None, f"number of stores (default {DEFAULT_STORES}; the store count when the data has store_id)")
     alpha: float = _opt(0.5, "Dirichlet concentration of the non-IID store split (smaller = more skewed)")
-    rounds: int | None = _opt(None, "federated rounds")
+    rounds: int | None = _opt(None, "federated rounds (--dp distributed: one DP-SGD step each; by default the model's DP "
+                                    "epochs of steps: 220 on Beauty)")
     fraction: float | None = _opt(None, "share of clients sampled per round")
     local_epochs: int | None = _opt(None, "epochs each sampled client trains per round")
     strategy: str = _opt(

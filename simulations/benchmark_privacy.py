@@ -71,6 +71,7 @@ def summarise(kind: str, epsilon: float | None, run_dir: Path, measured: dict | 
         "hr@10": round(metrics["hr@10"], 4),
         "ndcg@10": round(metrics["ndcg@10"], 4),
         "model_used": chosen,
+        "release_gate": (document.get("release_gate") or {}).get("verdict"),
         "wall_seconds": round(document["wall_seconds"], 1),
         "peak_rss_mb": (measured or {}).get("peak_tree_rss_mb", document.get("peak_rss_mb")),
     }

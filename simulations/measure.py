@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+RELEASE_BLOCKED = 3  # fedrec's exit status when the run finished and its release gate blocked the model
+
 
 @dataclass
 class Measured:
@@ -78,7 +80,7 @@ def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -
             resume = [*command[: command.index("simulate") + 1], "--resume", str(run_dir)]
             print(f"{name}: resuming the interrupted run\n$", " ".join(resume), flush=True)
             result = run_measured(resume, log_path=log_path.with_suffix(".resumed.log"))
-            if result.returncode != 0:
+            if result.returncode not in (0, RELEASE_BLOCKED):
                 print(f"{name} failed again (exit {result.returncode}); see {log_path.with_suffix('.resumed.log')}", flush=True)
                 return None
             earlier = json.loads(measured_file.read_text()) if measured_file.exists() else {}
@@ -90,7 +92,7 @@ def run_or_reuse(name: str, command: list[str], run_dir: Path, log_path: Path) -
         run_dir.mkdir(parents=True, exist_ok=True)
         measured_file.write_text(json.dumps({"command": arguments}, indent=2) + "\n")
         result = run_measured(command, log_path=log_path)
-        if result.returncode != 0:
+        if result.returncode not in (0, RELEASE_BLOCKED):  # a blocked release is a finished run
             print(f"{name} failed (exit {result.returncode}); see {log_path}", flush=True)
             return None
         measured_file.write_text(json.dumps({**result.__dict__, "command": arguments}, indent=2) + "\n")

@@ -102,4 +102,8 @@ def plan_federation(grid: Grid, train: TrainConfig, federation: FederationConfig
              "batch %.0f), noise multiplier %.3f, each store adds noise std %.4f (any %d stores carry the full noise); "
              "epsilon %.3f at delta %.1e", customers, len(nodes), plan.rounds, plan.sample_rate, plan.expected_batch,
              plan.noise_multiplier, plan.noise_share_std, plan.survivors, plan.epsilon, plan.delta)
+    if not federation.secagg:
+        log.warning("--dp distributed without --secagg: the server sees each store's noise share, which carries "
+                    "1/sqrt(%d) of the noise; the released model has the full noise, the server's view does not "
+                    "(both are in the privacy report)", plan.survivors)
     return plan

@@ -107,7 +107,8 @@ def describe_default(name: str) -> str | None:
     field has a plain default (or none any model sets)."""
     parts = []
     for model in sorted({model for model, _ in STORE_RECIPES}):
-        values = [(mode, _mode_value(model, mode, name)) for mode in ("centralised", "federated", "--dp", "federated --dp")]
+        modes = ("centralised", "federated", "--dp", "federated --dp", "--dp distributed")
+        values = [(mode, _mode_value(model, mode, name)) for mode in modes if (model, _recipe_mode(mode)) in STORE_RECIPES]
         if name in CROSS_DEVICE[model]:
             values.append(("--partition user", CROSS_DEVICE[model][name]))
         shown, previous = [], None
@@ -120,14 +121,20 @@ def describe_default(name: str) -> str | None:
     return "; ".join(parts) or None
 
 
+def _recipe_mode(mode: str) -> str:
+    return "distributed" if mode.endswith("distributed") else "dp" if mode.endswith("--dp") else "plain"
+
+
 def _mode_value(model: str, mode: str, name: str) -> Any:
-    federated, dp = mode.startswith("federated"), mode.endswith("--dp")
+    """``name``'s default in a --help mode; --dp distributed trains on the centralised DP recipe."""
+    recipe_mode = _recipe_mode(mode)
+    federated, dp = mode.startswith("federated") or recipe_mode == "distributed", recipe_mode != "plain"
     if name in {f.name for f in dataclasses.fields(FederationConfig)}:
-        return {**COMMON, **STORE_RECIPES[(model, "dp" if dp else "plain")]}.get(name) if federated else None
+        return {**COMMON, **STORE_RECIPES[(model, recipe_mode)]}.get(name) if federated else None
     if name == "attribute_buckets":
         buckets = model_class(model).dp_attribute_buckets
         return (buckets if dp else 0) if buckets else None
-    return model_class(model).recipe(federated=federated, dp=dp).get(name)
+    return model_class(model).recipe(federated=federated and recipe_mode != "distributed", dp=dp).get(name)
 
 
 def _show(value: Any) -> str:

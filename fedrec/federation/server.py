@@ -38,9 +38,7 @@ from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
-from fedrec.privacy.distributed_dp import (
-    FEDERATION, SHARES_SEEN, federation_ledger, record_prior, record_round, shares_seen_ledger,
-)
+from fedrec.privacy.distributed_dp import RunLedgers
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.report import write_privacy_report
 from fedrec.progress import time_left
@@ -90,13 +88,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
     if federation.central_dp:
         strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
-    if plan is not None:
-        strategy.privacy_ledgers.setdefault(FEDERATION, federation_ledger(plan))
-        if not federation.secagg:
-            strategy.privacy_ledgers.setdefault(SHARES_SEEN, shares_seen_ledger(plan))
-            log.warning("--dp distributed without --secagg: the server sees each store's noise share, which carries "
-                        "1/sqrt(%d) of the noise; the released model has the full noise, the server's view does not "
-                        "(both are in the privacy report)", plan.survivors)
+    distributed = RunLedgers(plan, strategy.privacy_ledgers, secure=federation.secagg) if plan else None
     state_dir = Path(federation.state_dir).expanduser() if federation.state_dir else RunDir(run_dir).client_state
     message_config = ConfigRecord({
         **resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(state_dir.resolve()),
@@ -105,10 +97,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     if checkpoint is None and starts_from_prior(train):
         initial = with_popularity_prior(grid, train, federation, initial, message_config, strategy, run_dir,
                                         plan=plan, context=context)
-        if plan is not None:
-            record_prior(strategy.privacy_ledgers[FEDERATION], plan)
-            if SHARES_SEEN in strategy.privacy_ledgers:
-                record_prior(strategy.privacy_ledgers[SHARES_SEEN], plan, one_share=True)
+        if distributed is not None:
+            distributed.record_prior()
     secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
     clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
 
@@ -131,10 +121,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         record.update(secure_notes.get(server_round, {}))
         if federation.central_dp:
             record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
-        if plan is not None:  # the stores released their shares whether or not enough arrived
-            record_round(strategy.privacy_ledgers[FEDERATION], round_number, plan)
-            if SHARES_SEEN in strategy.privacy_ledgers:
-                record_round(strategy.privacy_ledgers[SHARES_SEEN], round_number, plan, one_share=True)
+        if distributed is not None:
+            distributed.record_round(round_number)
         if strategy.privacy_ledgers:
             save_run_ledger(run_dir, strategy.privacy_ledgers)
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)
@@ -206,7 +194,8 @@ def gate_reported_model(grid: Grid, train: TrainConfig, federation: FederationCo
 
 
 def _global_model(train: TrainConfig, federation: FederationConfig) -> TorchRecommender:
-    """The model the server's distributed DP step trains (the global state is loaded into it each round)."""
+    """A fresh global model with the catalog's attributes (public data: they travel with its
+    state); under distributed DP the one the server's step trains."""
     data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     model = create_model(train.model, train, n_users=0, n_items=data.n_items)
     model.use_item_attributes(data)
@@ -222,10 +211,7 @@ def run_id(run_dir: Path, *, fresh: bool) -> str:
 
 
 def _initial_state(train: TrainConfig, federation: FederationConfig) -> dict[str, torch.Tensor]:
-    data = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
-    model = create_model(train.model, train, n_users=0, n_items=data.n_items)
-    model.use_item_attributes(data)  # public catalog data: sent to clients with the first global state
-    return model.shareable_state()
+    return _global_model(train, federation).shareable_state()
 
 
 def _log_partition(train: TrainConfig, federation: FederationConfig) -> None:

@@ -61,11 +61,6 @@ class DistributedPlan:
         return None if self.prior_noise is None else self.prior_noise / math.sqrt(self.survivors)
 
     @property
-    def share_multiplier(self) -> float:
-        """One store's noise share relative to the clip: what a server that sees it alone (no SecAgg+) is up against."""
-        return self.noise_multiplier / math.sqrt(self.survivors)
-
-    @property
     def expected_batch(self) -> float:
         return self.sample_rate * self.customers
 
@@ -117,24 +112,45 @@ def plan_distributed(train: TrainConfig, federation: FederationConfig, *, custom
                            customers, rounds, delta, train.accountant, prior_noise)
 
 
-def federation_ledger(plan: DistributedPlan, client: str = FEDERATION) -> ClientLedger:
-    return ClientLedger(client, plan.accountant, plan.delta, plan.max_grad_norm, mechanism=MECHANISM, unit=UNIT)
+class RunLedgers:
+    """The run's ledgers under distributed DP, kept among the server's others: the federation's
+    one DP-SGD run and, when the server saw each store's share (no SecAgg+), its view of one
+    share, which carries 1/sqrt(survivors) of the noise. Both record what the stores released,
+    whether or not enough shares arrived for the step."""
+
+    def __init__(self, plan: DistributedPlan, ledgers: dict[str, ClientLedger], *, secure: bool) -> None:
+        self.plan, self.ledgers = plan, ledgers
+        ledgers.setdefault(FEDERATION, ClientLedger(FEDERATION, plan.accountant, plan.delta, plan.max_grad_norm,
+                                                    mechanism=MECHANISM, unit=UNIT))
+        if not secure:
+            ledgers.setdefault(SHARES_SEEN, ClientLedger(
+                SHARES_SEEN, plan.accountant, plan.delta, plan.max_grad_norm, unit=UNIT,
+                mechanism="each store's noise share in clear (--no-secagg): noise multiplier / sqrt(survivors)"))
+
+    def _noise(self, name: str, full: float) -> float:
+        return full / math.sqrt(self.plan.survivors) if name == SHARES_SEEN else full
+
+    def record_prior(self) -> None:
+        if self.plan.prior_noise is not None:
+            for name in (FEDERATION, SHARES_SEEN):
+                if name in self.ledgers:
+                    record_steps(self.ledgers[name], 0, self._noise(name, self.plan.prior_noise), 1.0)
+
+    def record_round(self, round_number: int) -> None:
+        for name in (FEDERATION, SHARES_SEEN):
+            if name in self.ledgers:
+                record_steps(self.ledgers[name], round_number, self._noise(name, self.plan.noise_multiplier),
+                             self.plan.sample_rate)
 
 
-def shares_seen_ledger(plan: DistributedPlan) -> ClientLedger:
-    """Without SecAgg+ the server sees every store's share on its own: against the server, a
-    customer is protected by their store's share of the noise only."""
-    return ClientLedger(SHARES_SEEN, plan.accountant, plan.delta, plan.max_grad_norm, unit=UNIT,
-                        mechanism="each store's noise share in clear (--no-secagg): noise multiplier / sqrt(survivors)")
-
-
-def record_prior(ledger: ClientLedger, plan: DistributedPlan, *, one_share: bool = False) -> None:
+def record_prior(ledger: ClientLedger, plan: DistributedPlan) -> None:
+    """A store's ledger: the prior it took part in, at the full noise its customers are protected by."""
     if plan.prior_noise is not None:
-        record_steps(ledger, 0, plan.prior_share if one_share else plan.prior_noise, 1.0)
+        record_steps(ledger, 0, plan.prior_noise, 1.0)
 
 
-def record_round(ledger: ClientLedger, round_number: int, plan: DistributedPlan, *, one_share: bool = False) -> None:
-    record_steps(ledger, round_number, plan.share_multiplier if one_share else plan.noise_multiplier, plan.sample_rate)
+def record_round(ledger: ClientLedger, round_number: int, plan: DistributedPlan) -> None:
+    record_steps(ledger, round_number, plan.noise_multiplier, plan.sample_rate)
 
 
 def check_distributed(train: TrainConfig, federation: FederationConfig, *, every_parameter_shared: bool) -> None:

@@ -53,8 +53,8 @@ def _epsilon(history: tuple[tuple[float, float, int], ...], delta: float, accoun
     if not history:
         return 0.0
     with warnings.catch_warnings():
-        # "Optimal order is the largest alpha": the bound is valid, only not the tightest.
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        # "Optimal order is the largest (smallest) alpha": the bound is valid, only not the tightest.
+        warnings.filterwarnings("ignore", message="Optimal order is the (largest|smallest) alpha")
         if accountant == "rdp":
             return _rdp_epsilon(history, delta)
         fresh = create_accountant(accountant)
