@@ -12,7 +12,7 @@ from opacus.accountants import RDPAccountant
 
 from test_simulation import SMALL, fedrec
 
-ROUNDS = 3
+ROUNDS = 2
 
 
 def _report(run):
