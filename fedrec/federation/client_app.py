@@ -114,17 +114,19 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
         deltas = [np.zeros_like(value, dtype=np.float32) for value in received]
         metrics = {wire.NUM_EXAMPLES: 0, **_legacy_privacy(site.name, refusal.ledger, refused=str(refusal))}
         return _legacy_fit_reply(msg, deltas, metrics)
-    if DistributedPlan.from_wire(fitins.config) is not None:  # the share itself, weight 1 (non-trained arrays: 0)
+    plan = DistributedPlan.from_wire(fitins.config)
+    if plan is not None:  # the share itself, weight 1 (non-trained arrays: 0)
         deltas = [update.shared[key].numpy().astype(np.float32) if key in update.shared else np.zeros_like(value, dtype=np.float32)
                   for key, value in zip(keys, received)]
     else:
         deltas = [update.shared[key].numpy().astype(np.float32) - value.astype(np.float32) for key, value in zip(keys, received)]
     max_weight = float(fitins.config[wire.SECAGG_ROUND_MAX_WEIGHT])
     examples = int(update.metrics[wire.NUM_EXAMPLES])
-    clipped = clipped_coordinates(deltas, examples, max_weight, federation.secagg_clip)
+    clip = federation.secagg_clip if plan is None else plan.share_clip
+    clipped = clipped_coordinates(deltas, examples, max_weight, clip)
     if clipped:
-        log.warning("%s round %d: %d coordinates of the update exceed --secagg-clip %g after weighting; SecAgg+ "
-                    "clips them", site.name, round_number, clipped, federation.secagg_clip)
+        log.warning("%s round %d: %d coordinates of the update exceed the SecAgg+ clip %g after weighting; SecAgg+ "
+                    "clips them", site.name, round_number, clipped, clip)
     metrics = {**update.metrics, wire.SECAGG_CLIPPED: clipped}
     if update.ledger is not None:
         metrics.update(_legacy_privacy(site.name, update.ledger))

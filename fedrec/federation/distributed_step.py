@@ -95,12 +95,12 @@ def plan_federation(grid: Grid, train: TrainConfig, federation: FederationConfig
         reason = next((m.error.reason for m in replies if m.has_error()), "no reply within the round timeout")
         raise ConfigError(f"--dp distributed: {len(nodes) - len(answered)} of {len(nodes)} stores did not say how many "
                           f"customers they have ({reason}); the plan needs every store. Check those stores' logs.")
-    customers = sum(int(m.content[wire.METRICS][wire.NUM_USERS]) for m in answered)
-    plan = plan_distributed(train, federation, customers=customers, stores=len(nodes),
+    sizes = [int(m.content[wire.METRICS][wire.NUM_USERS]) for m in answered]
+    plan = plan_distributed(train, federation, customers=sum(sizes), stores=len(nodes), largest_store=max(sizes, default=0),
                             uses_prior=getattr(model_class(train.model), "uses_popularity_prior", False))
     log.info("distributed DP plan: %d customers in %d stores, %d rounds of one step at sample rate %.4f (expected "
              "batch %.0f), noise multiplier %.3f, each store adds noise std %.4f (any %d stores carry the full noise); "
-             "epsilon %.3f at delta %.1e", customers, len(nodes), plan.rounds, plan.sample_rate, plan.expected_batch,
+             "epsilon %.3f at delta %.1e", plan.customers, len(nodes), plan.rounds, plan.sample_rate, plan.expected_batch,
              plan.noise_multiplier, plan.noise_share_std, plan.survivors, plan.epsilon, plan.delta)
     if not federation.secagg:
         log.warning("--dp distributed without --secagg: the server sees each store's noise share, which carries "

@@ -81,6 +81,7 @@ class SecureAggregationStrategy(_FitOnly):
         self.store_examples: dict[int, int] = {}  # node id -> training examples (its averaging weight)
         self.global_arrays = initial
         self.round_notes = round_notes  # per round: clipped coordinates, error bound (read by after_round)
+        self.last_protocol: tuple[int, ...] | None = None  # (stores, neighbours, threshold, max weight) last logged
 
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
         return self._parameters(self.initial)
@@ -105,13 +106,17 @@ class SecureAggregationStrategy(_FitOnly):
             message.content[wire.CONFIG][wire.SECAGG_ROUND_MAX_WEIGHT] = max_weight
         if self.plan is not None:  # only sums over `survivors` stores can be unmasked: each carries the full noise
             shares, threshold = distributed_protocol_sizes(len(messages), self.plan.survivors)
+            self.protocol.clipping_range = self.plan.share_clip
         else:
             shares, threshold = protocol_sizes(len(messages), self.federation.secagg_shares)
         self.protocol.num_shares, self.protocol.reconstruction_threshold = shares, threshold
         self.protocol.max_weight = float(max_weight)
         rebuild = round(threshold * shares) if isinstance(threshold, float) else threshold  # Flower's reading of a float
-        log.info("round %d: secure aggregation over %d stores, %d neighbours each, %d shares rebuild a key, "
-                 "max weight %d", server_round, len(messages), shares, rebuild, max_weight)
+        protocol = (len(messages), shares, rebuild, max_weight)
+        log.log(logging.INFO if protocol != self.last_protocol else logging.DEBUG,  # said again only when it changes
+                "round %d: secure aggregation over %d stores, %d neighbours each, %d shares rebuild a key, max weight %d",
+                server_round, *protocol)
+        self.last_protocol = protocol
         run_id = self.grid.run.run_id
         return [
             (GridClientProxy(m.metadata.dst_node_id, self.grid, run_id), FitIns(parameters, dict(m.content[wire.CONFIG])))
@@ -134,7 +139,7 @@ class SecureAggregationStrategy(_FitOnly):
         examples = [int(fitres.num_examples) for _, fitres in results]
         self.round_notes[server_round] = {
             "secagg_clipped": float(sum(float(fitres.metrics.get(wire.SECAGG_CLIPPED, 0)) for _, fitres in results)),
-            "secagg_error_bound": error_bound(examples, self.protocol.max_weight, self.federation.secagg_clip),
+            "secagg_error_bound": error_bound(examples, self.protocol.max_weight, self.protocol.clipping_range),
         }
         self.store_examples.update({proxy.node_id: int(fitres.num_examples) for proxy, fitres in results
                                     if fitres.num_examples > 0})  # a store's data may change between rounds

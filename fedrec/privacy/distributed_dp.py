@@ -49,6 +49,7 @@ class DistributedPlan:
     delta: float
     accountant: str
     prior_noise: float | None = None  # the popularity prior's total noise (none: no prior)
+    largest_store: int = 0  # customers of the largest store (bounds a share's coordinates)
 
     @property
     def noise_share_std(self) -> float:
@@ -59,6 +60,13 @@ class DistributedPlan:
     def prior_share(self) -> float | None:
         """Each store's noise multiplier on its item counts, so that ``survivors`` of them sum to the prior's."""
         return None if self.prior_noise is None else self.prior_noise / math.sqrt(self.survivors)
+
+    @property
+    def share_clip(self) -> float:
+        """A bound on one coordinate of a store's share, for SecAgg+'s clipping: each sampled
+        customer adds at most the clip norm to a coordinate; twice the largest store's expected
+        sample plus 20, and 10 noise stds. Coordinates beyond it are clipped and counted."""
+        return self.max_grad_norm * (2 * self.sample_rate * self.largest_store + 20) + 10 * self.noise_share_std
 
     @property
     def expected_batch(self) -> float:
@@ -83,7 +91,7 @@ class DistributedPlan:
                   if str(key).startswith("dp-plan-")}
         if not values:
             return None
-        kinds = {"survivors": int, "customers": int, "rounds": int, "accountant": str}
+        kinds = {"survivors": int, "customers": int, "rounds": int, "accountant": str, "largest_store": int}
         return cls(**{key: kinds.get(key, float)(value) for key, value in values.items()})
 
 
@@ -93,7 +101,7 @@ def survivors_needed(stores: int, dropout: float) -> int:
 
 
 def plan_distributed(train: TrainConfig, federation: FederationConfig, *, customers: int, stores: int,
-                     uses_prior: bool) -> DistributedPlan:
+                     uses_prior: bool, largest_store: int = 0) -> DistributedPlan:
     """Noise, sampling and rounds for the federation's DP-SGD run. Sampling is the centralised
     run's: rate 1 / ceil(customers / batch); rounds default to ``epochs`` of such steps."""
     if customers < 1:
@@ -109,7 +117,7 @@ def plan_distributed(train: TrainConfig, federation: FederationConfig, *, custom
         noise = noise_for_target(train.target_epsilon, delta, sample_rate, rounds, train.accountant,
                                  tuple(prior_segment(prior_noise)))
     return DistributedPlan(noise, sample_rate, train.max_grad_norm, survivors_needed(stores, federation.dp_dropout),
-                           customers, rounds, delta, train.accountant, prior_noise)
+                           customers, rounds, delta, train.accountant, prior_noise, largest_store)
 
 
 class RunLedgers:
