@@ -44,6 +44,18 @@ def open_ledger(path: Path, client: str, plan: DPPlan, *, mechanism: str, unit: 
     return ledger
 
 
+def refuse_past_cap(ledger: ClientLedger, path: Path, after: float, cap: float | None, *, round_number: int) -> None:
+    """BudgetExhausted (the refusal recorded in the ledger) when this round would take the
+    client's run epsilon to ``after``, past --max-epsilon (or the target)."""
+    if cap is None or after <= cap * (1 + 1e-9):
+        return
+    _refuse(ledger, path, round_number, (
+        f"{ledger.client} refuses round {round_number}: training it would raise epsilon from {ledger.epsilon:.3f} to "
+        f"{after:.3f}, past max-epsilon {cap:g} (delta {ledger.delta:g}). Its privacy budget is spent; raise "
+        "--max-epsilon only if a larger guarantee is acceptable."
+    ))
+
+
 def refuse_past_lifetime(ledger: ClientLedger, path: Path, planned: History, cap: float | None, *, round_number: int) -> None:
     """BudgetExhausted (the refusal recorded in the ledger) when this whole run, as planned,
     would take the client's customers past ``cap`` over every run the ledger has seen. Checked
@@ -54,12 +66,16 @@ def refuse_past_lifetime(ledger: ClientLedger, path: Path, planned: History, cap
     after = epsilon_of([*earlier, *planned], ledger.delta, ledger.accountant)
     if after <= cap * (1 + 1e-9):
         return
-    reason = (
+    _refuse(ledger, path, round_number, (
         f"{ledger.client} refuses this run: its earlier runs spent epsilon "
         f"{epsilon_of(earlier, ledger.delta, ledger.accountant):.3f} and this run's plan would take its customers' "
         f"lifetime epsilon to {after:.3f}, past --lifetime-epsilon {cap:g} (delta {ledger.delta:g}). Plan a smaller "
         "run (--target-epsilon), or raise the lifetime cap only if a larger lifetime guarantee is acceptable."
-    )
+    ))
+
+
+def _refuse(ledger: ClientLedger, path: Path, round_number: int, reason: str) -> None:
+    """The refusal on the client's record (the last one per round), then raised."""
     ledger.refused = [r for r in ledger.refused if r["round"] != round_number]
     ledger.refused.append({"round": round_number, "reason": reason})
     save_ledger(path, ledger)

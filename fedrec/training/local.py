@@ -21,7 +21,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError, ModelError
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import BudgetExhausted, epsilon_cap, ledger_file, open_ledger, refuse_past_lifetime
+from fedrec.privacy.budget import epsilon_cap, ledger_file, open_ledger, refuse_past_cap, refuse_past_lifetime
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp
 from fedrec.privacy.ledger import ClientLedger, save_ledger
 from fedrec.privacy.popularity_prior import noisy_popularity
@@ -109,19 +109,8 @@ def private_round(
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
     ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=round_number)
-    cap = epsilon_cap(train)
-    if cap is not None:
-        after = plan.epsilon_after(ledger.history, federation.local_epochs)
-        if after > cap * (1 + 1e-9):
-            reason = (
-                f"{client} refuses round {round_number}: training it would raise epsilon from "
-                f"{ledger.epsilon:.3f} to {after:.3f}, past max-epsilon {cap:g} (delta {plan.delta:g}). "
-                "Its privacy budget is spent; raise --max-epsilon only if a larger guarantee is acceptable."
-            )
-            ledger.refused = [r for r in ledger.refused if r["round"] != round_number]
-            ledger.refused.append({"round": round_number, "reason": reason})
-            save_ledger(path, ledger)
-            raise BudgetExhausted(reason, ledger)
+    refuse_past_cap(ledger, path, plan.epsilon_after(ledger.history, federation.local_epochs), epsilon_cap(train),
+                    round_number=round_number)
     seed = zlib.crc32(f"{train.seed}/{client}/{round_number}".encode())
     history, loss = train_private_epochs(model, split, federation.local_epochs, plan, ledger.history, seed=seed)
     ledger.record_round(round_number, history)

@@ -19,7 +19,7 @@ import torch
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import BudgetExhausted, epsilon_cap, ledger_file, open_ledger, refuse_past_lifetime
+from fedrec.privacy.budget import epsilon_cap, ledger_file, open_ledger, refuse_past_cap, refuse_past_lifetime
 from fedrec.privacy.distributed_dp import MECHANISM, UNIT, DistributedPlan, record_prior, record_round
 from fedrec.privacy.dp_sgd import noisy_gradient_sum
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, save_ledger
@@ -39,15 +39,11 @@ def _store_ledger(plan: DistributedPlan, *, client: str, state_dir: Path | None,
     return ledger, path
 
 
-def _refuse_past_cap(ledger: ClientLedger, path: Path, cap: float | None, after: float, round_number: int) -> None:
-    if cap is None or after <= cap * (1 + 1e-9):
-        return
-    reason = (f"{ledger.client} refuses round {round_number}: it would raise epsilon from {ledger.epsilon:.3f} to "
-              f"{after:.3f}, past max-epsilon {cap:g} (delta {ledger.delta:g}).")
-    ledger.refused = [r for r in ledger.refused if r["round"] != round_number]
-    ledger.refused.append({"round": round_number, "reason": reason})
-    save_ledger(path, ledger)
-    raise BudgetExhausted(reason, ledger)
+def _fresh_release(ledger: ClientLedger, round_number: int, secure_mode: bool) -> bool:
+    """Whether this release is new to the ledger: a round asked again (a restarted store)
+    draws the same sample and noise from its seed, so it is the same release, accounted once;
+    under --secure-mode the noise is fresh, so it counts again."""
+    return secure_mode or not any(r["round"] == round_number for r in ledger.rounds)
 
 
 def prior_share(model: TorchRecommender, split: LeaveOneOut, plan: DistributedPlan, *, client: str,
@@ -56,7 +52,7 @@ def prior_share(model: TorchRecommender, split: LeaveOneOut, plan: DistributedPl
     config = model.config
     ledger, path = _store_ledger(plan, client=client, state_dir=state_dir, run=run, lifetime_cap=config.lifetime_epsilon,
                                  round_number=0)
-    if not any(r["round"] == 0 for r in ledger.rounds):  # asked again after a restart: accounted once
+    if _fresh_release(ledger, 0, config.secure_mode):
         record_prior(ledger, plan)
         save_ledger(path, ledger)
     with warnings.catch_warnings():  # the server said it once for the whole run (check_privacy_modes)
@@ -71,9 +67,9 @@ def gradient_share(model: TorchRecommender, split: LeaveOneOut, plan: Distribute
     config = model.config
     ledger, path = _store_ledger(plan, client=client, state_dir=state_dir, run=run, lifetime_cap=config.lifetime_epsilon,
                                  round_number=round_number)
-    if not any(r["round"] == round_number for r in ledger.rounds):
+    if _fresh_release(ledger, round_number, config.secure_mode):
         after = epsilon_of([*ledger.history, (plan.noise_multiplier, plan.sample_rate, 1)], ledger.delta, ledger.accountant)
-        _refuse_past_cap(ledger, path, epsilon_cap(config), after, round_number)
+        refuse_past_cap(ledger, path, after, epsilon_cap(config), round_number=round_number)
         record_round(ledger, round_number, plan)
         save_ledger(path, ledger)  # before anything leaves
     model.prepare_private(split)
