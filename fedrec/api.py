@@ -77,6 +77,10 @@ def train(out: str | Path, **options: Any) -> Run:
     embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/."""
     from fedrec.training.central import train_centrally
 
+    if options.get("lifetime_epsilon") is not None:
+        raise ConfigError("lifetime_epsilon caps a store's budget over federated runs that keep its state folder "
+                          "(fedrec simulate --state-dir, a deployed SuperNode); fedrec train keeps no ledger between "
+                          "runs: drop --lifetime-epsilon, or use --max-epsilon for this run.")
     config = TrainConfig.from_mapping(options)
     train_centrally(config, Path(out))
     if config.release_gate:

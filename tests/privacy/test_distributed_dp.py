@@ -117,3 +117,11 @@ def test_a_ledger_keeps_each_run_apart_and_composes_them_for_the_lifetime(tmp_pa
     assert "lifetime" in load_ledger(path).refused[0]["reason"]  # the refusal is on the store's record
     refuse_past_lifetime(reloaded, path, planned, 2 * reloaded.lifetime_epsilon, round_number=1)  # room left: no refusal
     assert math.isfinite(reloaded.lifetime_epsilon)
+
+
+def test_a_lifetime_cap_on_centralised_training_is_refused_with_the_reason(tmp_path):
+    import fedrec
+
+    with pytest.raises(ConfigError, match="keeps no ledger between runs"):
+        fedrec.train(tmp_path / "run", model="lstm", dp=True, target_epsilon=8.0, lifetime_epsilon=20.0)
+    assert not (tmp_path / "run").exists()
