@@ -50,7 +50,7 @@ def with_popularity_prior(
         clip = plan.customers + 10.0 * plan.prior_share
         total, replies = secure_sum(grid, context, federation, node_ids, config, wire.PRIOR_COUNTS, clip=clip,
                                     survivors=plan.survivors)
-        return _start_from(total, replies, node_ids, grid, train, federation, initial, strategy, run_dir, plan)
+        return _start_from(total, replies, node_ids, train, federation, initial, strategy, run_dir, plan)
     messages = [
         Message(content=RecordDict({wire.ARRAYS: ArrayRecord(initial), wire.CONFIG: config}), dst_node_id=node, message_type=MessageType.QUERY)
         for node in node_ids
@@ -62,10 +62,10 @@ def with_popularity_prior(
         raise ConfigError(f"no client answered the popularity-prior query ({reason}); check the clients' logs, "
                           "or run without a prior (--prior-noise 0).")
     total = sum(m.content[wire.ARRAYS][wire.PRIOR_COUNTS].numpy() for m in replies)
-    return _start_from(total, replies, node_ids, grid, train, federation, initial, strategy, run_dir, plan)
+    return _start_from(total, replies, node_ids, train, federation, initial, strategy, run_dir, plan)
 
 
-def _start_from(total: np.ndarray, replies: list[Message], node_ids: list[int], grid: Grid, train: TrainConfig,
+def _start_from(total: np.ndarray, replies: list[Message], node_ids: list[int], train: TrainConfig,
                 federation: FederationConfig, initial: dict[str, torch.Tensor], strategy: TolerantStrategy,
                 run_dir: Path | None, plan: DistributedPlan | None) -> dict[str, torch.Tensor]:
     """The initial model from the summed counts, once the stores' ledgers are kept."""
