@@ -4,7 +4,8 @@ expected, not an actual, batch size) and the model's optimizer takes one step on
 model, exactly where a central DP-SGD step would.
 
 Flower's FedAvg still samples and sends; only the aggregation differs. A round with fewer
-replies than the plan's ``survivors`` carries less than the planned noise and is not applied.
+replies than the plan's ``survivors`` carries less than the planned noise: the strategy's
+failure floor (``build_strategy``) is the survivors, so it is not applied.
 Under --secagg every reply holds an equal part of the unmasked sum (secure_rounds), so the
 replies sum to the same total either way.
 """
@@ -49,11 +50,8 @@ class DistributedDPStep(FedAvg):
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        # TolerantStrategy's floor (the plan's survivors) already kept rounds with fewer shares out.
         replies = [m for m in replies if not m.has_error() and wire.ARRAYS in m.content]
-        if len(replies) < self.plan.survivors:
-            log.warning("round %d: %d noise shares arrived, fewer than the %d the noise is sized for; the step is not taken",
-                        server_round, len(replies), self.plan.survivors)
-            return None, None
         self.model.load_partial_state(self.global_arrays.to_torch_state_dict())
         self.optimizer.zero_grad(set_to_none=True)
         for name, parameter in self.parameters.items():

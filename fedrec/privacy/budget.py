@@ -62,7 +62,7 @@ def refuse_past_lifetime(ledger: ClientLedger, path: Path, planned: History, cap
     before every release, so a run over the cap is refused before it spends anything."""
     if cap is None:
         return
-    earlier = ledger.lifetime_history[: len(ledger.lifetime_history) - len(ledger.history)]
+    earlier = ledger.earlier_history
     after = epsilon_of([*earlier, *planned], ledger.delta, ledger.accountant)
     if after <= cap * (1 + 1e-9):
         return

@@ -222,10 +222,7 @@ def train_private(
                             p.grad = torch.zeros_like(p)
                 else:
                     per_user = model.private_loss(model.private_batch(samples, indices.tolist()))
-                    if one_backward:
-                        bookkeeping.clipped_backward(dp_module, per_user)
-                    else:
-                        DPTensorFastGradientClipping(dp_module, dp_optimizer, per_user, "mean").backward()
+                    _clipped_sum_backward(dp_module, dp_optimizer, per_user, one_backward=one_backward)
                     total += float(per_user.detach().mean())
                     count += 1
                 dp_optimizer.step()
@@ -265,14 +262,12 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
                                                              max_grad_norm=max_grad_norm, use_ghost_clipping=True)
         try:
             module.train()
-            if bookkeeping.supports(module):
+            one_backward = bookkeeping.supports(module)
+            if one_backward:
                 bookkeeping.attach(dp_module)
-                per_user = model.private_loss(model.private_batch(samples, chosen))
-                bookkeeping.clipped_backward(dp_module, per_user)
-            else:
-                per_user = model.private_loss(model.private_batch(samples, chosen))
-                clearing = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.0)
-                DPTensorFastGradientClipping(dp_module, clearing, per_user, "mean").backward()
+            per_user = model.private_loss(model.private_batch(samples, chosen))
+            clearing = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.0)  # no step: zeroes grads
+            _clipped_sum_backward(dp_module, clearing, per_user, one_backward=one_backward)
             loss = float(per_user.detach().mean())
         finally:
             dp_module.remove_hooks()
@@ -283,6 +278,16 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
                 clipped = torch.zeros_like(p) if p.grad is None else p.grad
                 p.grad = clipped + _generate_noise(noise_std, clipped, generator=generator, secure_mode=secure_mode)
     return len(chosen), loss
+
+
+def _clipped_sum_backward(dp_module: Any, optimizer: torch.optim.Optimizer, per_user: torch.Tensor, *,
+                          one_backward: bool) -> None:
+    """sum_i c_i * grad_i into ``p.grad``: book-keeping's one backward where it supports the
+    layers, else Opacus' two-pass ghost clipping."""
+    if one_backward:
+        bookkeeping.clipped_backward(dp_module, per_user)
+    else:
+        DPTensorFastGradientClipping(dp_module, optimizer, per_user, "mean").backward()
 
 
 @functools.lru_cache(maxsize=1)

@@ -99,8 +99,13 @@ class ClientLedger:
         return epsilon_of(self.history, self.delta, self.accountant)
 
     @property
+    def earlier_history(self) -> History:
+        """Every earlier run's history, in order."""
+        return [(float(n), float(q), int(s)) for run in self.earlier_runs for n, q, s in run["history"]]
+
+    @property
     def lifetime_history(self) -> History:
-        return [(float(n), float(q), int(s)) for run in self.earlier_runs for n, q, s in run["history"]] + list(self.history)
+        return self.earlier_history + list(self.history)
 
     @property
     def lifetime_epsilon(self) -> float:
