@@ -176,6 +176,27 @@ def privacy_report(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(write_privacy_report(run.root).read_text(encoding="utf-8"))
 
 
+def privacy_audit(run_dir: str | Path, *, round_number: int | None = None, seed: int = 0, leakage: bool = True,
+                  membership: bool = True) -> dict[str, Any]:
+    """Attack a finished simulated run (``fedrec privacy-audit``): item-set leakage from the
+    replayed ``round_number`` (default: the last) in every view the run's mode gives the server,
+    membership inference on model.pt against the customers ``audit_holdout`` kept out, its
+    empirical epsilon lower bound, and the anonymized stores' re-identification risk. Writes
+    ``run_dir``/privacy/attacks.json and attacks.md and refreshes the privacy report; returns
+    attacks.json's content, whose ``verdict.consistent`` is False when an attack proves more
+    than the accounted epsilon."""
+    from fedrec.privacy_audit import audit_privacy
+
+    return audit_privacy(Path(run_dir), round_number=round_number, seed=seed, leakage=leakage, membership=membership)
+
+
+def privacy_audit_summary(document: dict[str, Any]) -> list[str]:
+    """The audit's headline figures, a line each (what the CLI prints)."""
+    from fedrec.privacy_audit import summary_lines
+
+    return summary_lines(document)
+
+
 def synth(out: str | Path, *, stores: int, users: int | None = None, seed: int = 0) -> tuple[Path, Path]:
     """Synthetic beauty-shop logs with personal data (``fedrec synth``) on the embedded Beauty
     histories: the events file at ``out`` (.csv or .parquet) and ``<stem>_catalog.csv``

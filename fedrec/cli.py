@@ -18,6 +18,7 @@ from fedrec.federation.recipes import describe_default
 from fedrec.rundir import RunDir
 
 
+INCONSISTENT_AUDIT = 4  # exit status: an attack proved more than the accounted epsilon
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
 
@@ -123,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the privacy budget a --dp run spent, per client: report.json, report.md and a plot in DIR/privacy/",
     )
     privacy.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
+
+    attacks = commands.add_parser(
+        "privacy-audit",
+        help="attack a simulated run as a curious server and an outsider would (item-set leakage from a replayed round, "
+        "membership inference on the model, re-identification risk): DIR/privacy/attacks.json and attacks.md; exit "
+        "status 4 when an attack proves more than the accounted epsilon (docs/privacy.md, \"Privacy audit\")",
+    )
+    attacks.add_argument("dir", type=Path, metavar="DIR", help="the run directory (what --out/--resume named)")
+    attacks.add_argument("--round", type=int, default=None, help="the round to replay for the leakage attack (default: the last)")
+    attacks.add_argument("--seed", type=int, default=0, help="draws of the audit (member sample, threshold split)")
+    attacks.add_argument("--no-leakage", dest="leakage", action="store_false", help="skip the item-set leakage attack")
+    attacks.add_argument("--no-membership", dest="membership", action="store_false", help="skip membership inference")
 
     audit = commands.add_parser(
         "audit",
@@ -292,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_certs(args)
             elif args.command == "privacy-report":
                 run_privacy_report(args)
+            elif args.command == "privacy-audit":
+                return run_privacy_audit(args)
             elif args.command == "audit":
                 run_audit(args)
             elif args.command == "serve":
@@ -311,6 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fedrec: interrupted; files already written are complete.", file=sys.stderr)
         return 130
+
+
+def run_privacy_audit(args: argparse.Namespace) -> int:
+    document = api.privacy_audit(args.dir, round_number=args.round, seed=args.seed, leakage=args.leakage,
+                                 membership=args.membership)
+    print(RunDir(args.dir).attacks.with_suffix(".md"))
+    for line in api.privacy_audit_summary(document):
+        print(line)
+    return INCONSISTENT_AUDIT if document["verdict"]["consistent"] is False else 0
 
 
 if __name__ == "__main__":

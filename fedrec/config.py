@@ -207,6 +207,10 @@ class FederationConfig(_Mapped):
         "fewest stores that can complete a round still carry the full noise",
     )
     eval_every: int | None = _opt(None, "server-side evaluation every this many rounds (and after the last)")
+    audit_holdout: float = _opt(
+        0.0, "share of each store's customers kept out of training (and of the DP accounting), drawn at random per "
+        "customer, so `fedrec privacy-audit` can test membership inference against them (e.g. 0.1)",
+    )
     state_dir: str | None = _opt(
         None, "simulate: folder of the stores' private state and privacy ledgers (default RUN/client_state); give "
         "the same folder to later runs and each store's lifetime epsilon continues",
@@ -281,6 +285,12 @@ class FederationConfig(_Mapped):
             raise ConfigError(f"partition={self.partition!r} is not one of store, user.")
         if not 0.0 <= self.dp_dropout < 1.0:
             raise ConfigError(f"dp_dropout={self.dp_dropout} must be in [0, 1): the share of a round's stores that may drop out.")
+        if not 0.0 <= self.audit_holdout <= 0.5:
+            raise ConfigError(f"audit_holdout={self.audit_holdout} must be in [0, 0.5]: the share of customers kept out of "
+                              "training for the membership-inference audit (0.1 is plenty on Beauty).")
+        if self.audit_holdout and self.partition == "user":
+            raise ConfigError("audit_holdout holds customers out of their store's training; with --partition user every "
+                              "client is one customer, so use --partition store (or drop --audit-holdout).")
         if self.distributed_dp and self.central_dp:
             raise ConfigError("distributed_dp and central_dp are two privacy modes; choose one (--dp distributed or --dp central).")
 

@@ -5,7 +5,7 @@ are written (atomically, so a crash never leaves half a file).
     model.pt          the model the run reports
     checkpoints/      one file per federated round (resume)
     client_state/     simulated clients' private state (MF user vectors, ledgers, optimizer state)
-    privacy/          the ledger and the privacy report
+    privacy/          the ledger, the privacy report and the privacy audit's attacks
     anonymization/    what anonymization did to each client's raw rows
     audit/            fairness and bias audits of the model
     release/          what serving may load: model, item index, model card, verdict
@@ -32,6 +32,7 @@ MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
 CLIENT_STATE = "client_state"
 PRIVACY = "privacy"
+ATTACKS = "attacks.json"
 ANONYMIZATION = "anonymization"
 AUDIT = "audit"
 RELEASE = "release"
@@ -62,6 +63,11 @@ class RunDir:
     @property
     def privacy(self) -> Path:
         return self.root / PRIVACY
+
+    @property
+    def attacks(self) -> Path:
+        """What `fedrec privacy-audit` found (attacks.json; attacks.md beside it)."""
+        return self.root / PRIVACY / ATTACKS
 
     @property
     def anonymization(self) -> Path:

@@ -57,7 +57,7 @@ class AnonymizationReport:
     free_text: dict[str, Any]
     k_achieved: int
     l_achieved: int | None
-    classes: dict[str, Any]  # count, min, median, max, histogram of size bins
+    classes: dict[str, Any]  # count, min, median, max, histogram of size bins, classes_by_size
     suppressed_users: int
     detections: dict[str, dict[str, int]]  # column -> entity -> sampled values holding one
     sampled_values: dict[str, int]  # column -> values sampled
@@ -119,15 +119,18 @@ def build_report(source: str, output: str | None, schema: Schema, census: Census
 
 
 def class_summary(sizes: np.ndarray, *, k: int) -> dict[str, Any]:
-    """Classes and users by class size, in bins from k upwards."""
+    """Classes and users by class size, in bins from k upwards, and the exact count of classes per size."""
     edges = [k, 2 * k, 5 * k, 10 * k]
     bins = {}
     for low, high in zip(edges, [*edges[1:], None]):
         inside = sizes >= low if high is None else (sizes >= low) & (sizes < high)
         label = f"{low}+" if high is None else f"{low}-{high - 1}"
         bins[label] = {"classes": int(inside.sum()), "users": int(sizes[inside].sum())}
+    values, counts = np.unique(sizes, return_counts=True)
     return {"count": int(sizes.size), "min": int(sizes.min()), "median": float(np.median(sizes)),
-            "max": int(sizes.max()), "histogram": bins}
+            "max": int(sizes.max()), "histogram": bins,
+            # every class size and how many classes have it: re-identification risk needs the sizes themselves
+            "classes_by_size": {str(int(size)): int(count) for size, count in zip(values, counts)}}
 
 
 def not_covered(*, l: int | None, scrubbed: bool, linked: bool) -> list[str]:

@@ -23,6 +23,7 @@ from fedrec.audit.reply import pack
 from fedrec.config import DEFAULT_STORES, SEQUENCE_MODELS, AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
+from fedrec.data.holdout import split_holdout
 from fedrec.data.partition import client_interactions, make_partition
 from fedrec.errors import ConfigError
 from fedrec.evaluation import evaluate, evaluation_pass
@@ -115,6 +116,8 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
             "this SuperNode has no data: start it with --node-config \"data-path='/path/to/log.csv'\" "
             "(or run it in the simulation engine, which sets partition-id)."
         )
+    if federation.audit_holdout:  # these customers never train: the membership audit's non-members
+        data, _ = split_holdout(data, federation.audit_holdout, train.seed)
     return ClientSite(name=name, data=data, state_dir=Path(own_state) if own_state else None)
 
 

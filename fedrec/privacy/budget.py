@@ -20,8 +20,11 @@ class BudgetExhausted(FedrecError):
         self.ledger = ledger
 
 
+LEDGER_SUFFIX = ".privacy.json"  # a client's ledger beside its private state
+
+
 def ledger_file(state_dir: Path, client: str) -> Path:
-    return state_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', client)}.privacy.json"
+    return state_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', client)}{LEDGER_SUFFIX}"
 
 
 def epsilon_cap(train: TrainConfig) -> float | None:

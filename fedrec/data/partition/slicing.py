@@ -25,6 +25,11 @@ def client_interactions(data: Interactions, partition: Partition, client: int) -
             f"the partition names user index {int(users.max())} but {data.source} has {data.n_users} "
             "users; build the partition from the same data."
         )
+    return select_users(data, users, f"{data.source} [{partition.client_names[client]}]")
+
+
+def select_users(data: Interactions, users: np.ndarray, source: str) -> Interactions:
+    """The users at indices ``users`` (ascending), renumbered 0..k-1, with their attributes."""
     user_attributes = data.user_attributes
     if user_attributes is not None:
         user_attributes = user_attributes[user_attributes.index.isin(users)].copy()
@@ -35,7 +40,7 @@ def client_interactions(data: Interactions, partition: Partition, client: int) -
         data,
         sequences=[data.sequences[u] for u in users],
         users=IdMap(raw=data.users.raw[users], offset=0),
-        source=f"{data.source} [{partition.client_names[client]}]",
+        source=source,
         stores=None if data.stores is None else data.stores[users],
         ratings=None if data.ratings is None else [data.ratings[u] for u in users],
         user_attributes=user_attributes,

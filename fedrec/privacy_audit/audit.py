@@ -1,0 +1,115 @@
+"""`fedrec privacy-audit DIR`: the attacks, run on a finished simulated run, and their report.
+
+Writes DIR/privacy/attacks.json (for tools) and attacks.md (for people), then refreshes the
+privacy report, which includes them; a release made after the audit carries them in its
+model card. Nothing the run wrote is changed: the replayed round runs on a scratch copy of
+the stores' private state, without their ledgers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedrec.config import SEQUENCE_MODELS
+from fedrec.data import leave_one_out
+from fedrec.data.holdout import held_out
+from fedrec.errors import ConfigError
+from fedrec.federation import wire
+from fedrec.federation.checkpoints import latest_checkpoint
+from fedrec.federation.client import shared_dataset
+from fedrec.models.registry import load_model
+from fedrec.privacy.distributed_dp import SHARES_SEEN
+from fedrec.privacy.ledger import load_run_ledger
+from fedrec.privacy.report import write_privacy_report
+from fedrec.privacy_audit.leakage import item_leakage
+from fedrec.privacy_audit.membership import membership_attack, membership_scores
+from fedrec.privacy_audit.reidentification import reidentification_risk
+from fedrec.privacy_audit.replay import replay_round
+from fedrec.privacy_audit.render import render_markdown
+from fedrec.rundir import RunDir, write_json, write_text
+
+log = logging.getLogger("fedrec.privacy_audit")
+NO_DP_DELTA = 1e-5  # the bound's delta for a run without DP (which has no delta of its own)
+
+
+def audit_privacy(run_dir: Path, *, round_number: int | None = None, seed: int = 0, leakage: bool = True,
+                  membership: bool = True) -> dict[str, Any]:
+    """Run the attacks on ``run_dir`` and write their report; returns attacks.json's content."""
+    run = RunDir(Path(run_dir)).require()
+    checkpoint = latest_checkpoint(run.root)
+    if checkpoint is None:
+        raise ConfigError(f"{run.root} has no federated checkpoints; privacy-audit attacks simulated federated runs "
+                          "(fedrec simulate --audit-holdout 0.1 --out DIR).")
+    train, federation = wire.config_from_wire(checkpoint.config)
+    epsilon, delta = accounted(run.root)
+    document: dict[str, Any] = {
+        "run": str(run.root), "model": train.model, "mode": privacy_mode(train, federation),
+        "accounted_epsilon": epsilon, "delta": delta,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": {},
+    }
+    with warnings.catch_warnings():  # the run said it once; the audit's replay need not
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        if leakage:
+            started = time.perf_counter()
+            document["item_leakage"] = item_leakage(replay_round(run.root, round_number))
+            document["seconds"]["item_leakage"] = round(time.perf_counter() - started, 1)
+        if membership:
+            started = time.perf_counter()
+            document["membership"] = membership_inference(run.root, train, federation, delta=delta or NO_DP_DELTA, seed=seed)
+            document["seconds"]["membership"] = round(time.perf_counter() - started, 1)
+    document["reidentification"] = reidentification_risk(run.root)
+    document["verdict"] = verdict(document)
+    write_json(run.attacks, document)
+    write_text(run.attacks.with_suffix(".md"), render_markdown(document))
+    write_privacy_report(run.root)
+    return document
+
+
+def privacy_mode(train, federation) -> str:
+    mode = "distributed DP" if federation.distributed_dp else "per-store DP" if train.dp else "central DP" if federation.central_dp else "no DP"
+    return f"{mode}{', SecAgg+' if federation.secagg else ''}"
+
+
+def accounted(run_dir: Path) -> tuple[float | None, float | None]:
+    """The released model's epsilon and delta: the largest over the run's ledgers, leaving out
+    the server's view of single shares (a guarantee about the updates, not the model)."""
+    ledgers = [ledger for name, ledger in load_run_ledger(run_dir).items() if name != SHARES_SEEN]
+    if not ledgers:
+        return None, None
+    worst = max(ledgers, key=lambda ledger: ledger.epsilon)
+    return float(worst.epsilon), float(worst.delta)
+
+
+def membership_inference(run_dir: Path, train, federation, *, delta: float, seed: int) -> dict[str, Any]:
+    """The loss attack on model.pt: held-out customers against as many customers who trained."""
+    if not federation.audit_holdout:
+        return {"skipped": "the run held no customers out of training; run it with --audit-holdout 0.1 to test membership"}
+    data = shared_dataset(train.data, train.min_interactions, train.short_users)
+    histories = leave_one_out(data).train
+    shortest = 2 if train.model in SEQUENCE_MODELS else 1  # a sequence model predicts from the second item on
+    usable = np.array([len(h) >= shortest for h in histories])
+    out = held_out(data.users.raw, federation.audit_holdout, train.seed)
+    non_members = np.flatnonzero(out & usable)
+    members = np.random.default_rng(seed).permutation(np.flatnonzero(~out & usable))[: len(non_members)]
+    model = load_model(RunDir(run_dir).model)
+    scores = membership_scores(model, [histories[u] for u in np.concatenate([members, non_members])])
+    result = membership_attack(scores[: len(members)], scores[len(members):], delta=delta, seed=seed)
+    return {**result.to_dict(), "delta": delta, "model": str(RunDir(run_dir).model)}
+
+
+def verdict(document: dict[str, Any]) -> dict[str, Any]:
+    """Whether the attacks found more than the accounting allows: an empirical lower bound above
+    the accounted epsilon means the implementation or the accounting is broken."""
+    bound = (document.get("membership") or {}).get("epsilon_lower_bound")
+    epsilon = document.get("accounted_epsilon")
+    if bound is None or epsilon is None:
+        return {"consistent": None, "reason": "no DP guarantee to check" if epsilon is None else "no membership attack"}
+    return {"consistent": bool(bound <= epsilon),
+            "reason": f"empirical lower bound {bound:.2f} {'<=' if bound <= epsilon else '>'} accounted epsilon {epsilon:.2f}"}
