@@ -48,6 +48,8 @@ def write_privacy_report(run_dir: Path) -> Path:
     folder = run.privacy
     folder.mkdir(parents=True, exist_ok=True)
     report = build_report(ledgers) if ledgers else no_privacy_report()
+    if run.attacks.exists():
+        report["empirical_audit"] = audit_summary(json.loads(run.attacks.read_text(encoding="utf-8")))
     write_json(folder / REPORT_JSON, report)
     plots = []
     if report["clients"]:
@@ -58,8 +60,53 @@ def write_privacy_report(run_dir: Path) -> Path:
     if curves is not None and curves.series:
         plot_accuracy(curves, folder / ACCURACY_PLOT)
         plots.append(ACCURACY_PLOT)
-    write_text(folder / REPORT_MD, render_markdown(report, plots=plots))
+    markdown = render_markdown(report, plots=plots)
+    if "empirical_audit" in report:
+        markdown += "\n## Privacy audit\n\n" + audit_sentence(report) + " Details: attacks.md.\n"
+    write_text(folder / REPORT_MD, markdown)
     return folder / REPORT_JSON
+
+
+def audit_summary(attacks: dict[str, Any]) -> dict[str, Any]:
+    """The headline of `fedrec privacy-audit`'s attacks.json, for the report and the model card."""
+    membership = attacks.get("membership") or {}
+    leakage = attacks.get("item_leakage") or {}
+    own = next((view for view in leakage.get("views", []) if view.get("own")), None)
+    risk = (attacks.get("reidentification") or {}).get("overall") or {}
+    return {
+        "generated_at": attacks.get("generated_at"),
+        "membership_auc": membership.get("auc"),
+        "membership_tpr_at_1pct_fpr": membership.get("tpr_at_1pct_fpr"),
+        "epsilon_lower_bound": membership.get("epsilon_lower_bound"),
+        "consistent": (attacks.get("verdict") or {}).get("consistent"),
+        "leakage_view": None if own is None else own["view"],
+        "leakage_single_buyer_auc": None if own is None else own["single_buyer"]["auc"],
+        "popularity_single_buyer_auc": (leakage.get("popularity") or {}).get("single_buyer", {}).get("auc"),
+        "reidentification_worst": risk.get("worst"),
+        "reidentification_average": risk.get("average"),
+    }
+
+
+def audit_sentence(report: dict[str, Any]) -> str:
+    """One paragraph on what the privacy audit's attacks found ("" when none ran)."""
+    found = report.get("empirical_audit")
+    if not found:
+        return ""
+    parts = []
+    if found["membership_auc"] is not None:
+        parts.append(f"membership inference on the model reached AUC {found['membership_auc']:.3f} (TPR "
+                     f"{found['membership_tpr_at_1pct_fpr']:.3f} at 1% FPR), an empirical epsilon lower bound of "
+                     f"{found['epsilon_lower_bound']:.2f}"
+                     + ("" if found["consistent"] is None else
+                        " (consistent with the accounted epsilon)" if found["consistent"] else
+                        " ABOVE the accounted epsilon: the DP implementation or its accounting is broken"))
+    if found["leakage_single_buyer_auc"] is not None:
+        parts.append(f"a curious server seeing {found['leakage_view']} guessed a store's single-buyer items with AUC "
+                     f"{found['leakage_single_buyer_auc']:.3f} (popularity alone: {found['popularity_single_buyer_auc']:.3f})")
+    if found["reidentification_worst"] is not None:
+        parts.append(f"re-identification risk of the anonymized data is {found['reidentification_worst']:.3f} at worst, "
+                     f"{found['reidentification_average']:.4f} on average")
+    return f"Privacy audit ({found['generated_at']}): " + "; ".join(parts) + "."
 
 
 def no_privacy_report(*, generated_at: datetime | None = None) -> dict[str, Any]:

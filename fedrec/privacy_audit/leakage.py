@@ -107,5 +107,7 @@ def item_leakage(replay: ReplayedRound) -> dict:
         "stores": len(replay.stores),
         "tables": list(item_row_tables(replay)),
         "popularity": score_view(popularity_view(replay), replay),
-        "views": [score_view(view, replay) for view in attacker_views(replay)],
+        # "own": the view this run gave its server (the sum only under SecAgg+)
+        "views": [{**score_view(view, replay), "own": view.secure == bool(replay.federation.secagg)}
+                  for view in attacker_views(replay)],
     }

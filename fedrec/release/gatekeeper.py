@@ -27,7 +27,7 @@ from fedrec.config import AuditConfig
 from fedrec.data import Interactions
 from fedrec.errors import ConfigError
 from fedrec.models.base import Recommender
-from fedrec.privacy.report import REPORT_JSON, guarantee
+from fedrec.privacy.report import REPORT_JSON, audit_sentence, guarantee
 from fedrec.release.audit_run import Subject, audit_popularity, audit_subject, open_subject
 from fedrec.release.bundle import write_release_files, write_release_folder
 from fedrec.release.card import model_card, render_card
@@ -73,7 +73,8 @@ def privacy_statement(run: RunDir) -> str:
     path = run.privacy / REPORT_JSON
     if not path.exists():
         return "No privacy report in the run (fedrec privacy-report DIR writes one); no differential-privacy guarantee is claimed."
-    return guarantee(json.loads(path.read_text(encoding="utf-8")))
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return " ".join(text for text in (guarantee(report), audit_sentence(report)) if text)
 
 
 def data_summary(run: RunDir, data: Interactions) -> dict[str, Any]:
