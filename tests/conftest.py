@@ -24,6 +24,15 @@ def write_chain_sequences(path: Path, *, n_users: int = 120, n_items: int = 30, 
     return path
 
 
+def write_random_sequences(path: Path, *, n_users: int, n_items: int, seed: int = 0) -> Path:
+    """Users buy random items: nothing generalises, so whatever a model predicts well it memorised."""
+    rng = np.random.default_rng(seed)
+    lines = [" ".join(map(str, [user, *rng.integers(1, n_items + 1, size=int(rng.integers(8, 12)))]))
+             for user in range(1, n_users + 1)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def anonymized_shop_log(folder: Path, *, stores: int, users: int, seed: int) -> Path:
     """A synthetic beauty-shop log made k-anonymous as a store would hand it over: stores,
     customer attributes (age band, gender, skin type, ...), brands and categories."""

@@ -57,6 +57,17 @@ def test_stores_anonymize_their_own_rows_and_the_run_holds_no_raw_identifier(tmp
     for store in stores:
         report = json.loads((run / "anonymization" / f"store-{store}" / "report.json").read_text())
         assert report["k_achieved"] >= 3
+    # The privacy audit scores each store's prosecutor risk from the class sizes its report keeps.
+    audit = run_cli("privacy-audit", str(run), "--no-leakage", "--no-membership")
+    assert audit.returncode == 0, audit.stderr[-3000:]
+    risk = json.loads((run / "privacy" / "attacks.json").read_text())["reidentification"]
+    assert sorted(risk["stores"]) == [f"store-{store}" for store in stores]
+    for store in stores:
+        classes = json.loads((run / "anonymization" / f"store-{store}" / "report.json").read_text())["classes"]
+        sizes = {int(size): count for size, count in classes["classes_by_size"].items()}
+        assert sum(size * count for size, count in sizes.items()) == sum(b["users"] for b in classes["histogram"].values())
+        assert risk["stores"][f"store-{store}"]["worst"] == 1 / min(sizes) <= 1 / 3
+        assert risk["stores"][f"store-{store}"]["average"] == sum(sizes.values()) / sum(s * c for s, c in sizes.items())
     union = pd.read_parquet(run / "anonymization" / "stores.parquet")
     assert sorted(union["store_id"].unique()) == stores
     secrets = raw_identifiers(raw)

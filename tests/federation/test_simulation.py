@@ -17,9 +17,9 @@ import torch
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1", "--no-release-gate"]  # the gate: test_federated_audit
 
 
-def fedrec(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def fedrec(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     exe = shutil.which("fedrec") or str(Path(sys.executable).with_name("fedrec"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def resumed_and_unbroken(args: list[str], tmp_path: Path) -> tuple[Path, Path]:
