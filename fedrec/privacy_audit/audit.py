@@ -57,10 +57,13 @@ def audit_privacy(run_dir: Path, *, round_number: int | None = None, seed: int =
     with warnings.catch_warnings():  # the run said it once; the audit's replay need not
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         if leakage:
+            log.info("item-set leakage: replaying round %s of %s with every store's own code",
+                     round_number or checkpoint.round, run.root)
             started = time.perf_counter()
             document["item_leakage"] = item_leakage(replay_round(run.root, round_number))
             document["seconds"]["item_leakage"] = round(time.perf_counter() - started, 1)
         if membership:
+            log.info("membership inference on %s", run.model)
             started = time.perf_counter()
             document["membership"] = membership_inference(run.root, train, federation, delta=delta or NO_DP_DELTA, seed=seed)
             document["seconds"]["membership"] = round(time.perf_counter() - started, 1)
