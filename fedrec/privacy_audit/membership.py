@@ -39,9 +39,10 @@ class MembershipResult:
 
 def membership_scores(model: Recommender, histories: Sequence[np.ndarray]) -> np.ndarray:
     """Mean log-likelihood the model gives each customer's own train items (higher: more
-    likely a member). Sequence models: each of the last ``RECENT_TARGETS`` items given the items
-    before it (histories need 2 items or more). MF: the customer's items under a user vector folded in from them with the
-    released item side frozen (the released model holds no user vectors)."""
+    likely a member). Sequence models: each of the last ``RECENT_TARGETS`` items given the
+    items before it (histories need 2 items or more). MF: the customer's items under a user
+    vector folded in from them with the released item side frozen (the release holds no user
+    vectors)."""
     scores = np.empty(len(histories))
     for start in range(0, len(histories), CHUNK):
         chunk = [np.asarray(h, dtype=np.int64) for h in histories[start : start + CHUNK]]
