@@ -49,7 +49,10 @@ def write_privacy_report(run_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     report = build_report(ledgers) if ledgers else no_privacy_report()
     if run.attacks.exists():
-        report["empirical_audit"] = audit_summary(json.loads(run.attacks.read_text(encoding="utf-8")))
+        attacks = json.loads(run.attacks.read_text(encoding="utf-8"))
+        reported = json.loads(run.metrics.read_text(encoding="utf-8")).get("reported_round") if run.metrics.exists() else None
+        if attacks.get("reported_round") == reported:  # an audit of an earlier model (the run went on) is not this one's
+            report["empirical_audit"] = audit_summary(attacks)
     write_json(folder / REPORT_JSON, report)
     plots = []
     if report["clients"]:

@@ -51,6 +51,7 @@ def audit_privacy(run_dir: Path, *, round_number: int | None = None, seed: int =
     epsilon, delta = accounted(run.root)
     document: dict[str, Any] = {
         "run": str(run.root), "model": train.model, "mode": privacy_mode(train, federation),
+        "reported_round": run.read_metrics().get("reported_round"),  # the round of the model.pt attacked
         "accounted_epsilon": epsilon, "delta": delta,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": {},
     }
