@@ -17,8 +17,8 @@ from tests.conftest import write_random_sequences
 from tests.federation.test_simulation import SMALL, fedrec
 
 INCONSISTENT = 4  # fedrec.cli.INCONSISTENT_AUDIT
-# Two stores of 600 customers, half of them held out; 10 rounds of 3 local DP epochs at epsilon 1.
-DP_RUN = ["--model", "lstm", "--partition", "store", "--num-clients", "2", "--rounds", "10", "--local-epochs", "3",
+# Two stores of 600 customers, half of them held out; 4 rounds of 8 local DP epochs at epsilon 1.
+DP_RUN = ["--model", "lstm", "--partition", "store", "--num-clients", "2", "--rounds", "4", "--local-epochs", "8",
           "--dp", "--target-epsilon", "1", "--prior-noise", "0", "--vocab-size", "0", "--dim", "32", "--threads", "1",
           "--no-release-gate", "--audit-holdout", "0.5"]
 
