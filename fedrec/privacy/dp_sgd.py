@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fedrec.privacy")
 # Test-only: FEDREC_PLANTED_BUG=noise-off drops DP-SGD's noise while every ledger records the
 # plan's noise, i.e. a broken implementation that claims its epsilon. The privacy audit must
-# catch it (tests/privacy_audit); never set it for a run whose privacy matters.
+# catch it (tests/federation/test_privacy_audit.py); never set it for a run whose privacy matters.
 PLANTED_BUG = "FEDREC_PLANTED_BUG"
 
 
