@@ -93,9 +93,7 @@ def plan_federation(grid: Grid, train: TrainConfig, federation: FederationConfig
         reason = next((m.error.reason for m in replies if m.has_error()), "no reply within the round timeout")
         raise ConfigError(f"--dp distributed: {len(nodes) - len(answered)} of {len(nodes)} stores did not say how many "
                           f"customers they have ({reason}); the plan needs every store. Check those stores' logs.")
-    sizes = [int(m.content[wire.METRICS][wire.NUM_USERS]) for m in answered]
-    plan = plan_distributed(train, federation, customers=sum(sizes), stores=len(nodes), largest_store=max(sizes, default=0),
-                            uses_prior=getattr(model_class(train.model), "uses_popularity_prior", False))
+    plan = plan_for_stores(train, federation, [int(m.content[wire.METRICS][wire.NUM_USERS]) for m in answered])
     log.info("distributed DP plan: %d customers in %d stores, %d rounds of one step at sample rate %.4f (expected "
              "batch %.0f), noise multiplier %.3f, each store adds noise std %.4f (any %d stores carry the full noise); "
              "epsilon %.3f at delta %.1e", plan.customers, len(nodes), plan.rounds, plan.sample_rate, plan.expected_batch,
@@ -105,3 +103,9 @@ def plan_federation(grid: Grid, train: TrainConfig, federation: FederationConfig
                     "1/sqrt(%d) of the noise; the released model has the full noise, the server's view does not "
                     "(both are in the privacy report)", plan.survivors)
     return plan
+
+
+def plan_for_stores(train: TrainConfig, federation: FederationConfig, sizes: list[int]) -> DistributedPlan:
+    """The run's plan from each store's customer count (deterministic: the privacy audit makes it again)."""
+    return plan_distributed(train, federation, customers=sum(sizes), stores=len(sizes), largest_store=max(sizes, default=0),
+                            uses_prior=getattr(model_class(train.model), "uses_popularity_prior", False))

@@ -90,7 +90,7 @@ def score_view(view: View, replay: ReplayedRound) -> dict:
         aucs, tprs = [], []
         for scores, store in zip(view.scores, replay.stores):
             buyers = store.item_buyers[1:]
-            positive = (buyers >= low) & (buyers <= (high if high is not None else buyers.max(initial=0)))
+            positive = (buyers >= low) & (buyers <= (np.inf if high is None else high))
             negative = buyers == 0
             if positive.any() and negative.any():
                 aucs.append(roc_auc(scores[1:][positive], scores[1:][negative]))

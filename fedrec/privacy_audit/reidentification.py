@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fedrec.anonymize.report import REPORT_JSON
 from fedrec.privacy.attack_metrics import prosecutor_risk
 from fedrec.rundir import RunDir
-
-REPORT_NAME = "report.json"  # each store's anonymization report, in DIR/anonymization/<store>/
 
 
 def reidentification_risk(run_dir: Path) -> dict | None:
     """Worst and average prosecutor risk per store and over all stores; None when the run did
     not anonymize (no anonymization reports)."""
-    reports = sorted(RunDir(run_dir).anonymization.glob(f"*/{REPORT_NAME}"))
+    reports = sorted(RunDir(run_dir).anonymization.glob(f"*/{REPORT_JSON}"))
     if not reports:
         return None
     stores, every_size = {}, []

@@ -25,10 +25,10 @@ from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import checkpoint_path, latest_checkpoint, load_checkpoint
 from fedrec.federation.client import distributed_round, locate_site, partitioned, private_customers, train_client
+from fedrec.federation.distributed_step import plan_for_stores
 from fedrec.federation.mime import MIME
 from fedrec.federation.scaffold import SCAFFOLD
-from fedrec.models.registry import model_class
-from fedrec.privacy.distributed_dp import DistributedPlan, plan_distributed
+from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.budget import LEDGER_SUFFIX
 from fedrec.rundir import RunDir
 
@@ -75,7 +75,7 @@ def replay_round(run_dir: Path, round_number: int | None = None) -> ReplayedRoun
         _copy_private_state(kept, Path(scratch))
         sites = [locate_site({wire.NODE_PARTITION_ID: i, wire.NODE_NUM_PARTITIONS: partition.num_clients}, train, federation, scratch)
                  for i in range(partition.num_clients)]
-        plan = _plan(train, federation, sites) if federation.distributed_dp else None
+        plan = plan_for_stores(train, federation, [private_customers(site, train) for site in sites]) if federation.distributed_dp else None
         stores = [_store_update(site, train, federation, before.state, chosen, control, plan) for site in sites]
     return ReplayedRound(chosen, train, federation, before.state, stores, plan)
 
@@ -108,10 +108,3 @@ def _copy_private_state(kept: Path, scratch: Path) -> None:
     for path in kept.iterdir():
         if path.is_file() and not path.name.endswith(LEDGER_SUFFIX):
             shutil.copy2(path, scratch / path.name)
-
-
-def _plan(train: TrainConfig, federation: FederationConfig, sites) -> DistributedPlan:
-    """The run's distributed DP plan, made again from the same store sizes (it is deterministic)."""
-    sizes = [private_customers(site, train) for site in sites]
-    return plan_distributed(train, federation, customers=sum(sizes), stores=len(sites), largest_store=max(sizes),
-                            uses_prior=getattr(model_class(train.model), "uses_popularity_prior", False))
