@@ -95,7 +95,6 @@ class TrainConfig(_Mapped):
         "item bias, accounted with the training (0: no prior)",
     )
     accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
-    secure_mode: bool = _opt(False, "DP: cryptographically safe noise (Opacus secure_mode; slower, needs torchcsprng)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -136,9 +135,9 @@ class TrainConfig(_Mapped):
                 "(e.g. --target-epsilon 8); "
                 + ("both were given." if self.noise_multiplier is not None else "neither was given.")
             )
-        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None or self.secure_mode
+        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None
                             or self.lifetime_epsilon is not None):
-            raise ConfigError("target_epsilon, max_epsilon, lifetime_epsilon and secure_mode only apply with dp; add --dp.")
+            raise ConfigError("target_epsilon, max_epsilon and lifetime_epsilon only apply with dp; add --dp.")
         if self.attribute_buckets is not None and self.attribute_buckets < 0:
             raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
         if self.attribute_buckets and self.model not in SEQUENCE_MODELS:

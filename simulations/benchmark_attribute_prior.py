@@ -26,6 +26,7 @@ from fedrec.evaluation import evaluate
 from fedrec.models import create_model
 from fedrec.privacy.ledger import epsilon_of
 from fedrec.privacy.popularity_prior import noisy_popularity, user_level_counts
+from fedrec.privacy.secret_noise import SecretNoise
 
 PRIORS = {  # name: (noise of the summed counts, vocabulary, per-release noise, delta, releases)
     "federated prior (50 stores at noise 3)": (3 * math.sqrt(50), 500, 3.0, 1e-5),
@@ -56,7 +57,7 @@ def main() -> None:
     split = leave_one_out(data)
     rows = []
     for name, (summed_noise, vocab, release_noise, delta) in PRIORS.items():
-        counts = noisy_popularity(split.train, data.n_items, summed_noise, seed=0)
+        counts = noisy_popularity(split.train, data.n_items, summed_noise, noise=SecretNoise.fresh())
         for buckets in (args.buckets, 0):
             config = TrainConfig(model="lstm", dp=True, target_epsilon=8, vocab_size=vocab, attribute_buckets=buckets)
             model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)

@@ -34,6 +34,7 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
     from fedrec.data import leave_one_out, load_dataset
     from fedrec.models import create_model
     from fedrec.privacy.dp_sgd import plan_dp, train_private
+    from fedrec.privacy.secret_noise import SecretNoise
 
     torch.set_num_threads(threads)
     dataset = load_dataset(data)
@@ -58,7 +59,7 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
         sliced = samples[: min(len(samples), (warmup + steps) * model.config.batch_size)]
         model.private_samples = lambda _split: sliced
         sliced_plan = plan_dp(model.config, records=len(sliced), planned_epochs=1)
-        train_private(model, split, sliced_plan, epochs=1, history=[], seed=0, on_step=lambda: stamps.append(time.perf_counter()))
+        train_private(model, split, sliced_plan, epochs=1, history=[], noise=SecretNoise.fresh(), on_step=lambda: stamps.append(time.perf_counter()))
         timed = stamps[warmup:]
         if len(timed) < 2:
             raise SystemExit(f"{data} has too few users for {warmup} + {steps} DP batches of {model.config.batch_size}; lower --steps.")

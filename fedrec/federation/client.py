@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import zlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,9 +211,8 @@ def distributed_round(site: ClientSite, train: TrainConfig, global_state: dict[s
     Its metrics say nothing about the sampled customers (no loss, no batch size)."""
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
-    seed = zlib.crc32(f"{train.seed}/{site.name}/{round_number}".encode())
     shares, ledger = gradient_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run,
-                                    round_number=round_number, seed=seed)
+                                    round_number=round_number)
     metrics = {wire.NUM_EXAMPLES: 1, wire.UNIT_WEIGHT: 1.0, wire.NUM_USERS: site.data.n_users, wire.EPSILON: ledger.epsilon}
     return ClientUpdate(shares, metrics, ledger)
 
@@ -238,10 +236,9 @@ def release_popularity(site: ClientSite, train: TrainConfig, federation: Federat
     distributed DP with its share of the noise), recorded in its privacy ledger before it leaves."""
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
-    seed = zlib.crc32(f"{train.seed}/{site.name}/prior".encode())
     if plan is not None:
-        return prior_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run, seed=seed)
-    return popularity_release(model, split, train, federation, client=site.name, state_dir=site.state_dir, seed=seed, run=run)
+        return prior_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run)
+    return popularity_release(model, split, train, federation, client=site.name, state_dir=site.state_dir, run=run)
 
 
 def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAdam, FedAvg, FedAvgM, Strategy
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
@@ -24,6 +24,7 @@ from fedrec.federation.mime import MIME, MimeStatistics
 from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
 from fedrec.federation.wrapping import ClientStatisticsExchange, WrappingStrategy
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.federation.secret_central_dp import SecretServerSideFixedClipping
 from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
@@ -114,7 +115,7 @@ def build_strategy(
     distributed_dp: tuple[TorchRecommender, DistributedPlan] | None = None,
 ) -> TolerantStrategy:
     """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021);
-    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP;
+    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP (secret noise);
     ``distributed_dp=(global model, plan)`` replaces the averaging with a DP-SGD step on the
     stores' noise shares (the round then needs the plan's survivors)."""
     common = dict(
@@ -140,7 +141,7 @@ def build_strategy(
     if central_dp is not None:
         # No touched-row averaging here: it would weigh a client's rows beyond the clipping bound.
         noise_multiplier, clipping_norm = central_dp
-        inner = DifferentialPrivacyServerSideFixedClipping(
+        inner = SecretServerSideFixedClipping(
             inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
         )
     elif federation.drift_correction in (SCAFFOLD, MIME):

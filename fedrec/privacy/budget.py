@@ -77,6 +77,19 @@ def refuse_past_lifetime(ledger: ClientLedger, path: Path, planned: History, cap
     ))
 
 
+def refuse_answered_round(ledger: ClientLedger, path: Path, *, round_number: int) -> None:
+    """BudgetExhausted (recorded) when this run already released round ``round_number``: a store
+    answers each (run, round) once, since the difference of two answers to one round (at two
+    models, or in two sums) would cancel whatever noise they share. A resumed server asks a
+    new round number instead."""
+    if any(r["round"] == round_number for r in ledger.rounds):
+        _refuse(ledger, path, round_number, (
+            f"{ledger.client} refuses round {round_number} of run {ledger.run or '-'}: it already answered that round, "
+            "and a second answer to one round could be differenced against the first. A server asks each round "
+            "number once (a resumed run continues after the last round it asked)."
+        ))
+
+
 def _refuse(ledger: ClientLedger, path: Path, round_number: int, reason: str) -> None:
     """The refusal on the client's record (the last one per round), then raised."""
     ledger.refused = [r for r in ledger.refused if r["round"] != round_number]

@@ -1,5 +1,6 @@
 """User-level DP at the server (``--central-dp``), for cross-device runs where one client
-is one user: Flower's ``DifferentialPrivacyServerSideFixedClipping`` clips each client's
+is one user: Flower's ``DifferentialPrivacyServerSideFixedClipping`` (its noise drawn from a
+secret keystream: fedrec.federation.secret_central_dp) clips each client's
 update to ``max-grad-norm`` and adds Gaussian noise of std noise x norm / sampled clients
 to the average. Clients send a unit weight, so one client's share of the average is
 bounded whatever its data size.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.dp_sgd import warn_if_not_secure
 from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of, record_steps
 from fedrec.privacy.popularity_prior import prior_segment
 
@@ -24,13 +24,9 @@ SERVER = "server (central DP)"
 def check_privacy_modes(train: TrainConfig, federation: FederationConfig, *, uses_popularity_prior: bool) -> None:
     """Refuse settings that cannot work, before any process starts or any budget is spent
     (``uses_popularity_prior``: the model starts DP training from a noisy popularity release).
-
-    Also says, once, that client DP noise is not cryptographically secure when it is not: the
-    server chooses that for every client, so it is said here rather than by each client.
     """
     if uses_popularity_prior:
         _check_prior_fits_target(train)
-    warn_if_not_secure(train)
     if train.dp and federation.keep_optimizer_state:
         raise ConfigError(
             "--keep-optimizer-state is for non-private local training: under --dp each round's optimizer is "

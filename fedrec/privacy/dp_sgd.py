@@ -10,6 +10,11 @@ instead of Opacus' two where the model's layers allow it (``bookkeeping``).
 
 The accountant is never fresh: it is loaded with the ledger's history before training
 and its history is returned after, so epsilon covers every round a client has trained.
+
+Every draw the guarantee relies on, which users a step samples and the Gaussian noise, comes
+from the caller's ``SecretNoise`` (fedrec.privacy.secret_noise): Opacus' optimizer keeps its
+clipping and accounting, its noise step draws from the secret keystream instead of a
+``torch.Generator``, and batches are Poisson-sampled from the same keystream.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
+import numpy as np
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
 from opacus.grad_sample import GradSampleModuleFastGradientClipping
-from opacus.optimizers.optimizer import _generate_noise
-from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -36,7 +41,7 @@ from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy import bookkeeping
 from fedrec.privacy.ledger import History, default_delta, epsilon_of
-from fedrec.privacy.noisy_counts import require_secure_rng
+from fedrec.privacy.secret_noise import Purpose, SecretNoise
 from fedrec.progress import bar
 
 if TYPE_CHECKING:
@@ -168,62 +173,57 @@ def train_private(
     *,
     epochs: int,
     history: History,
-    seed: int,
-    secure_mode: bool = False,
+    noise: SecretNoise,
+    round_number: int = 0,
     after_epoch: Any = None,
     on_step: Any = None,
 ) -> tuple[History, float]:
     """``epochs`` of DP-SGD on ``model``; returns (the accountant's history, mean loss).
 
-    ``after_epoch(epoch, loss, history)`` is called after each epoch (central training validates
-    there); ``on_step()`` after each optimizer step (benchmarks time steps with it). The
-    model's net keeps the trained weights; Opacus' hooks are removed.
+    ``noise`` draws every batch and every noise vector (``round_number`` keeps a federated
+    client's rounds apart in its nonces). ``after_epoch(epoch, loss, history)`` is called after
+    each epoch (central training validates there); ``on_step()`` after each optimizer step
+    (benchmarks time steps with it). The model's net keeps the trained weights; Opacus' hooks
+    are removed.
     """
-    if secure_mode:
-        require_secure_rng()  # before any work: Opacus would fail later with a bare ImportError
     samples = model.private_samples(split)
     if len(samples) == 0:
         raise ConfigError("no user has enough train items for DP training (each needs at least 2).")
     module = model.private_module()
     one_backward = bookkeeping.supports(module)
     optimizer = model.make_optimizer(module)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        _Indices(len(samples)),
-        batch_size=model.config.batch_size,
-        collate_fn=lambda indices: torch.tensor(indices, dtype=torch.int64),
-        generator=generator,
-    )
+    loader = DataLoader(_Indices(len(samples)), batch_size=model.config.batch_size)  # Opacus reads its size only
     module.train()
     with warnings.catch_warnings():
-        if not secure_mode:  # said once per process in our own words (warn_if_not_secure)
-            warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
+        warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")  # the noise is secret: fedrec draws it
         warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
-        engine = PrivacyEngine(accountant=plan.accountant, secure_mode=secure_mode)
+        engine = PrivacyEngine(accountant=plan.accountant)
         engine.accountant.history = list(history)
         dp_module, dp_optimizer, _, dp_loader = engine.make_private(
             module=module, optimizer=optimizer, data_loader=loader, noise_multiplier=plan.noise_multiplier,
             max_grad_norm=plan.max_grad_norm, poisson_sampling=True, grad_sample_mode="ghost",
-            criterion=nn.CrossEntropyLoss(), noise_generator=None if secure_mode else torch.Generator().manual_seed(seed + 1),
+            criterion=nn.CrossEntropyLoss(),
         )
-    if one_backward:
-        bookkeeping.attach(dp_module)
-    if planted_noise_off():
-        _drop_noise(dp_optimizer)
     if abs(1.0 / len(dp_loader) - plan.sample_rate) > 1e-12:
         raise RuntimeError(
             f"Opacus samples at rate {1 / len(dp_loader)} but the plan accounted {plan.sample_rate}: "
             "plan_dp must be given records=len(model.private_samples(split))."
         )
+    steps = _SecretSteps(noise, round_number)
+    dp_optimizer.add_noise = functools.partial(_add_secret_noise, dp_optimizer, steps)
+    if one_backward:
+        bookkeeping.attach(dp_module)
+    if planted_noise_off():
+        _drop_noise(dp_optimizer)
     mean_loss = float("nan")
     try:
         for epoch in range(1, epochs + 1):
             dp_module.train()
             total, count = 0.0, 0
-            for batch in bar(dp_loader, logger=log, desc=f"DP epoch {epoch}/{epochs}", total=len(dp_loader), unit="batch"):
-                indices = batch if isinstance(batch, torch.Tensor) else batch[0]
+            batches = (steps.sample(len(samples), plan.sample_rate) for _ in range(len(dp_loader)))
+            for indices in bar(batches, logger=log, desc=f"DP epoch {epoch}/{epochs}", total=len(dp_loader), unit="batch"):
                 dp_optimizer.zero_grad(set_to_none=True)
-                if indices.numel() == 0:  # an empty Poisson batch still releases noise
+                if len(indices) == 0:  # an empty Poisson batch still releases noise
                     for p in module.parameters():
                         if p.requires_grad:
                             p.grad = torch.zeros_like(p)
@@ -233,6 +233,7 @@ def train_private(
                     total += float(per_user.detach().mean())
                     count += 1
                 dp_optimizer.step()
+                steps.taken += 1
                 if on_step is not None:
                     on_step()
             mean_loss = total / max(1, count)
@@ -245,20 +246,45 @@ def train_private(
     return [(float(n), float(q), int(s)) for n, q, s in engine.accountant.history], mean_loss
 
 
+@dataclass
+class _SecretSteps:
+    """Where a DP-SGD run is in its secret keystream: step ``taken`` samples and noises with nonce step ``taken``."""
+
+    noise: SecretNoise
+    round_number: int
+    taken: int = 0
+
+    def sample(self, population: int, rate: float) -> np.ndarray:
+        return self.noise.poisson_sample(population, rate, round_number=self.round_number, step=self.taken)
+
+
+def _add_secret_noise(optimizer: Any, steps: _SecretSteps) -> None:
+    """Opacus' ``DPOptimizer.add_noise`` with the secret keystream as the source: N(0, (noise x
+    clip)^2) on every coordinate of every parameter's clipped sum, one draw for them all."""
+    params = list(optimizer.params)
+    for p in params:
+        _check_processed_flag(p.summed_grad)
+    std = optimizer.noise_multiplier * optimizer.max_grad_norm
+    flat = torch.cat([p.summed_grad.reshape(-1) for p in params])
+    drawn = steps.noise.gaussian_like(flat, std, purpose=Purpose.SGD_NOISE, round_number=steps.round_number, step=steps.taken)
+    offset = 0
+    for p in params:
+        size = p.summed_grad.numel()
+        p.grad = (p.summed_grad + drawn[offset:offset + size].view_as(p.summed_grad)).view_as(p)
+        offset += size
+        _mark_as_processed(p.summed_grad)
+
+
 def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_rate: float, max_grad_norm: float,
-                       noise_std: float, seed: int, secure_mode: bool = False) -> tuple[int, float]:
-    """One store's part of a distributed DP-SGD step: a Poisson sample of its users (Opacus'
-    sampler), the sum of their gradients each clipped to ``max_grad_norm`` (ghost clipping,
-    one backward where ``bookkeeping`` supports the layers) and N(0, noise_std^2) on every
-    coordinate (Opacus' noise), left in ``p.grad`` of the private module; no step is taken.
+                       noise_std: float, noise: SecretNoise, round_number: int) -> tuple[int, float]:
+    """One store's part of a distributed DP-SGD step: a Poisson sample of its users, the sum of
+    their gradients each clipped to ``max_grad_norm`` (ghost clipping, one backward where
+    ``bookkeeping`` supports the layers) and N(0, noise_std^2) on every coordinate, both drawn
+    from ``noise``, left in ``p.grad`` of the private module; no step is taken.
     Returns (users sampled, their mean loss): neither may leave the store."""
     samples = model.private_samples(split)
     module = model.private_module()
-    generator = require_secure_rng().create_random_device_generator("/dev/urandom") if secure_mode else torch.Generator().manual_seed(seed)
-    chosen: list[int] = []
-    if samples:
-        sampler = UniformWithReplacementSampler(num_samples=len(samples), sample_rate=sample_rate, generator=generator, steps=1)
-        chosen = [int(i) for i in next(iter(sampler))]
+    chosen = [int(i) for i in noise.poisson_sample(len(samples), sample_rate, round_number=round_number, step=0)]
     for p in module.parameters():
         p.grad = None
     loss = float("nan")
@@ -281,11 +307,15 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
             module.eval()
     if planted_noise_off():
         noise_std = 0.0
+    trained = [p for p in module.parameters() if p.requires_grad]
     with torch.no_grad():
-        for p in module.parameters():
-            if p.requires_grad:
-                clipped = torch.zeros_like(p) if p.grad is None else p.grad
-                p.grad = clipped + _generate_noise(noise_std, clipped, generator=generator, secure_mode=secure_mode)
+        clipped = [torch.zeros_like(p) if p.grad is None else p.grad for p in trained]
+        flat = torch.cat([c.reshape(-1) for c in clipped])
+        drawn = noise.gaussian_like(flat, noise_std, purpose=Purpose.SHARE_NOISE, round_number=round_number, step=0)
+        offset = 0
+        for p, c in zip(trained, clipped):
+            p.grad = c + drawn[offset:offset + c.numel()].view_as(c)
+            offset += c.numel()
     return len(chosen), loss
 
 
@@ -320,16 +350,3 @@ def _drop_noise(optimizer: Any) -> None:
             optimizer.noise_multiplier = planned
 
     optimizer.add_noise = noiseless
-
-
-@functools.lru_cache(maxsize=1)
-def _warn_once() -> None:
-    log.warning(
-        "DP noise comes from torch's default (not cryptographically secure) generator: fine for "
-        "experiments; for a production release use --secure-mode (needs torchcsprng)."
-    )
-
-
-def warn_if_not_secure(config: TrainConfig) -> None:
-    if config.dp and not config.secure_mode:
-        _warn_once()

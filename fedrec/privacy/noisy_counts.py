@@ -18,14 +18,7 @@ import torch
 from opacus.accountants.utils import get_noise_multiplier
 
 from fedrec.errors import ConfigError
-
-# Opacus' warning for the same choice, so experiments and production read the same advice.
-INSECURE_RNG_WARNING = (
-    "Secure RNG turned off. This is perfectly fine for experimentation as it allows for much faster "
-    "training performance, but remember to turn it on and retrain one last time before production "
-    "with ``secure_mode`` turned on."
-)
-
+from fedrec.privacy.secret_noise import Purpose, SecretNoise
 
 def user_level_counts(train: list[np.ndarray], n_items: int, max_items_per_user: int | None = None) -> np.ndarray:
     """(n_items + 1,) float64 counts where each user adds a vector of L2 norm exactly 1.
@@ -52,51 +45,20 @@ def user_level_counts(train: list[np.ndarray], n_items: int, max_items_per_user:
     return counts
 
 
-def noise_generator(seed: int, *, secure_mode: bool) -> torch.Generator:
-    """A seeded generator for experiments, or Opacus' choice of /dev/urandom via torchcsprng.
-
-    Mirrors ``opacus.PrivacyEngine``: secure mode without torchcsprng is an error, and the
-    seeded (reproducible, hence predictable) generator warns that it is not for production.
-    """
-    if not secure_mode:
-        warnings.warn(INSECURE_RNG_WARNING, stacklevel=2)
-        return torch.Generator().manual_seed(seed)
-    return require_secure_rng().create_random_device_generator("/dev/urandom")
-
-
-def require_secure_rng():
-    """torchcsprng, which secure mode draws noise from (Opacus too), or a ConfigError saying how to get it."""
-    try:
-        import torchcsprng
-    except ImportError:
-        raise ConfigError(
-            "secure_mode needs the torchcsprng package for cryptographically secure noise: "
-            "pip install torchcsprng (https://github.com/pytorch/csprng#installation), "
-            "or drop --secure-mode for experiments."
-        ) from None
-    return torchcsprng
-
-
-def gaussian_noisy_counts(
-    counts: np.ndarray, noise_multiplier: float, rng: torch.Generator, *, secure_mode: bool = False
-) -> np.ndarray:
-    """Counts + N(0, noise_multiplier^2) on EVERY item, zero counts included.
+def gaussian_noisy_counts(counts: np.ndarray, noise_multiplier: float, noise: SecretNoise, *,
+                          round_number: int = 0) -> np.ndarray:
+    """Counts + N(0, noise_multiplier^2) on EVERY item, zero counts included, drawn from the
+    releasing party's secret keystream (``SecretNoise``; Opacus' secure-mode construction).
 
     Noising only nonzero items would reveal which items anyone interacted with. Column 0 is
     padding, not an item: it stays 0. Negative results are kept; only their order matters.
-    With ``secure_mode`` each draw is (sum of 4 Gaussians) / 2, as Opacus does against
-    floating-point attacks on the Gaussian sampler (arXiv:2107.10138, section 5.1).
     """
     if not 0 <= noise_multiplier < float("inf"):
         raise ConfigError(f"noise_multiplier={noise_multiplier} must be a finite number >= 0.")
-    size = (len(counts) - 1,)
-    if secure_mode:
-        draws = torch.stack([torch.normal(0.0, noise_multiplier, size, generator=rng, dtype=torch.float64) for _ in range(4)])
-        noise = draws.sum(dim=0) / 2
-    else:
-        noise = torch.normal(0.0, noise_multiplier, size, generator=rng, dtype=torch.float64)
     noisy = np.array(counts, dtype=np.float64)
-    noisy[1:] += noise.numpy()
+    drawn = noise.gaussian_like(torch.from_numpy(noisy[1:]), noise_multiplier, purpose=Purpose.COUNT_NOISE,
+                                round_number=round_number, step=0)
+    noisy[1:] += drawn.numpy()
     return noisy
 
 

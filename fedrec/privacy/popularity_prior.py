@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from fedrec.privacy.ledger import History
-from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_generator, user_level_counts
+from fedrec.privacy.noisy_counts import gaussian_noisy_counts, user_level_counts
+from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.rundir import RunDir, write_torch
 
 PRIOR_FILE = "popularity_prior.pt"  # in DIR/privacy/: the noisy item counts the run released (summed over clients)
@@ -29,10 +30,9 @@ def prior_segment(noise_multiplier: float | None) -> History:
     return [] if noise_multiplier is None else [(float(noise_multiplier), 1.0, 1)]
 
 
-def noisy_popularity(train: list[np.ndarray], n_items: int, noise_multiplier: float, *, seed: int, secure_mode: bool = False) -> np.ndarray:
-    """User-level item counts plus N(0, noise^2) on every item: a DP release on its own."""
-    counts = user_level_counts(train, n_items)
-    return gaussian_noisy_counts(counts, noise_multiplier, noise_generator(seed, secure_mode=secure_mode), secure_mode=secure_mode)
+def noisy_popularity(train: list[np.ndarray], n_items: int, noise_multiplier: float, *, noise: SecretNoise) -> np.ndarray:
+    """User-level item counts plus N(0, noise^2) on every item (from ``noise``): a DP release on its own."""
+    return gaussian_noisy_counts(user_level_counts(train, n_items), noise_multiplier, noise)
 
 
 def released_prior_path(run_dir: str | Path) -> Path:

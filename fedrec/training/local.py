@@ -5,12 +5,12 @@ The ledger file sits beside the client's private state (``<client>.privacy.json`
 read before every round and written before the reply leaves, so a client restarted at
 any point resumes from the epsilon it had really spent (a round it trained but never
 reported is still counted: the accountant's history is conservative, never optimistic).
+A round already on the ledger is refused: a client answers each round of a run once.
+Sampling and noise come from a fresh secret keystream each round (SecretNoise).
 """
 
 from __future__ import annotations
 
-import warnings
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,10 +21,13 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError, ModelError
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.budget import epsilon_cap, ledger_file, open_ledger, refuse_past_cap, refuse_past_lifetime
+from fedrec.privacy.budget import (
+    epsilon_cap, ledger_file, open_ledger, refuse_answered_round, refuse_past_cap, refuse_past_lifetime,
+)
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp
 from fedrec.privacy.ledger import ClientLedger, save_ledger
 from fedrec.privacy.popularity_prior import noisy_popularity
+from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.training.loop import run_epoch
 from fedrec.training.private import prior_release, privacy_mechanism, train_private_epochs
 
@@ -74,7 +77,7 @@ def _client_ledger(model: TorchRecommender, path: Path, client: str, plan: DPPla
 
 def popularity_release(
     model: TorchRecommender, split: LeaveOneOut, train: TrainConfig, federation: FederationConfig,
-    *, client: str, state_dir: Path | None, seed: int, run: str = "",
+    *, client: str, state_dir: Path | None, run: str = "",
 ) -> tuple[np.ndarray, ClientLedger]:
     """This client's noisy user-level item counts for the shared popularity prior,
     recorded in its ledger (as round 0) before they leave."""
@@ -83,12 +86,11 @@ def popularity_release(
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
     ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=0)
+    refuse_answered_round(ledger, path, round_number=0)
     release = prior_release(model)
-    with warnings.catch_warnings():  # the server said it once for the whole run (check_privacy_modes)
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        counts = noisy_popularity(split.train, model.n_items, release[0][0], seed=seed, secure_mode=train.secure_mode)
     ledger.record_round(0, [*ledger.history, *release])
-    save_ledger(path, ledger)
+    save_ledger(path, ledger)  # before anything leaves
+    counts = noisy_popularity(split.train, model.n_items, release[0][0], noise=SecretNoise.fresh())
     return counts, ledger
 
 
@@ -109,10 +111,11 @@ def private_round(
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
     ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=round_number)
+    refuse_answered_round(ledger, path, round_number=round_number)
     refuse_past_cap(ledger, path, plan.epsilon_after(ledger.history, federation.local_epochs), epsilon_cap(train),
                     round_number=round_number)
-    seed = zlib.crc32(f"{train.seed}/{client}/{round_number}".encode())
-    history, loss = train_private_epochs(model, split, federation.local_epochs, plan, ledger.history, seed=seed)
+    history, loss = train_private_epochs(model, split, federation.local_epochs, plan, ledger.history,
+                                         noise=SecretNoise.fresh(), round_number=round_number)
     ledger.record_round(round_number, history)
     save_ledger(path, ledger)
     return ledger, loss

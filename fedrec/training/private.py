@@ -18,9 +18,10 @@ from fedrec.evaluation import evaluate
 from fedrec.models.base import FitResult
 from fedrec.models.pop import Popularity
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.dp_sgd import DPPlan, plan_dp, train_private, warn_if_not_secure
+from fedrec.privacy.dp_sgd import DPPlan, plan_dp, train_private
 from fedrec.privacy.ledger import ClientLedger, History, default_delta
-from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, noise_generator, user_level_counts
+from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, user_level_counts
+from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.privacy.popularity_prior import noisy_popularity, prior_segment
 from fedrec.progress import time_left
 
@@ -40,11 +41,12 @@ def privacy_mechanism(model: TorchRecommender) -> str:
 
 
 def train_private_epochs(model: TorchRecommender, split: LeaveOneOut, epochs: int, plan: DPPlan, history: History, *,
-                         seed: int, after_epoch: Any = None) -> tuple[History, float]:
-    """``epochs`` of DP-SGD continuing ``history``; returns (the accountant's history, mean loss)."""
+                         noise: SecretNoise, round_number: int = 0, after_epoch: Any = None) -> tuple[History, float]:
+    """``epochs`` of DP-SGD continuing ``history``, sampled and noised from ``noise``; returns
+    (the accountant's history, mean loss)."""
     model.prepare_private(split)
-    return train_private(model, split, plan, epochs=epochs, history=history, seed=seed,
-                         secure_mode=model.config.secure_mode, after_epoch=after_epoch)
+    return train_private(model, split, plan, epochs=epochs, history=history, noise=noise, round_number=round_number,
+                         after_epoch=after_epoch)
 
 
 def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult, ClientLedger]:
@@ -52,7 +54,7 @@ def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult,
     planned into the noise); the final weights are kept, so no choice is made on
     validation data outside the privacy accounting."""
     config = model.config
-    warn_if_not_secure(config)
+    noise = SecretNoise.fresh()  # this process's secret: --seed decides initialisation and batches, never the noise
     records = len(model.private_samples(split))
     prior = prior_release(model)
     plan = plan_dp(config, records=records, planned_epochs=config.epochs, prefix=prior)
@@ -60,9 +62,7 @@ def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult,
                           mechanism=privacy_mechanism(model), unit=model.privacy_unit)
     result = FitResult(stopped_because=f"trained the {config.epochs} planned DP epochs")
     if prior:
-        noise = prior[0][0]
-        result.released_popularity = noisy_popularity(split.train, model.n_items, noise, seed=config.seed,
-                                                      secure_mode=config.secure_mode)
+        result.released_popularity = noisy_popularity(split.train, model.n_items, prior[0][0], noise=noise)
         model.apply_popularity_prior(result.released_popularity)
         ledger.record_round(0, prior)  # epoch 0: the popularity release
     started = time.perf_counter()
@@ -77,7 +77,7 @@ def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult,
                  epoch, config.epochs, loss, valid, ledger.epsilon, plan.delta, plan.noise_multiplier, plan.sample_rate,
                  f", {left}" if left else "")
 
-    train_private_epochs(model, split, config.epochs, plan, prior, seed=config.seed, after_epoch=after_epoch)
+    train_private_epochs(model, split, config.epochs, plan, prior, noise=noise, round_number=1, after_epoch=after_epoch)
     result.epochs_run = result.best_epoch = config.epochs
     result.best_valid_hr10 = result.history[-1]["valid_hr@10"] if result.history else None
     return result, ledger
@@ -102,7 +102,6 @@ def fit_noisy_counts(model: Popularity, split: LeaveOneOut) -> tuple[FitResult, 
             f"> max_epsilon={config.max_epsilon:g}; raise --noise-multiplier or give --target-epsilon instead."
         )
     clean = user_level_counts(split.train, model.n_items, max_items_per_user=None)
-    rng = noise_generator(config.seed, secure_mode=config.secure_mode)
-    noisy = gaussian_noisy_counts(clean, sigma, rng, secure_mode=config.secure_mode)
+    noisy = gaussian_noisy_counts(clean, sigma, SecretNoise.fresh())
     model.fit_counts(torch.from_numpy(np.asarray(noisy).astype(np.float32)))
     return FitResult(epochs_run=1, best_epoch=1, released_popularity=np.asarray(noisy, dtype=np.float64)), ledger

@@ -20,6 +20,7 @@ from fedrec.privacy.budget import BudgetExhausted, refuse_past_lifetime
 from fedrec.privacy.distributed_dp import DistributedPlan, plan_distributed, survivors_needed
 from fedrec.privacy.dp_sgd import noisy_gradient_sum
 from fedrec.privacy.ledger import ClientLedger, load_ledger, save_ledger
+from fedrec.privacy.secret_noise import SecretNoise
 from privacy.test_bookkeeping import MAX_GRAD_NORM, clipped_sum_one_user_at_a_time, private_model
 
 
@@ -29,22 +30,24 @@ def test_a_store_sends_exactly_the_clipped_sum_of_its_sampled_users_gradients(ch
     _, split = chain_split
     expected, coefficients = clipped_sum_one_user_at_a_time(copy.deepcopy(model), model.private_batch(samples, list(range(len(samples)))))
     assert (coefficients < 0.99).any()
-    sampled, _ = noisy_gradient_sum(model, split, sample_rate=1.0, max_grad_norm=MAX_GRAD_NORM, noise_std=0.0, seed=0)
+    sampled, _ = noisy_gradient_sum(model, split, sample_rate=1.0, max_grad_norm=MAX_GRAD_NORM, noise_std=0.0,
+                                    noise=SecretNoise.fresh(), round_number=1)
     assert sampled == len(samples)
     got = {name: p.grad for name, p in model.private_module().named_parameters() if p.requires_grad}
     for key in expected:
         assert torch.allclose(got[key], expected[key], atol=1e-6, rtol=1e-4), key
 
 
-def test_the_noise_share_has_the_planned_std_and_a_seed_repeats_it(chain_split, fast_config):
+def test_the_noise_share_has_the_planned_std_and_two_releases_never_share_it(chain_split, fast_config):
     model, _ = private_model("lstm", chain_split, fast_config)
     _, split = chain_split
     draws = []
-    for _ in range(2):
-        noisy_gradient_sum(model, split, sample_rate=1e-9, max_grad_norm=1.0, noise_std=0.3, seed=7)  # nobody sampled
+    for _ in range(2):  # the same model, data and round: only the secret key differs
+        noisy_gradient_sum(model, split, sample_rate=1e-9, max_grad_norm=1.0, noise_std=0.3, noise=SecretNoise.fresh(),
+                           round_number=1)  # nobody sampled: the share is the noise
         draws.append(torch.cat([p.grad.flatten() for p in model.private_module().parameters() if p.requires_grad]))
     assert float(draws[0].std()) == pytest.approx(0.3, rel=0.05)
-    assert torch.equal(draws[0], draws[1])  # a retried round releases the same share, not a second one
+    assert float((draws[0] - draws[1]).std()) == pytest.approx(0.3 * 2 ** 0.5, rel=0.05)  # independent draws
 
 
 def test_any_survivors_shares_add_up_to_the_central_noise():

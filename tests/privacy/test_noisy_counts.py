@@ -15,10 +15,8 @@ from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.models import create_model
 from fedrec.privacy.ledger import RUN_LEDGER, epsilon_of
-from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, noise_generator, user_level_counts
-
-pytestmark = pytest.mark.filterwarnings("ignore:Secure RNG turned off")
-
+from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, user_level_counts
+from fedrec.privacy.secret_noise import SecretNoise
 
 def test_adding_one_heavy_user_moves_the_counts_by_at_most_one_in_l2():
     rng = np.random.default_rng(0)
@@ -36,26 +34,14 @@ def test_the_cap_keeps_a_users_most_recent_distinct_items():
     np.testing.assert_allclose(counts[[2, 4]], 1 / np.sqrt(2))
 
 
-@pytest.mark.parametrize("secure_mode", [False, True])
-def test_noise_reaches_every_item_with_the_requested_std(secure_mode):
+def test_noise_reaches_every_item_with_the_requested_std():
     counts = np.zeros(12_001)
     counts[1:11] = 5.0  # almost every item has count zero: those must be noised too
-    noisy = gaussian_noisy_counts(counts, 2.0, torch.Generator().manual_seed(0), secure_mode=secure_mode)
+    noisy = gaussian_noisy_counts(counts, 2.0, SecretNoise.fresh())
     noise = noisy[1:] - counts[1:]
     assert np.all(noise != 0.0)
     assert abs(noise.std() - 2.0) < 0.2
     assert noisy[0] == 0.0  # padding is not an item
-
-
-def test_secure_mode_without_torchcsprng_says_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchcsprng", None)  # import fails as if not installed
-    with pytest.raises(ConfigError, match="pip install torchcsprng"):
-        noise_generator(0, secure_mode=True)
-
-
-def test_the_seeded_generator_warns_like_opacus():
-    with pytest.warns(UserWarning, match="Secure RNG turned off"):
-        noise_generator(0, secure_mode=False)
 
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])

@@ -63,24 +63,6 @@ def test_central_dp_ledger_counts_one_release_per_round():
     assert [r["round"] for r in ledger.rounds] == [1, 2, 3]
 
 
-def test_secure_mode_needs_torchcsprng_and_says_how_to_get_it(chain_split):
-    """Where torchcsprng is missing (as in CI) secure mode fails before training with the
-    install hint; where it is installed, secure-mode DP training runs."""
-    from importlib.util import find_spec
-
-    from fedrec.models import create_model
-    from fedrec.training import fit_model
-
-    data, split = chain_split
-    config = TrainConfig(model="lstm", dp=True, noise_multiplier=1.0, secure_mode=True, epochs=1, dim=8, threads=1)
-    model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
-    if find_spec("torchcsprng") is None:
-        with pytest.raises(ConfigError, match="pip install torchcsprng"):
-            fit_model(model, split)
-    else:
-        assert fit_model(model, split)[0].epochs_run == 1
-
-
 def test_a_target_the_popularity_prior_alone_would_spend_is_refused_up_front():
     train = TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=3.0)
     with pytest.raises(ConfigError, match="--prior-noise"):

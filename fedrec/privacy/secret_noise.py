@@ -1,0 +1,102 @@
+"""Noise and sampling that only the releasing party knows: ChaCha20 keyed by 256 bits of OS entropy.
+
+A DP guarantee against a party holds only while that party cannot predict the draws. Seeds
+derived from the run config and the store's name (what fedrec did before) are public to the
+server, which could regenerate a share's noise and subtract it. So every draw a guarantee
+relies on (Poisson sampling, the Gaussian noise of DP-SGD and of distributed shares, the
+prior's noisy counts, server-side DP) comes from a ``SecretNoise``: a fresh key from
+``os.urandom`` for each release, never written anywhere, never sent, never derived from
+``--seed`` (which keeps deciding partitions, initialisation and batch order). Each purpose,
+round and step reads its own ChaCha20 nonce, so no two draws share keystream.
+
+Gaussians follow Opacus' secure mode against floating-point attacks on the sampler
+(Mironov 2012; arXiv:2107.10138, section 5.1): each draw is the sum of four standard
+Gaussians (Box-Muller on 53-bit uniforms) over two. Opacus' own secure mode needs
+torchcsprng, which no longer installs against the pinned torch; ``cryptography`` does the
+keystream here, so nothing seeds a ``torch.Generator`` from it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import struct
+
+import numpy as np
+import torch
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+KEY_BYTES = 32  # ChaCha20's 256-bit key
+_UNIT = 2.0 ** -53
+_LOW_53 = (1 << 53) - 1  # the low 53 bits of a keystream word: a uniform integer below 2^53
+
+
+class Purpose(enum.IntEnum):
+    """What a stream of draws is for: each has its own nonce space."""
+
+    SAMPLING = 1  # Poisson sampling of users into a DP-SGD batch
+    SGD_NOISE = 2  # DP-SGD's Gaussian noise on the clipped gradient sum
+    SHARE_NOISE = 3  # a store's share of distributed DP's noise
+    COUNT_NOISE = 4  # noisy item counts (the popularity prior, DP popularity)
+    SERVER_NOISE = 5  # server-side DP (--dp central) on the aggregate
+
+
+class SecretNoise:
+    """One release's secret generator. Make one with ``fresh()``; the key stays in memory."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"a SecretNoise key is {KEY_BYTES} bytes, got {len(key)}")
+        self._key = bytes(key)
+
+    @classmethod
+    def fresh(cls) -> "SecretNoise":
+        return cls(os.urandom(KEY_BYTES))
+
+    def __repr__(self) -> str:  # never the key
+        return "SecretNoise(<secret key>)"
+
+    def __reduce__(self):  # a key never travels, not even to a worker process
+        raise TypeError("SecretNoise holds a secret key and is not pickled; make a fresh one where the draw happens")
+
+    def keystream(self, size: int, *, purpose: Purpose, round_number: int, step: int) -> np.ndarray:
+        """(size,) uint8 of ChaCha20 keystream for one (purpose, round, step)."""
+        if not (0 <= round_number < 2**32 and 0 <= step < 2**32):
+            raise ValueError(f"round {round_number} and step {step} must fit in 32 bits")
+        # cryptography's ChaCha20 nonce: a 4-byte little-endian block counter, then the 96-bit nonce.
+        nonce = struct.pack("<IIII", 0, int(purpose), round_number, step)
+        out = np.empty(size + 15, dtype=np.uint8)  # update_into wants block-size - 1 spare bytes
+        Cipher(algorithms.ChaCha20(self._key, nonce), mode=None).encryptor().update_into(bytes(size), out)
+        return out[:size]
+
+    def uniform(self, size: int, *, purpose: Purpose, round_number: int, step: int) -> torch.Tensor:
+        """(size,) float64 uniforms in (0, 1), 53 random bits each, never exactly 0 or 1."""
+        words = torch.from_numpy(self.keystream(8 * size, purpose=purpose, round_number=round_number, step=step).view(np.int64))
+        return ((words & _LOW_53).to(torch.float64) + 0.5) * _UNIT
+
+    def standard_normal(self, size: int, *, purpose: Purpose, round_number: int, step: int) -> torch.Tensor:
+        """(size,) float64 N(0, 1): (z1 + z2 + z3 + z4) / 2 of four Box-Muller draws (Opacus' secure mode)."""
+        pairs = 2 * size  # four Gaussians per draw, two per Box-Muller pair
+        u = self.uniform(2 * pairs, purpose=purpose, round_number=round_number, step=step)
+        radius = torch.sqrt(-2.0 * torch.log(u[:pairs]))
+        angle = u[pairs:].mul_(2.0 * math.pi)
+        z = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])  # (4 size,)
+        return z.view(4, size).sum(dim=0).div_(2.0)
+
+    def gaussian_like(self, reference: torch.Tensor, std: float, *, purpose: Purpose, round_number: int,
+                      step: int) -> torch.Tensor:
+        """N(0, std^2) in the shape, dtype and device of ``reference`` (zeros when std is 0)."""
+        if std == 0:
+            return torch.zeros_like(reference)
+        draws = self.standard_normal(reference.numel(), purpose=purpose, round_number=round_number, step=step)
+        return draws.mul_(std).reshape(reference.shape).to(dtype=reference.dtype, device=reference.device)
+
+    def poisson_sample(self, population: int, rate: float, *, round_number: int, step: int) -> np.ndarray:
+        """Indices of ``population`` members each kept independently with probability ``rate``."""
+        if population == 0:
+            return np.zeros(0, dtype=np.int64)
+        kept = self.uniform(population, purpose=Purpose.SAMPLING, round_number=round_number, step=step) < rate
+        return np.flatnonzero(kept.numpy())
