@@ -98,13 +98,16 @@ def gate_run(out: str | Path) -> None:
 
 def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
              anonymize_key: str | Path | None = None, k_anonymity: int = 5, link_stores: bool = False,
-             schema: str | Path | None = None, verbose: bool = False, **options: Any) -> Run:
+             schema: str | Path | None = None, store_min_sum_stores: int = 0, store_min_noise: float = 0.0,
+             verbose: bool = False, **options: Any) -> Run:
     """A federated simulation (``fedrec simulate``) in this process: Flower's simulation
     engine on a local Ray, or on the cluster at ``ray_address`` (HOST:PORT of its head).
     ``resume=DIR`` continues a run from its last checkpoint (only ``rounds`` may change).
     With ``anonymize_key`` (a ``keys`` file), ``data`` is a raw shop log with a store
     column: each store anonymizes its own rows (``k_anonymity``, ``link_stores``,
-    ``schema`` as for ``anonymize``) and only the anonymized copies reach training."""
+    ``schema`` as for ``anonymize``) and only the anonymized copies reach training.
+    ``store_min_sum_stores`` and ``store_min_noise`` are the simulated stores' own floor
+    (fedrec.federation.store_floor): each refuses a round that asks for less."""
     from fedrec.federation.simulation import StoreAnonymization, resume_configs
     from fedrec.federation.simulation import simulate as run_simulation
 
@@ -130,7 +133,10 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
         train_config, federation = split_mapping({**options, "run_dir": str(out)})
     anonymization = None if anonymize_key is None else StoreAnonymization(
         Path(anonymize_key), k=k_anonymity, link_stores=link_stores, schema=None if schema is None else Path(schema))
-    run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address, anonymization=anonymization)
+    from fedrec.federation.store_floor import StoreFloor
+
+    run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address, anonymization=anonymization,
+                   floor=StoreFloor(store_min_sum_stores, store_min_noise))
     return Run.open(out)
 
 

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     private.add_argument("--k-anonymity", type=int, default=5, metavar="K", help="customers per quasi-identifier class")
     private.add_argument("--link-stores", action="store_true", help="one pseudonym per customer across stores")
     private.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
+    floor = simulate.add_argument_group("the simulated stores' own floor (a deployed store sets it in its node config)")
+    floor.add_argument("--store-min-sum-stores", type=int, default=0, metavar="M",
+                       help="each store refuses a round whose SecAgg+ sum could be unmasked over fewer than M stores")
+    floor.add_argument("--store-min-noise", type=float, default=0.0, metavar="SIGMA",
+                       help="each store refuses a round that trains with a noise multiplier below SIGMA")
     simulate.add_argument(
         "--ray-address", metavar="HOST:PORT",
         help="run the clients on the running Ray cluster whose head is at HOST:PORT (`ray start --head --port PORT`), "
@@ -212,6 +217,7 @@ def given_options(args: argparse.Namespace, *classes: type) -> dict[str, object]
 def run_simulate(args: argparse.Namespace) -> Run:
     return api.simulate(args.out, resume=args.resume, ray_address=args.ray_address, anonymize_key=args.anonymize_key,
                         k_anonymity=args.k_anonymity, link_stores=args.link_stores, schema=args.schema,
+                        store_min_sum_stores=args.store_min_sum_stores, store_min_noise=args.store_min_noise,
                         verbose=args.verbose, **given_options(args, TrainConfig, FederationConfig))
 
 

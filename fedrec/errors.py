@@ -20,3 +20,9 @@ class ModelError(FedrecError, RuntimeError):
 class ReleaseBlocked(FedrecError):
     """The release audit's gate blocked the model: a check fell outside its bound. The audit
     itself was written (``DIR/audit/audit.json``); the CLI exits with status 3."""
+
+
+class FloorRefused(FedrecError):
+    """A store refused a round that asked for less protection than the store's own floor (fewest
+    stores in an unmasked sum, least noise multiplier): the floor is set on the store, never by
+    the server, and the store answers with an error instead of an update."""

@@ -161,9 +161,10 @@ class ClientUpdate:
 
 
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
-                 round_number: int, global_control: dict[str, torch.Tensor] | None = None, *, run: str = "") -> ClientUpdate:
-    """Local epochs on this client's train split (DP-SGD under --dp; with a drift correction,
-    ``global_control`` is the server's SCAFFOLD c or Mime moments)."""
+                 round_number: int, global_control: dict[str, torch.Tensor] | None = None, *, run: str = "",
+                 least_noise: float = 0.0) -> ClientUpdate:
+    """Local epochs on this client's train split (DP-SGD under --dp, refused below the store's
+    ``least_noise``; with a drift correction, ``global_control`` is the server's SCAFFOLD c or Mime moments)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
     # Under Mime, before_step turns each gradient into Adam's step (weight decay included)
@@ -173,7 +174,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     ledger, control = None, None
     if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir,
-                                     round_number=round_number, run=run)
+                                     round_number=round_number, run=run, least_noise=least_noise)
     else:
         kept = None
         if (federation.keep_optimizer_state or federation.drift_correction == SCAFFOLD) and site.state_dir is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,7 +22,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE, Key, Stage
 from flwr.compat.common import recorddict_compat as compat
 
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
@@ -32,6 +33,7 @@ from fedrec.federation.client import (
     release_popularity, train_client, training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
+from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
@@ -45,8 +47,12 @@ LEGACY_FIT_PARAMETERS = "fitins.parameters"  # the array record of Flower's lega
 
 def secure_aggregation_when_asked(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Flower's secaggplus_mod for the train messages of a --secagg run (they carry its
-    protocol record), every other message straight through."""
+    protocol record), every other message straight through. A setup whose threshold would let
+    a sum below the store's floor be unmasked is refused before any key is made."""
     if msg.metadata.message_type == MessageType.TRAIN and RECORD_KEY_CONFIGS in msg.content.config_records:
+        protocol = msg.content.config_records[RECORD_KEY_CONFIGS]
+        if protocol.get(Key.STAGE) == Stage.SETUP:
+            store_floor(context).check_unmasking(int(protocol[Key.THRESHOLD]), int(protocol[Key.SAMPLE_NUMBER]))
         return secaggplus_mod(msg, context, call_next)
     return call_next(msg, context)
 
@@ -54,18 +60,36 @@ def secure_aggregation_when_asked(msg: Message, context: Context, call_next: Cli
 app = ClientApp(mods=[secure_aggregation_when_asked])
 
 
+def store_floor(context: Context) -> StoreFloor:
+    """This store's floor: its node config, over the simulated stores' settings (SIMULATED_FLOOR)."""
+    simulated = os.environ.get(SIMULATED_FLOOR)
+    default = StoreFloor(**json.loads(simulated)) if simulated else None
+    return StoreFloor.from_node_config(context.node_config, default)
+
+
+def _secagg_threshold(context: Context) -> int | None:
+    """The threshold this store's secaggplus_mod set up this round with (None: no SecAgg+)."""
+    state = context.state.config_records.get(RECORD_KEY_STATE)
+    return int(state["threshold"]) if state is not None and "threshold" in state else None
+
+
 def _site_and_config(msg: Message, context: Context):
     return _site_and_config_from(msg.content[wire.CONFIG], context)
 
 
 def _train_round(site: ClientSite, train_config: TrainConfig, federation: FederationConfig, config: Mapping[str, Any],
-                 global_state: dict[str, torch.Tensor], round_number: int, control: dict[str, torch.Tensor] | None = None):
-    """This store's update: a distributed DP share when the config holds the plan, else local training."""
+                 global_state: dict[str, torch.Tensor], round_number: int, context: Context,
+                 control: dict[str, torch.Tensor] | None = None):
+    """This store's update: a distributed DP share when the config holds the plan, else local
+    training; either refused (FloorRefused) when it asks for less than the store's floor."""
     run = str(config.get(wire.RUN_ID, ""))
     plan = DistributedPlan.from_wire(config)
+    floor = store_floor(context)
     if plan is not None:
+        floor.check_plan(plan, threshold=_secagg_threshold(context) if LEGACY_FIT_PARAMETERS in config else None)
         return distributed_round(site, train_config, global_state, round_number, plan, run)
-    return train_client(site, train_config, federation, global_state, round_number, control, run=run)
+    return train_client(site, train_config, federation, global_state, round_number, control, run=run,
+                        least_noise=floor.min_noise_multiplier)
 
 
 def _site_and_config_from(config: Mapping[str, Any], context: Context):
@@ -84,7 +108,8 @@ def train(msg: Message, context: Context) -> Message:
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
     control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
     try:
-        update = _train_round(site, train_config, federation, msg.content[wire.CONFIG], global_state, round_number, control)
+        update = _train_round(site, train_config, federation, msg.content[wire.CONFIG], global_state, round_number, context,
+                              control)
     except BudgetExhausted as refusal:  # a normal reply: the server logs it and goes on
         privacy = _privacy_record(site.name, refusal.ledger, refused=str(refusal))
         reply = RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 0}), wire.PRIVACY: privacy})
@@ -104,12 +129,13 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     site, train_config, federation, round_number = _site_and_config_from(fitins.config, context)
     if wire.SECURE_SUM in fitins.config:
-        return _secure_sum_reply(msg, site, train_config, federation, fitins.config)
+        return _secure_sum_reply(msg, context, site, train_config, federation, fitins.config)
     keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
     received = parameters_to_ndarrays(fitins.parameters)
     global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
     try:
-        update = _train_round(site, train_config, federation, fitins.config, global_state, round_number)
+        update = _train_round(site, train_config, federation, {**fitins.config, LEGACY_FIT_PARAMETERS: True}, global_state,
+                              round_number, context)
     except BudgetExhausted as refusal:  # weight 0: this store adds nothing to the sum
         deltas = [np.zeros_like(value, dtype=np.float32) for value in received]
         metrics = {wire.NUM_EXAMPLES: 0, **_legacy_privacy(site.name, refusal.ledger, refused=str(refusal))}
@@ -133,8 +159,8 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     return _legacy_fit_reply(msg, deltas, metrics)
 
 
-def _secure_sum_reply(msg: Message, site: ClientSite, train_config: TrainConfig, federation: FederationConfig,
-                      config: Mapping[str, Any]) -> Message:
+def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_config: TrainConfig,
+                      federation: FederationConfig, config: Mapping[str, Any]) -> Message:
     """A secure sum's answer: the vector the server asked for, at weight 1, entries above
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])
@@ -142,8 +168,10 @@ def _secure_sum_reply(msg: Message, site: ClientSite, train_config: TrainConfig,
     if action == wire.ITEM_COUNTS:
         vector = audit_counts(site, train_config, federation, secure=True)[wire.ITEM_COUNTS].astype(np.float64)
     elif action == wire.PRIOR_COUNTS:  # --dp distributed: this store's noise share of the popularity prior
+        plan = DistributedPlan.from_wire(config)
+        store_floor(context).check_plan(plan, threshold=_secagg_threshold(context))
         vector, ledger = release_popularity(site, train_config, federation, {}, run=str(config.get(wire.RUN_ID, "")),
-                                            plan=DistributedPlan.from_wire(config))
+                                            plan=plan)
         metrics.update(_legacy_privacy(site.name, ledger))
     else:
         raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r} and {wire.PRIOR_COUNTS!r}")
@@ -184,8 +212,11 @@ def query(msg: Message, context: Context) -> Message:
     """The DP popularity prior: this client's noisy item counts (accounted in its ledger)."""
     site, train_config, federation, _ = _site_and_config(msg, context)
     config = msg.content[wire.CONFIG]
+    plan = DistributedPlan.from_wire(config)
+    if plan is not None:  # its share in clear: a sum of one store
+        store_floor(context).check_plan(plan, threshold=None)
     counts, ledger = release_popularity(site, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict(),
-                                        run=str(config.get(wire.RUN_ID, "")), plan=DistributedPlan.from_wire(config))
+                                        run=str(config.get(wire.RUN_ID, "")), plan=plan)
     reply = RecordDict({
         wire.ARRAYS: ArrayRecord({wire.PRIOR_COUNTS: Array(counts)}),
         wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),

@@ -70,8 +70,12 @@ def protocol_sizes(sampled: int, shares: int = 0) -> tuple[int, int]:
 def distributed_protocol_sizes(sampled: int, survivors: int) -> tuple[int, float | int]:
     """(num_shares, reconstruction_threshold) under distributed DP: every store is every other's
     neighbour and a key needs ``survivors`` shares, so no sum of fewer stores' noise shares can be
-    unmasked. Flower takes an int threshold only below num_shares; all of them is the float 1.0."""
-    survivors = max(2, min(survivors, sampled))
+    unmasked. Flower takes an int threshold only below num_shares; all of them is the float 1.0.
+    Fewer stores than ``survivors`` is no round at all (ValueError): the threshold is never
+    lowered to fit the stores at hand, since their sum would carry less noise than accounted."""
+    if sampled < survivors:
+        raise ValueError(f"{sampled} stores cannot carry the noise of {survivors} shares; the round is not started")
+    survivors = max(2, survivors)
     return sampled, (1.0 if survivors >= sampled else survivors)
 
 

@@ -95,6 +95,11 @@ class SecureAggregationStrategy(_FitOnly):
             log.warning("round %d: %d stores sampled; secure aggregation needs at least %d (with two, each learns the "
                         "other's update from the sum), so the round is skipped", server_round, len(messages), FEWEST_STORES)
             return []
+        if self.plan is not None and len(messages) < self.plan.survivors:
+            log.warning("round %d: %d stores sampled, fewer than the %d whose noise shares the plan needs in a sum; the "
+                        "round is not started (no sum of fewer shares is ever unmasked)", server_round, len(messages),
+                        self.plan.survivors)
+            return []
         if self.plan is not None:
             max_weight = 1
         else:
@@ -269,6 +274,9 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
                           f"at least {FEWEST_STORES}.")
     if survivors is None:
         shares, threshold = protocol_sizes(len(nodes), federation.secagg_shares)
+    elif len(nodes) < survivors:
+        raise ConfigError(f"the secure sum of {action} needs {survivors} stores' noise shares and {len(nodes)} are "
+                          "connected; it is not started (a sum of fewer shares carries less noise than accounted).")
     else:
         shares, threshold = distributed_protocol_sizes(len(nodes), survivors)
     clip = exact_sum_clip(len(nodes)) if clip is None else clip

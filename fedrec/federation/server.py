@@ -48,6 +48,7 @@ from fedrec.rundir import RunDir, write_json, write_text
 
 log = logging.getLogger("fedrec.server")
 RUN_ID_FILE = "run_id"  # in DIR/privacy/
+ASKED_FILE = "last_round_asked"  # in DIR/privacy/: under client DP, the last round sent (a resume goes on after it)
 
 
 
@@ -68,6 +69,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     resolved = wire.config_to_wire(train, federation)
     checkpoint = checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
+    if checkpoint and train.dp and last_round_asked(run_dir) > offset:
+        log.warning("round %d was asked before the run stopped and never finished; each store answers a round once, so "
+                    "the run goes on at round %d (the stores' ledgers count what they released)",
+                    last_round_asked(run_dir), last_round_asked(run_dir) + 1)
+        offset = last_round_asked(run_dir)
     history: list[dict[str, Any]] = list(checkpoint.history) if checkpoint else []
     previous_wall = sum(r["wall_seconds"] for r in history)
     _log_partition(train, federation)
@@ -84,6 +90,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp,
                               distributed_dp=(_global_model(train, federation), plan) if plan else None)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
+    if train.dp:  # stores answer each round once: a resume must never ask one again
+        strategy.before_asking = lambda server_round: write_text(RunDir(run_dir).privacy / ASKED_FILE, str(offset + server_round))
     if checkpoint:
         restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
     if federation.central_dp:
@@ -200,6 +208,12 @@ def _global_model(train: TrainConfig, federation: FederationConfig) -> TorchReco
     model = create_model(train.model, train, n_users=0, n_items=data.n_items)
     model.use_item_attributes(data)
     return model
+
+
+def last_round_asked(run_dir: Path) -> int:
+    """The last round this run sent to its stores (0: none, or a run that keeps no such record)."""
+    path = RunDir(run_dir).privacy / ASKED_FILE
+    return int(path.read_text(encoding="utf-8")) if path.exists() else 0
 
 
 def run_id(run_dir: Path, *, fresh: bool) -> str:

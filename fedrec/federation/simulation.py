@@ -4,6 +4,7 @@ one virtual SuperNode per client, in this process."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import warnings
@@ -18,6 +19,7 @@ from fedrec.federation.checks import check_run
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
+from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
 from fedrec.federation.store_logs import anonymize_stores
 from fedrec.rundir import RunDir
 
@@ -48,7 +50,7 @@ class StoreAnonymization:
 
 def simulate(
     train: TrainConfig, federation: FederationConfig, *, verbose: bool = False, ray_address: str | None = None,
-    anonymization: StoreAnonymization | None = None,
+    anonymization: StoreAnonymization | None = None, floor: StoreFloor | None = None,
 ) -> dict[str, Any]:
     """Run the federation; returns the run's metrics.json document. ``verbose`` also shows
     Flower's own INFO and DEBUG lines (round banners, sampling, record dumps). ``ray_address``
@@ -84,6 +86,8 @@ def simulate(
     from fedrec.federation.server_app import server_app_for
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # The simulated stores' own floor, read by each store's ClientApp (never sent by the server).
+    os.environ[SIMULATED_FLOOR] = json.dumps(dataclasses.asdict(floor or StoreFloor()))
     if ray_address is None:
         init_args: dict[str, Any] = {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -58,10 +58,13 @@ class TolerantStrategy(WrappingStrategy):
         self.client_evaluation: dict[int, MetricRecord] = {}
         self.refusals_per_round: dict[int, int] = {}
         self.privacy_ledgers: dict[str, ClientLedger] = {}  # DP: each client's latest ledger
+        self.before_asking: Callable[[int], None] | None = None  # called with the round before it is sent
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self.sampled_per_round[server_round] = len(messages)  # a node that never replies failed too
+        if messages and self.before_asking is not None:
+            self.before_asking(server_round)
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -97,6 +97,8 @@ NODE_RAW_DATA_PATH = "raw-data-path"  # a deployed store's raw log, anonymized o
 NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never leaves the node
 NODE_K_ANONYMITY = "k-anonymity"
 NODE_NAME = "client-name"
+NODE_MIN_SUM_STORES = "min-sum-stores"  # the store's floor: fewest stores in a sum its update is unmasked in
+NODE_MIN_NOISE = "min-noise-multiplier"  # the store's floor: least noise multiplier it trains with
 
 WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP)
 

@@ -19,7 +19,7 @@ import torch
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data.split import LeaveOneOut
-from fedrec.errors import ConfigError, ModelError
+from fedrec.errors import ConfigError, FloorRefused, ModelError
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.budget import (
     epsilon_cap, ledger_file, open_ledger, refuse_answered_round, refuse_past_cap, refuse_past_lifetime,
@@ -96,12 +96,13 @@ def popularity_release(
 
 def private_round(
     model: TorchRecommender, split: LeaveOneOut, train: TrainConfig, federation: FederationConfig,
-    *, client: str, state_dir: Path | None, round_number: int, run: str = "",
+    *, client: str, state_dir: Path | None, round_number: int, run: str = "", least_noise: float = 0.0,
 ) -> tuple[ClientLedger, float]:
     """Train one round under DP; returns (the updated ledger, mean loss).
 
     Raises BudgetExhausted (after recording the refusal in the ledger) when the round
-    would take the client past its cap.
+    would take the client past its cap, FloorRefused when its noise is below ``least_noise``
+    (the store's own floor).
     """
     if state_dir is None:
         raise ConfigError(
@@ -110,6 +111,9 @@ def private_round(
         )
     path = ledger_file(state_dir, client)
     plan = client_plan(model, split, train, federation)
+    if plan.noise_multiplier < least_noise:
+        raise FloorRefused(f"{client}: the run's plan trains with noise multiplier {plan.noise_multiplier:.4g}, below this "
+                           f"store's floor {least_noise:g} (min-noise-multiplier in its node config); it takes no part.")
     ledger = _client_ledger(model, path, client, plan, federation, run=run, round_number=round_number)
     refuse_answered_round(ledger, path, round_number=round_number)
     refuse_past_cap(ledger, path, plan.epsilon_after(ledger.history, federation.local_epochs), epsilon_cap(train),
