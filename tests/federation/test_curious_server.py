@@ -1,0 +1,192 @@
+"""The honest-but-curious server attacks the stores with everything it holds: the code, the run
+config (its seed), the stores' names, their ledgers and every message. Each attack runs the
+store's own library code, fails against the defaults, and succeeds against a planted weakness:
+a test fixture that patches the code under test (never a switch in the library)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+import torch
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedrec.config import TrainConfig
+from fedrec.data import leave_one_out
+from fedrec.errors import FloorRefused
+from fedrec.federation import client_app
+from fedrec.federation.client import ClientSite, distributed_round
+from fedrec.federation.secure_aggregation import distributed_protocol_sizes
+from fedrec.federation.store_floor import StoreFloor
+from fedrec.models import create_model
+from fedrec.privacy.budget import BudgetExhausted, ledger_file
+from fedrec.privacy.distributed_dp import DistributedPlan
+from fedrec.privacy.dp_sgd import noisy_gradient_sum
+from fedrec.privacy.ledger import load_ledger
+from fedrec.privacy.secret_noise import SecretNoise
+from fedrec.training import noise_share
+
+SEED = 42  # the run config's seed: the server sent it, so it knows it
+NOISE = 200.0  # large enough that a share's noise dwarfs any clipped sum of this small store's customers
+TRAIN = TrainConfig(model="lstm", dp=True, noise_multiplier=NOISE, dim=8, batch_size=16, lr=0.01, threads=1, seed=SEED)
+
+
+def _plan(customers: int) -> DistributedPlan:
+    return DistributedPlan(noise_multiplier=NOISE, sample_rate=0.2, max_grad_norm=1.0, survivors=3, customers=3 * customers,
+                           rounds=10, delta=1e-5, accountant="rdp")
+
+
+@pytest.fixture
+def store(chain_split, tmp_path) -> ClientSite:
+    data, _ = chain_split
+    return ClientSite(name="store-0", data=data, state_dir=tmp_path / "store-0")
+
+
+def _global_state(store: ClientSite, salt: int = 0) -> dict[str, torch.Tensor]:
+    """What the server sent: the global model (``salt`` gives another round's model)."""
+    model = create_model("lstm", dataclasses.replace(TRAIN, seed=SEED + salt), n_users=0, n_items=store.data.n_items)
+    return model.shareable_state()
+
+
+def _flat(arrays: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([arrays[key].reshape(-1).double() for key in sorted(arrays)])
+
+
+@pytest.fixture
+def seeded_noise(monkeypatch):
+    """Planted weakness: the store's key derived from public values (the run seed), as fedrec did
+    before issue 30 (crc32 of seed/store/round)."""
+    monkeypatch.setattr(SecretNoise, "fresh", classmethod(lambda cls: cls(hashlib.sha256(f"seed={SEED}".encode()).digest())))
+
+
+@pytest.fixture
+def reanswered_round(monkeypatch):
+    """Planted weakness: a store answers a round it already answered."""
+    monkeypatch.setattr(noise_share, "refuse_answered_round", lambda *args, **kwargs: None)
+
+
+def server_regenerates_the_noise(share: dict[str, torch.Tensor], store: ClientSite, global_state, plan, round_number) -> bool:
+    """The attack: run the store's own noise code in the server's process, with the model the
+    server sent and no customer sampled (rate 0 reads nobody's data), and subtract what it drew.
+    A noise-free share is a clipped sum over the store's customers: norm at most clip x customers;
+    anything more is noise the server could not remove."""
+    model = create_model("lstm", TRAIN, n_users=store.data.n_users, n_items=store.data.n_items)
+    model.load_partial_state(global_state)
+    split = leave_one_out(store.data)
+    model.prepare_private(split)
+    noisy_gradient_sum(model, split, sample_rate=0.0, max_grad_norm=plan.max_grad_norm, noise_std=plan.noise_share_std,
+                       noise=SecretNoise.fresh(), round_number=round_number)
+    guessed = {name: p.grad for name, p in model.shared_parameters().items()}
+    residual = _flat(share) - _flat(guessed)
+    return float(residual.norm()) <= plan.max_grad_norm * store.data.n_users
+
+
+def _share(store: ClientSite, plan: DistributedPlan, round_number: int, salt: int = 0) -> dict[str, torch.Tensor]:
+    return distributed_round(store, TRAIN, _global_state(store, salt), round_number, plan, run="run-1").shared
+
+
+def test_the_server_cannot_regenerate_a_stores_noise_share(store):
+    plan = _plan(store.data.n_users)
+    share = _share(store, plan, 1)
+    noise_norm = plan.noise_share_std * _flat(share).numel() ** 0.5
+    assert noise_norm > 10 * plan.max_grad_norm * store.data.n_users  # the attack's test can tell noise from data
+    assert not server_regenerates_the_noise(share, store, _global_state(store), plan, 1)
+
+
+def test_the_noise_regeneration_attack_strips_seeded_noise(store, seeded_noise):
+    plan = _plan(store.data.n_users)
+    share = _share(store, plan, 1)
+    assert server_regenerates_the_noise(share, store, _global_state(store), plan, 1)
+
+
+def server_differences_two_answers(store: ClientSite, plan: DistributedPlan) -> bool:
+    """The attack: ask round 1 twice, at two different models, and difference the answers; the
+    same noise in both cancels, leaving two clipped sums (norm at most 2 x clip x customers)."""
+    first = _share(store, plan, 1)
+    try:
+        second = _share(store, plan, 1, salt=1)
+    except BudgetExhausted:  # the store refused to answer round 1 again
+        return False
+    return float((_flat(first) - _flat(second)).norm()) <= 2 * plan.max_grad_norm * store.data.n_users
+
+
+def test_a_store_answers_each_round_once_and_says_why(store):
+    plan = _plan(store.data.n_users)
+    assert not server_differences_two_answers(store, plan)
+    ledger = load_ledger(ledger_file(store.state_dir, store.name))
+    assert [r["round"] for r in ledger.rounds] == [1] and ledger.steps == 1  # one release, accounted once
+    assert "already answered" in ledger.refused[-1]["reason"]
+
+
+def test_the_differencing_attack_strips_the_noise_of_a_reanswered_seeded_round(store, seeded_noise, reanswered_round):
+    assert server_differences_two_answers(store, _plan(store.data.n_users))
+
+
+@pytest.fixture
+def server_process(monkeypatch):
+    """The identity Flower gives the process that builds messages (a ServerApp's)."""
+    for name, value in (("_task_id", 1), ("_run_id", 1), ("_node_id", 0)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def _setup_message(threshold: int, sampled: int) -> Message:
+    """The first SecAgg+ message of a round, as Flower's SecAggPlusWorkflow sends it."""
+    protocol = ConfigRecord({Key.STAGE: Stage.SETUP, Key.SAMPLE_NUMBER: sampled, Key.SHARE_NUMBER: sampled,
+                             Key.THRESHOLD: threshold, Key.CLIPPING_RANGE: 8.0, Key.TARGET_RANGE: 2**22,
+                             Key.MOD_RANGE: 2**32, Key.MAX_WEIGHT: 1.0})
+    message = Message(content=RecordDict({RECORD_KEY_CONFIGS: protocol}), dst_node_id=7, message_type=MessageType.TRAIN)
+    return message
+
+
+def _context(node_config: dict) -> Context:
+    return Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config={})
+
+
+def server_sets_up_a_sum_below_the_floor(threshold: int, sampled: int, node_config: dict) -> bool:
+    """The attack: start SecAgg+ with a threshold below the store's floor; it succeeds when the
+    store's ClientApp answers the setup (its public keys), i.e. takes part in that sum."""
+    def never(message, context):
+        raise AssertionError("the setup stage does not train")
+
+    try:
+        reply = client_app.secure_aggregation_when_asked(_setup_message(threshold, sampled), _context(node_config), never)
+    except FloorRefused:
+        return False
+    return RECORD_KEY_CONFIGS in reply.content.config_records
+
+
+def test_a_store_with_floor_nine_refuses_a_sum_of_seven(server_process):
+    floor = {"min-sum-stores": 9}
+    assert not server_sets_up_a_sum_below_the_floor(7, 10, floor)
+    assert server_sets_up_a_sum_below_the_floor(9, 10, floor)  # at its floor it takes part
+    assert server_sets_up_a_sum_below_the_floor(7, 10, {})  # no floor of its own: the protocol's (2)
+
+
+def test_the_setup_attack_succeeds_against_a_store_that_skips_its_floor(monkeypatch, server_process):
+    monkeypatch.setattr(StoreFloor, "check_unmasking", lambda self, threshold, sampled: None)
+    assert server_sets_up_a_sum_below_the_floor(7, 10, {"min-sum-stores": 9})
+
+
+def test_the_server_never_lowers_the_threshold_below_the_plans_survivors():
+    assert distributed_protocol_sizes(10, 9) == (10, 9)
+    assert distributed_protocol_sizes(9, 9) == (9, 1.0)  # every share needed
+    with pytest.raises(ValueError, match="not started"):
+        distributed_protocol_sizes(7, 9)
+
+
+def test_a_distributed_round_below_the_stores_floor_or_noise_is_refused():
+    plan = DistributedPlan(noise_multiplier=0.8, sample_rate=0.1, max_grad_norm=1.0, survivors=7, customers=100,
+                           rounds=10, delta=1e-5, accountant="rdp")
+    with pytest.raises(FloorRefused, match="floor is 9"):
+        StoreFloor(min_sum_stores=9).check_plan(plan, threshold=7)
+    with pytest.raises(FloorRefused, match="less noise|9 shares|carry less noise"):
+        StoreFloor().check_plan(dataclasses.replace(plan, survivors=9), threshold=7)
+    with pytest.raises(FloorRefused, match="in clear"):
+        StoreFloor(min_sum_stores=2).check_plan(plan, threshold=None)
+    with pytest.raises(FloorRefused, match="below this store's floor"):
+        StoreFloor(min_noise_multiplier=1.0).check_plan(plan, threshold=9)
+    StoreFloor(min_sum_stores=7, min_noise_multiplier=0.8).check_plan(plan, threshold=7)  # at the floor: accepted
