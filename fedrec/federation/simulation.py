@@ -96,7 +96,8 @@ def simulate(
         # The cluster's own resources count; Ray refuses num_cpus/resources when attaching.
         init_args = {"address": ray_address}
         log.info("clients run on the Ray cluster at %s (1 CPU each)", ray_address)
-    log.info("simulating %d %s clients for %d rounds", partition.num_clients, federation.partition, federation.rounds)
+    log.info("simulating %d %s clients for %s rounds", partition.num_clients, federation.partition,
+             federation.rounds or "the planned")
     _flower_console(verbose=verbose)
     started_ray = not ray.is_initialized()
     try:

@@ -11,7 +11,8 @@ round and step reads its own ChaCha20 nonce, so no two draws share keystream.
 
 Gaussians follow Opacus' secure mode against floating-point attacks on the sampler
 (Mironov 2012; arXiv:2107.10138, section 5.1): each draw is the sum of four standard
-Gaussians (Box-Muller on 53-bit uniforms) over two. Opacus' own secure mode needs
+Gaussians (Box-Muller) over two, in the reference's precision as Opacus draws them: float32
+for model parameters (24-bit uniforms), float64 for counts (53-bit uniforms). Opacus' own secure mode needs
 torchcsprng, which no longer installs against the pinned torch; ``cryptography`` does the
 keystream here, so nothing seeds a ``torch.Generator`` from it.
 """
@@ -30,6 +31,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 KEY_BYTES = 32  # ChaCha20's 256-bit key
 _UNIT = 2.0 ** -53
 _LOW_53 = (1 << 53) - 1  # the low 53 bits of a keystream word: a uniform integer below 2^53
+_UNIT_32 = 2.0 ** -24
+_LOW_24 = (1 << 24) - 1  # float32 holds 24 significant bits
 
 
 class Purpose(enum.IntEnum):
@@ -72,18 +75,25 @@ class SecretNoise:
         Cipher(algorithms.ChaCha20(self._key, nonce), mode=None).encryptor().update_into(bytes(size), out)
         return out[:size]
 
-    def uniform(self, size: int, *, purpose: Purpose, round_number: int, step: int) -> torch.Tensor:
-        """(size,) float64 uniforms in (0, 1), 53 random bits each, never exactly 0 or 1."""
-        words = torch.from_numpy(self.keystream(8 * size, purpose=purpose, round_number=round_number, step=step).view(np.int64))
-        return ((words & _LOW_53).to(torch.float64) + 0.5) * _UNIT
+    def uniform(self, size: int, *, purpose: Purpose, round_number: int, step: int,
+                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """(size,) uniforms in (0, 1), never exactly 0 or 1: 53 random bits each in float64,
+        24 in float32 (every bit the type holds)."""
+        if dtype == torch.float64:
+            words = self.keystream(8 * size, purpose=purpose, round_number=round_number, step=step).view(np.int64)
+            return ((torch.from_numpy(words) & _LOW_53).to(torch.float64) + 0.5) * _UNIT
+        words = self.keystream(4 * size, purpose=purpose, round_number=round_number, step=step).view(np.int32)
+        return ((torch.from_numpy(words) & _LOW_24).to(torch.float32) + 0.5) * _UNIT_32
 
-    def standard_normal(self, size: int, *, purpose: Purpose, round_number: int, step: int) -> torch.Tensor:
-        """(size,) float64 N(0, 1): (z1 + z2 + z3 + z4) / 2 of four Box-Muller draws (Opacus' secure mode)."""
+    def standard_normal(self, size: int, *, purpose: Purpose, round_number: int, step: int,
+                        dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """(size,) N(0, 1) in ``dtype`` (float32 or float64): (z1 + z2 + z3 + z4) / 2 of four
+        Box-Muller draws, as Opacus' secure mode sums four of torch's normals."""
         pairs = 2 * size  # four Gaussians per draw, two per Box-Muller pair
-        u = self.uniform(2 * pairs, purpose=purpose, round_number=round_number, step=step)
-        radius = torch.sqrt(-2.0 * torch.log(u[:pairs]))
+        u = self.uniform(2 * pairs, purpose=purpose, round_number=round_number, step=step, dtype=dtype)
+        radius = torch.log(u[:pairs]).mul_(-2.0).sqrt_()
         angle = u[pairs:].mul_(2.0 * math.pi)
-        z = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])  # (4 size,)
+        z = torch.cat([torch.cos(angle).mul_(radius), torch.sin(angle).mul_(radius)])  # (4 size,)
         return z.view(4, size).sum(dim=0).div_(2.0)
 
     def gaussian_like(self, reference: torch.Tensor, std: float, *, purpose: Purpose, round_number: int,
@@ -91,7 +101,8 @@ class SecretNoise:
         """N(0, std^2) in the shape, dtype and device of ``reference`` (zeros when std is 0)."""
         if std == 0:
             return torch.zeros_like(reference)
-        draws = self.standard_normal(reference.numel(), purpose=purpose, round_number=round_number, step=step)
+        dtype = torch.float64 if reference.dtype == torch.float64 else torch.float32
+        draws = self.standard_normal(reference.numel(), purpose=purpose, round_number=round_number, step=step, dtype=dtype)
         return draws.mul_(std).reshape(reference.shape).to(dtype=reference.dtype, device=reference.device)
 
     def poisson_sample(self, population: int, rate: float, *, round_number: int, step: int) -> np.ndarray:
