@@ -199,9 +199,11 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     if site.state_dir is not None:
         save_private_state(state_file(site.state_dir, site.name), model.private_state(), site.data.users.raw)
     examples = training_examples(split.train, train.model)
-    metrics = {wire.NUM_EXAMPLES: int(examples), wire.UNIT_WEIGHT: 1.0, wire.TRAIN_LOSS: float(loss), wire.NUM_USERS: site.data.n_users}
-    if ledger is not None:
+    metrics = {wire.NUM_EXAMPLES: int(examples), wire.UNIT_WEIGHT: 1.0, wire.NUM_USERS: site.data.n_users}
+    if ledger is not None:  # under DP the loss stays home: it is no part of the accounted release
         metrics[wire.EPSILON] = ledger.epsilon
+    else:
+        metrics[wire.TRAIN_LOSS] = float(loss)
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
     return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish() if control else None)
 
@@ -247,7 +249,7 @@ def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
     metrics = evaluate(model, split.test, mask_history=train.mask_history)
-    return {**metrics, wire.NUM_EXAMPLES: site.data.n_users}
+    return {**metrics, wire.NUM_EXAMPLES: site.data.n_users, wire.UNIT_WEIGHT: 1.0}  # unit: --dp central weighs by it
 
 
 def audit_counts(site: ClientSite, train: TrainConfig, federation: FederationConfig, *, secure: bool = False

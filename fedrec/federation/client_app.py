@@ -34,6 +34,7 @@ from fedrec.federation.client import (
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
+from fedrec.federation.wire_contract import wire_contract_mod
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
@@ -57,7 +58,8 @@ def secure_aggregation_when_asked(msg: Message, context: Context, call_next: Cli
     return call_next(msg, context)
 
 
-app = ClientApp(mods=[secure_aggregation_when_asked])
+# The wire contract checks each reply last, after SecAgg+ has masked what it masks.
+app = ClientApp(mods=[wire_contract_mod, secure_aggregation_when_asked])
 
 
 def store_floor(context: Context) -> StoreFloor:

@@ -1,0 +1,101 @@
+"""The wire contract: every key a store sends, in every privacy mode, is one the contract names
+and allows. Real simulations (the release gate's audit round and federated evaluation included)
+record every reply each store's ClientApp lets out (a test-only sitecustomize watches the
+contract's check); hand-made replies show what is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app.message_type import MessageType
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedrec.federation import wire
+from fedrec.federation.wire_contract import (
+    DISCLOSED, DISTRIBUTED, DP_MODES, LEGACY_METRICS, LOCAL, OFF, SECAGG, SECURE_MODES, WireContractError, classify, disclosed_under,
+)
+from test_simulation import fedrec
+
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wire_capture"
+SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1", "--fraction-evaluate", "1"]
+
+# (flags, the message types its stores must have answered)
+RUNS = {
+    "off": (["--partition", "store", "--num-clients", "3"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
+    "off+secagg": (["--partition", "store", "--num-clients", "3", "--secagg"], {"train", "evaluate", "query.audit"}),
+    "local": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8"],
+              {"train", "evaluate", "query", "query.audit_counts", "query.audit"}),
+    "local+secagg": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8", "--secagg"],
+                     {"train", "evaluate", "query", "query.audit"}),
+    "distributed": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8"],
+                    {"train", "evaluate", "query.private_customers", "query.audit"}),
+    "distributed (no secagg)": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8",
+                                 "--no-secagg"], {"train", "evaluate", "query", "query.private_customers", "query.audit"}),
+    "central": (["--partition", "user", "--fraction", "0.1", "--strategy", "fedavg", "--dp", "central",
+                 "--noise-multiplier", "0.8"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
+}
+
+
+@pytest.mark.parametrize("mode", list(RUNS))
+def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_path):
+    flags, answered = RUNS[mode]
+    log = tmp_path / "wire.jsonl"
+    env = {**os.environ, "FEDREC_WIRE_LOG": str(log), "PYTHONPATH": os.pathsep.join(
+        [str(CAPTURE), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    result = fedrec("simulate", "--model", "lstm", "--data", str(chain_file), *flags, "--rounds", "1", *SMALL,
+                    "--out", str(tmp_path / "run"), env=env)
+    assert result.returncode in (0, 3), result.stderr[-3000:]  # 3: the gate blocked the release, after its audit
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert not [line for line in lines if "violation" in line], lines
+    assert {line["mode"] for line in lines if line["mode"] is not None} == {mode}
+    assert answered <= {line["answering"] for line in lines}
+    sent = {key for line in lines for key in line["keys"]}
+    if mode in DP_MODES:  # nothing derived from customer data goes out unaccounted but what the contract lists
+        assert f"{wire.METRICS}/{wire.TRAIN_LOSS}" not in sent and f"{LEGACY_METRICS}/{wire.TRAIN_LOSS}" not in sent
+    if mode in SECURE_MODES:
+        train_keys = {key for line in lines if line["answering"] == "train" for key in line["keys"]}
+        assert not any(key.startswith(f"{wire.ARRAYS}/") for key in train_keys)  # updates only masked
+        assert f"{wire.ARRAYS}/{wire.ITEM_COUNTS}" not in sent
+
+
+def _reply(content: RecordDict) -> Message:
+    request = Message(content=RecordDict(), dst_node_id=1, message_type=MessageType.TRAIN)
+    return Message(content=content, reply_to=request)
+
+
+@pytest.fixture
+def server_process(monkeypatch):
+    for name, value in (("_task_id", 1), ("_run_id", 1), ("_node_id", 0)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def test_a_key_the_contract_does_not_name_never_leaves(server_process):
+    reply = _reply(RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 3, "profile-weight-sum": 1.5})}))
+    with pytest.raises(WireContractError, match="names no"):
+        classify(reply, answering="train", mode=OFF)
+
+
+def test_what_a_mode_forbids_is_refused(server_process):
+    loss = _reply(RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 3, wire.TRAIN_LOSS: 2.5})}))
+    assert classify(loss, answering="train", mode=OFF)
+    with pytest.raises(WireContractError, match="under privacy mode local"):
+        classify(loss, answering="train", mode=LOCAL)
+    update = _reply(RecordDict({wire.ARRAYS: ArrayRecord({"item_embedding.weight": Array(np.zeros(3))})}))
+    with pytest.raises(WireContractError, match="off\\+secagg"):
+        classify(update, answering="train", mode=SECAGG)
+    counts = _reply(RecordDict({wire.ARRAYS: ArrayRecord({wire.ITEM_COUNTS: Array(np.zeros(3))})}))
+    with pytest.raises(WireContractError):
+        classify(counts, answering="query.audit_counts", mode=SECAGG)
+
+
+def test_every_mode_lists_what_it_discloses_outside_the_accounting():
+    listed = {item["what"] for item in disclosed_under(DISTRIBUTED)}
+    assert any("audit sums" in what for what in listed)  # named, until it goes through the secure sum
+    assert not any("training loss" in what for what in listed)
+    assert len(disclosed_under(OFF)) > len(disclosed_under(DISTRIBUTED))
+    assert DISCLOSED == "disclosed"
