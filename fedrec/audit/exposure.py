@@ -62,6 +62,24 @@ class ExposureSums(AuditSums):
         return int(self.rec_counts[1:].sum())
 
 
+def flatten_exposure(sums: ExposureSums) -> np.ndarray:
+    """One float vector (users, rec_counts, exposure, profile_users, profile_weight): what a
+    secure sum adds up over stores, so no store's per-item profile reaches the server alone."""
+    return np.concatenate([np.atleast_1d(np.asarray(getattr(sums, name), dtype=np.float64)) for name in sums.ARRAYS])
+
+
+def exposure_from_flat(total: np.ndarray, *, n_items: int, k: int) -> ExposureSums:
+    """``flatten_exposure``'s inverse on a (rounded) sum: the counts rounded to integers."""
+    items = n_items + 1
+    if len(total) != 3 * items + 2:
+        raise DataError(f"a flat exposure sum of {n_items} items has {3 * items + 2} entries, not {len(total)}.")
+    whole = lambda values: np.rint(values).astype(np.int64)  # noqa: E731
+    return ExposureSums(n_items=n_items, k=k, users=whole(total[0]), rec_counts=whole(total[1:1 + items]),
+                        exposure=np.asarray(total[1 + items:1 + 2 * items], dtype=np.float64),
+                        profile_users=whole(total[1 + 2 * items]),
+                        profile_weight=np.asarray(total[2 + 2 * items:], dtype=np.float64))
+
+
 def exposure_sums(top_items: np.ndarray, histories: Sequence[np.ndarray], *, n_items: int) -> ExposureSums:
     """Exposure sums of (U, K) top-k item ids and the same users' train histories.
 

@@ -15,15 +15,19 @@ evaluation data. Two QUERY messages on the Grid, after the last round:
    exposure per item, the model's and the popularity baseline's utility. The server adds
    them over the union of the labels the clients name, suppresses groups below the minimum
    size on the global count, and finishes and gates them as a central audit does
-   (``finish_audits``). In simulation the result equals ``fedrec audit DIR``.
+   (``finish_audits``). In simulation the result equals ``fedrec audit DIR``. Under --secagg
+   the per-item sums (recommendations, exposure and the test users' purchase profile per item)
+   are not in the reply: a third exchange, a SecAgg+ secure sum, adds them up over the stores
+   (``secure_exposure``), so no store's item profile reaches the server alone.
 
 Why a first query rather than per-length group sums merged at the server: it is needed
 anyway for the popularity the baseline ranks by (without DP), it gives the exact threshold
 whatever the longest history (a length vocabulary would have to cap it), and clients send
 two activity groups' replicates instead of one set per history length (200 replicates x
 11 ranks each). What the server learns: per-length user counts, per-item training counts
-(not under DP), and per client the sums of every group it holds, small groups included:
-the minimum group size applies to what the audit reports, not to what a client sends.
+(not under DP; under --secagg only their sum), and per client the sums of every group it
+holds, small groups included: the minimum group size applies to what the audit reports, not
+to what a client sends (fedrec.federation.wire_contract lists them; the privacy report too).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
+from fedrec.audit.exposure import ExposureSums, exposure_from_flat
 from fedrec.audit.gate import gate
 from fedrec.audit.groupings import activity_threshold
 from fedrec.audit.reply import add_by_label_union
@@ -52,6 +57,7 @@ from fedrec.release.audit_run import DP_PRIOR, NO_PRIOR, TRAINING_COUNTS, finish
 
 log = logging.getLogger("fedrec.server")
 
+EXPOSURE_KEY = ExposureSums.KIND  # the exposure sums' key in a reply (AuditSums.key)
 FEDERATED_DP_NOTE = (
     "The run trained under differential privacy. Item popularity here is only what was released and accounted (the "
     "DP prior of round 0; none when the run released none), but the per-group sums the clients sent over their test "
@@ -119,6 +125,9 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     audited_at = time.perf_counter()
     sums, partial = add_by_label_union([{k: a.numpy() for k, a in m.content[wire.ARRAYS].items()} for m in answered])
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+    if federation.secagg:  # per-item exposure only as SecAgg+ sums it: no store's item profile reaches the server
+        sums[EXPOSURE_KEY] = secure_exposure(grid, context, federation, answered, counted, state, message_config,
+                                             n_items=catalog.n_items, top_k=config.top_k)
     audits = finish_audits(sums, catalog, popularity=popularity, popularity_source=source, config=config,
                            order=grouping_order([list(m.content[wire.AUDIT][wire.AUDIT_GROUPINGS]) for m in answered]),
                            why_no_popularity=source)
@@ -136,6 +145,20 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
         "seconds": {"counts_query": round(counted_at - started, 3), "audit_query": round(audited_at - counted_at, 3),
                     "audits": round(time.perf_counter() - audited_at, 3)},
     }, popularity, source
+
+
+def secure_exposure(grid: Grid, context: Context | None, federation: FederationConfig, answered: Sequence[Message],
+                    counted: Sequence[Message], state: Mapping[str, torch.Tensor], message_config: ConfigRecord, *,
+                    n_items: int, top_k: int) -> ExposureSums:
+    """The stores' exposure sums of ``state``, summed by SecAgg+. Every entry of a store's vector
+    is at most its test users (one slot, one unit of exposure and of profile per user), so the
+    clip is the largest store's users: rounding adds at most 2 x clip / 2^22 per store and entry,
+    and the counts are rounded back to integers (exact while that stays below 1/2)."""
+    clip = float(max(int(m.content[wire.METRICS][wire.NUM_USERS]) for m in counted))
+    nodes = [m.metadata.src_node_id for m in answered]
+    total, _ = secure_sum(grid, context, federation, nodes, ConfigRecord({**message_config, wire.AUDIT_TOP_K: top_k}),
+                          wire.EXPOSURE, clip=clip, arrays=ArrayRecord(dict(state)))
+    return exposure_from_flat(total, n_items=n_items, k=top_k)
 
 
 def _ask(grid: Grid, nodes: Sequence[int], action: str, content: RecordDict, timeout: float) -> list[Message]:

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from fedrec.audit.exposure import ExposureSums, exposure_sums, flatten_exposure
 from fedrec.audit.popularity import interaction_counts
 from fedrec.audit.reply import pack
 from fedrec.config import DEFAULT_STORES, SEQUENCE_MODELS, AuditConfig, FederationConfig, TrainConfig
@@ -267,15 +268,27 @@ def audit_counts(site: ClientSite, train: TrainConfig, federation: FederationCon
 
 
 def audit_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], config: AuditConfig, *,
-                 threshold: int, popularity: np.ndarray | None) -> tuple[dict[str, np.ndarray], list[str]]:
+                 threshold: int, popularity: np.ndarray | None, secure: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
     """The federated audit's second answer: the audit sums over this client's own test users
     (ranked as ``evaluate_client`` ranks them, MF with its private user vectors), customers
     keyed by their raw id so the bootstrap weights match a central audit's. Returns the
-    packed sums and the grouping names in report order."""
+    packed sums and the grouping names in report order. Under --secagg (``secure``) the
+    per-item exposure sums are left out: they go only into a secure sum (``audit_exposure``)."""
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
     evaluated = evaluation_pass(model, split.test, mask_history=train.mask_history, top_k=config.top_k)
     labels = user_groupings(site.data, split, split.test.users, threshold=threshold)
     sums = audit_sums(evaluated, split.test, site.data.users.raw[split.test.users], labels, n_items=site.data.n_items,
                       popularity=popularity, mask_history=train.mask_history, config=config)
+    if secure:
+        sums = [s for s in sums if not isinstance(s, ExposureSums)]
     return pack(*sums), list(labels)
+
+
+def audit_exposure(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], *, top_k: int) -> np.ndarray:
+    """This store's exposure sums of the audited model over its test users, flattened for
+    the secure sum: recommendations and exposure per item, the items its test users hold."""
+    split = leave_one_out(site.data)
+    model = build_client_model(site, train, global_state)
+    evaluated = evaluation_pass(model, split.test, mask_history=train.mask_history, top_k=top_k)
+    return flatten_exposure(exposure_sums(evaluated.top_items, split.test.histories, n_items=site.data.n_items))

@@ -29,7 +29,7 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.federation import wire
 from fedrec.federation.client import (
-    ClientSite, audit_client, audit_counts, distributed_round, evaluate_client, locate_site, private_customers,
+    ClientSite, audit_client, audit_counts, audit_exposure, distributed_round, evaluate_client, locate_site, private_customers,
     release_popularity, train_client, training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
@@ -131,7 +131,7 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     site, train_config, federation, round_number = _site_and_config_from(fitins.config, context)
     if wire.SECURE_SUM in fitins.config:
-        return _secure_sum_reply(msg, context, site, train_config, federation, fitins.config)
+        return _secure_sum_reply(msg, context, site, train_config, federation, fitins.config, fitins.parameters)
     keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
     received = parameters_to_ndarrays(fitins.parameters)
     global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
@@ -162,7 +162,7 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
 
 
 def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_config: TrainConfig,
-                      federation: FederationConfig, config: Mapping[str, Any]) -> Message:
+                      federation: FederationConfig, config: Mapping[str, Any], parameters) -> Message:
     """A secure sum's answer: the vector the server asked for, at weight 1, entries above
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])
@@ -175,8 +175,13 @@ def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_co
         vector, ledger = release_popularity(site, train_config, federation, {}, run=str(config.get(wire.RUN_ID, "")),
                                             plan=plan)
         metrics.update(_legacy_privacy(site.name, ledger))
+    elif action == wire.EXPOSURE:  # the release gate under --secagg: the audited model came as the parameters
+        keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
+        state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, parameters_to_ndarrays(parameters))}
+        vector = audit_exposure(site, train_config, state, top_k=int(config[wire.AUDIT_TOP_K]))
     else:
-        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r} and {wire.PRIOR_COUNTS!r}")
+        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}, {wire.PRIOR_COUNTS!r} "
+                         f"and {wire.EXPOSURE!r}")
     clipped = int(np.count_nonzero(np.abs(vector) > float(config[wire.SECURE_SUM_CLIP])))
     return _legacy_fit_reply(msg, [vector], {**metrics, wire.SECAGG_CLIPPED: clipped})
 
@@ -253,13 +258,14 @@ def query_audit_counts(msg: Message, context: Context) -> Message:
 @app.query(wire.AUDIT)
 def query_audit(msg: Message, context: Context) -> Message:
     """The federated audit's second query: this client's audit sums of the sent model."""
-    site, train_config, _, _ = _site_and_config(msg, context)
+    site, train_config, federation, _ = _site_and_config(msg, context)
     settings = msg.content[wire.AUDIT]
     config = AuditConfig(top_k=int(settings[wire.AUDIT_TOP_K]), n_boot=int(settings[wire.AUDIT_N_BOOT]),
                          seed=int(settings[wire.AUDIT_SEED]))
     popularity = msg.content[wire.POPULARITY][wire.POPULARITY].numpy() if wire.POPULARITY in msg.content else None
     sums, groupings = audit_client(site, train_config, msg.content[wire.ARRAYS].to_torch_state_dict(), config,
-                                   threshold=int(settings[wire.AUDIT_THRESHOLD]), popularity=popularity)
+                                   threshold=int(settings[wire.AUDIT_THRESHOLD]), popularity=popularity,
+                                   secure=federation.secagg)
     reply = RecordDict({
         wire.ARRAYS: ArrayRecord({name: Array(values) for name, values in sums.items()}),
         wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),

@@ -229,20 +229,22 @@ class SecureSum(_FitOnly):
     together stays below half a unit: an integer sum is exact (``exact``), a float one (the
     distributed DP prior's noisy counts) within that much."""
 
-    def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str, *, exact: bool = True) -> None:
+    def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str, *, exact: bool = True,
+                 parameters: Parameters | None = None) -> None:
         self.grid, self.nodes, self.config, self.action, self.exact = grid, nodes, config, action, exact
+        self.parameters = parameters or ndarrays_to_parameters([])  # what the stores compute on (the audited model)
         self.total: np.ndarray | None = None
         self.replies: list[Message] = []  # each store's clear metrics (and DP ledger), as Message-API replies
         self.clipped = 0
 
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
-        return ndarrays_to_parameters([])
+        return self.parameters
 
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         config = {**self.config, wire.SECURE_SUM: self.action, wire.SECAGG_ROUND_MAX_WEIGHT: 1}
         run_id = self.grid.run.run_id
-        return [(GridClientProxy(node, self.grid, run_id), FitIns(parameters, config)) for node in self.nodes]
+        return [(GridClientProxy(node, self.grid, run_id), FitIns(self.parameters, config)) for node in self.nodes]
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]],
                       failures: list[Any]) -> tuple[Parameters | None, dict[str, Scalar]]:
@@ -264,11 +266,14 @@ def exact_sum_clip(stores: int) -> float:
 
 
 def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes: list[int], config: ConfigRecord,
-               action: str, clip: float | None = None, survivors: int | None = None) -> tuple[np.ndarray, list[Message]]:
+               action: str, clip: float | None = None, survivors: int | None = None,
+               arrays: ArrayRecord | None = None) -> tuple[np.ndarray, list[Message]]:
     """The sum over ``nodes`` of the vector ``action`` names, under SecAgg+ (exact for the
     integer ITEM_COUNTS), and each summing store's clear metrics as a reply. ``clip``: the
     per-entry clip of a float sum (smaller is finer: the rounding step is 2 clip / Q);
-    ``survivors``: the fewest stores whose sum may be unmasked (distributed DP's noise shares)."""
+    ``survivors``: the fewest stores whose sum may be unmasked (distributed DP's noise shares);
+    ``arrays``: what the stores compute their vector on (the audited model), sent as the
+    exchange's parameters with their names (SECAGG_KEYS)."""
     if len(nodes) < FEWEST_STORES:
         raise ConfigError(f"a secure sum over {len(nodes)} stores would give each the other's vector; it needs "
                           f"at least {FEWEST_STORES}.")
@@ -283,8 +288,11 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
     protocol = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold, max_weight=1.0,
                                   clipping_range=clip, quantization_range=QUANTIZATION_RANGE,
                                   modulus_range=MODULUS_RANGE, timeout=federation.round_timeout)
-    summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip}), action,
-                        exact=action == wire.ITEM_COUNTS)
+    keys = [] if arrays is None else list(arrays.keys())
+    summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip,
+                                                   wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(keys)}),
+                        action, exact=action == wire.ITEM_COUNTS,
+                        parameters=None if arrays is None else ndarrays_to_parameters([arrays[k].numpy() for k in keys]))
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1, round_timeout=federation.round_timeout),
                            strategy=summing)
     DefaultWorkflow(fit_workflow=protocol)(grid, legacy)

@@ -34,13 +34,14 @@ from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
 from fedrec.federation.traffic import MeteredGrid
+from fedrec.federation.wire_contract import disclosed_under, mode_of
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
 from fedrec.privacy.distributed_dp import RunLedgers
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
-from fedrec.privacy.report import write_privacy_report
+from fedrec.privacy.report import DISCLOSED_FILE, write_privacy_report
 from fedrec.progress import time_left
 from fedrec.release.audit_run import verdict_line, write_audit
 from fedrec.release.gatekeeper import conclude
@@ -67,6 +68,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         plan = plan_federation(grid, train, federation, ConfigRecord(wire.config_to_wire(train, federation)))
         federation = dataclasses.replace(federation, rounds=plan.rounds)
     resolved = wire.config_to_wire(train, federation)
+    mode = mode_of(resolved)
+    write_json(RunDir(run_dir).privacy / DISCLOSED_FILE, {"mode": mode, "disclosed": disclosed_under(mode)})
     checkpoint = checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
     if checkpoint and train.dp and last_round_asked(run_dir) > offset:

@@ -25,7 +25,8 @@ Under --secagg (fedrec.federation.secure_rounds) a store not heard from yet firs
 SecAgg+ stages in its legacy FitIns/FitRes layout: the config adds SECAGG_KEYS and
 SECAGG_ROUND_MAX_WEIGHT, the reply's parameters are the store's deltas and its flat metrics
 carry SECAGG_CLIPPED and, under DP, the PRIVACY entries prefixed LEGACY_PRIVACY_PREFIX. The
-release gate's item counts come back the same way, as one secure sum (SECURE_SUM, SECURE_SUM_CLIP).
+release gate's item counts come back the same way, as one secure sum (SECURE_SUM, SECURE_SUM_CLIP), and so
+do its per-item exposure sums (EXPOSURE: the audited model travels as the exchange's parameters).
 Every DP message's config names the run (RUN_ID): a store's ledger keeps earlier runs apart.
 Under --dp distributed the server first asks each store ``query.private_customers`` (reply
 METRICS: NUM_USERS, its customers with something to learn), then every message's config holds
@@ -83,7 +84,8 @@ TRAINING_EXAMPLES = "training_examples"  # query action: a store's averaging wei
 SECAGG_KEYS = "secagg-keys"  # the array names, in the order the arrays travel, joined (legacy configs hold no lists)
 SECAGG_KEY_SEPARATOR = " "
 SECAGG_ROUND_MAX_WEIGHT = "secagg-round-max-weight"  # this round's max_weight (weights are examples / it)
-SECURE_SUM = "secure-sum"  # a one-off SecAgg+ exchange: which integer vector to sum (ITEM_COUNTS)
+SECURE_SUM = "secure-sum"  # a one-off SecAgg+ exchange: which vector to sum (ITEM_COUNTS, PRIOR_COUNTS, EXPOSURE)
+EXPOSURE = "exposure"  # secure sum under --secagg: a store's exposure sums (per item) of the audited model, flattened
 SECURE_SUM_CLIP = "secure-sum-clip"  # its per-entry clip (exact sums: stores x rounding < 1/2)
 SECAGG_CLIPPED = "secagg-clipped"  # reply metric: coordinates the protocol clips in this store's update
 LEGACY_PRIVACY_PREFIX = "privacy-"  # reply metrics privacy-client, privacy-ledger, privacy-refused
@@ -100,7 +102,8 @@ NODE_NAME = "client-name"
 NODE_MIN_SUM_STORES = "min-sum-stores"  # the store's floor: fewest stores in a sum its update is unmasked in
 NODE_MIN_NOISE = "min-noise-multiplier"  # the store's floor: least noise multiplier it trains with
 
-WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP)
+WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP,
+                  AUDIT_TOP_K)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:

@@ -96,10 +96,13 @@ _ARRAYS = {  # the ARRAYS record, by what the reply answers
     wire.PRIOR_COUNTS: Entry(LEDGER, "the store's noisy item counts (the popularity prior)"),
     wire.HISTORY_LENGTHS: Entry(DISCLOSED, "how many of the store's test users have each history length"),
     wire.ITEM_COUNTS: Entry(DISCLOSED, "the store's training interactions per item", frozenset({OFF, CENTRAL})),
-    "audit": Entry(DISCLOSED, "the store's release-audit sums over its own test users: per-group utility with "
-                              "bootstrap replicates, recommendations and exposure per item, the per-item purchase profile "
-                              "of its test users"),
+    "audit": Entry(DISCLOSED, "the store's release-audit sums over its own test users: the model's and the popularity "
+                              "baseline's utility, per group (activity, store, attributes) with bootstrap replicates"),
+    "audit-exposure": Entry(DISCLOSED, "the store's per-item audit sums: how often and how high the model recommends each "
+                                       "item to its test users, and the items those users hold (their purchase profile); "
+                                       "under SecAgg+ only their secure sum", _not_in(*SECURE_MODES)),
 }
+EXPOSURE_PREFIX = "exposure/"  # the per-item audit sums' keys in a reply (fedrec.audit.exposure.ExposureSums)
 
 
 def mode_of(config: Mapping[str, Any]) -> str:
@@ -137,7 +140,7 @@ def _entry(record: str, key: str, answering: str, mode: str | None) -> Entry | N
         if answering == "train":
             return _ARRAYS["train-dp"] if mode in DP_MODES else _ARRAYS["train"]
         if answering.endswith(wire.AUDIT):
-            return _ARRAYS["audit"]
+            return _ARRAYS["audit-exposure"] if key.startswith(EXPOSURE_PREFIX) else _ARRAYS["audit"]
         return _ARRAYS.get(key)
     table = CONTRACT.get(record, {})
     return table.get(key) or table.get(ANY)

@@ -35,6 +35,7 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 EPSILON_PLOT = "epsilon_by_round.png"
 ACCURACY_PLOT = "accuracy_by_round.png"
+DISCLOSED_FILE = "disclosed.json"  # written by the server: its mode's exact per-store values (wire contract)
 REPORT_FILES = (REPORT_JSON, REPORT_MD, EPSILON_PLOT, ACCURACY_PLOT)
 PLOT_CAPTIONS = {EPSILON_PLOT: "Cumulative epsilon per client by round", ACCURACY_PLOT: "Test and validation HR@10 by round"}
 
@@ -63,11 +64,26 @@ def write_privacy_report(run_dir: Path) -> Path:
     if curves is not None and curves.series:
         plot_accuracy(curves, folder / ACCURACY_PLOT)
         plots.append(ACCURACY_PLOT)
+    disclosed = folder / DISCLOSED_FILE
+    if disclosed.exists():
+        report["disclosed_outside_accounting"] = json.loads(disclosed.read_text(encoding="utf-8"))
+        write_json(folder / REPORT_JSON, report)
     markdown = render_markdown(report, plots=plots)
+    if "disclosed_outside_accounting" in report:
+        markdown += disclosed_section(report["disclosed_outside_accounting"])
     if "empirical_audit" in report:
         markdown += "\n## Privacy audit\n\n" + audit_sentence(report) + " Details: attacks.md.\n"
     write_text(folder / REPORT_MD, markdown)
     return folder / REPORT_JSON
+
+
+def disclosed_section(disclosed: dict[str, Any]) -> str:
+    """What each store sent the server exactly, covered by no epsilon (the wire contract's list for the run's mode)."""
+    items = "".join(f"- {item['what']}\n" for item in disclosed["disclosed"]) or "- nothing\n"
+    return ("\n## Disclosed outside the accounting\n\n"
+            f"Privacy mode {disclosed['mode']}: besides what the ledgers account, each store sent the server these exact "
+            "values, computed from its customers' data and covered by no epsilon (fedrec/federation/wire_contract.py):\n\n"
+            + items)
 
 
 def audit_summary(attacks: dict[str, Any]) -> dict[str, Any]:

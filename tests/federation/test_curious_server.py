@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -15,11 +16,12 @@ from flwr.app.message_type import MessageType
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedrec.config import TrainConfig
+from fedrec.config import AuditConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.errors import FloorRefused
 from fedrec.federation import client_app
-from fedrec.federation.client import ClientSite, distributed_round
+from fedrec.federation import client
+from fedrec.federation.client import ClientSite, audit_client, distributed_round
 from fedrec.federation.secure_aggregation import distributed_protocol_sizes
 from fedrec.federation.store_floor import StoreFloor
 from fedrec.models import create_model
@@ -190,3 +192,26 @@ def test_a_distributed_round_below_the_stores_floor_or_noise_is_refused():
     with pytest.raises(FloorRefused, match="below this store's floor"):
         StoreFloor(min_noise_multiplier=1.0).check_plan(plan, threshold=9)
     StoreFloor(min_sum_stores=7, min_noise_multiplier=0.8).check_plan(plan, threshold=7)  # at the floor: accepted
+
+
+def server_reads_a_stores_item_profile(store: ClientSite, *, secure: bool) -> bool:
+    """The attack: from a store's release-audit reply, read which items its test users hold
+    (the per-item profile weights); it succeeds when the reply holds them and they match."""
+    reply, _ = audit_client(store, dataclasses.replace(TRAIN, dp=False), _global_state(store), AuditConfig(),
+                            threshold=3, popularity=None, secure=secure)
+    profile = reply.get("exposure/profile-weight")
+    if profile is None:
+        return False
+    held = {int(item) for history in leave_one_out(store.data).test.histories for item in history}
+    return set(np.flatnonzero(profile).tolist()) == held
+
+
+def test_under_secagg_the_audit_reply_holds_no_item_profile(store):
+    assert server_reads_a_stores_item_profile(store, secure=False)  # in clear (no --secagg): named in the report
+    assert not server_reads_a_stores_item_profile(store, secure=True)
+
+
+def test_the_profile_attack_reads_a_store_that_sends_its_audit_sums_in_clear(store, monkeypatch):
+    """Planted weakness: the store's filter of per-item sums never matches."""
+    monkeypatch.setattr(client, "ExposureSums", type("NeverSent", (), {}))
+    assert server_reads_a_stores_item_profile(store, secure=True)

@@ -55,12 +55,16 @@ def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_p
     assert {line["mode"] for line in lines if line["mode"] is not None} == {mode}
     assert answered <= {line["answering"] for line in lines}
     sent = {key for line in lines for key in line["keys"]}
+    report = json.loads((tmp_path / "run" / "privacy" / "report.json").read_text())
+    assert report["disclosed_outside_accounting"]["mode"] == mode  # the report lists what went out unaccounted
+    assert "Disclosed outside the accounting" in (tmp_path / "run" / "privacy" / "report.md").read_text()
     if mode in DP_MODES:  # nothing derived from customer data goes out unaccounted but what the contract lists
         assert f"{wire.METRICS}/{wire.TRAIN_LOSS}" not in sent and f"{LEGACY_METRICS}/{wire.TRAIN_LOSS}" not in sent
     if mode in SECURE_MODES:
         train_keys = {key for line in lines if line["answering"] == "train" for key in line["keys"]}
         assert not any(key.startswith(f"{wire.ARRAYS}/") for key in train_keys)  # updates only masked
         assert f"{wire.ARRAYS}/{wire.ITEM_COUNTS}" not in sent
+        assert not any(key.startswith(f"{wire.ARRAYS}/exposure/") for key in sent)  # per-item sums only masked
 
 
 def _reply(content: RecordDict) -> Message:
