@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
@@ -48,10 +47,6 @@ if TYPE_CHECKING:
     from fedrec.data.split import LeaveOneOut
 
 log = logging.getLogger("fedrec.privacy")
-# Test-only: FEDREC_PLANTED_BUG=noise-off drops DP-SGD's noise while every ledger records the
-# plan's noise, i.e. a broken implementation that claims its epsilon. The privacy audit must
-# catch it (tests/federation/test_privacy_audit.py); never set it for a run whose privacy matters.
-PLANTED_BUG = "FEDREC_PLANTED_BUG"
 
 
 class PrivateTrainable(Protocol):
@@ -213,8 +208,6 @@ def train_private(
     dp_optimizer.add_noise = functools.partial(_add_secret_noise, dp_optimizer, steps)
     if one_backward:
         bookkeeping.attach(dp_module)
-    if planted_noise_off():
-        _drop_noise(dp_optimizer)
     mean_loss = float("nan")
     try:
         for epoch in range(1, epochs + 1):
@@ -305,8 +298,6 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
         finally:
             dp_module.remove_hooks()
             module.eval()
-    if planted_noise_off():
-        noise_std = 0.0
     trained = [p for p in module.parameters() if p.requires_grad]
     with torch.no_grad():
         clipped = [torch.zeros_like(p) if p.grad is None else p.grad for p in trained]
@@ -327,26 +318,3 @@ def _clipped_sum_backward(dp_module: Any, optimizer: torch.optim.Optimizer, per_
         bookkeeping.clipped_backward(dp_module, per_user)
     else:
         DPTensorFastGradientClipping(dp_module, optimizer, per_user, "mean").backward()
-
-
-def planted_noise_off() -> bool:
-    """The test-only planted bug (``PLANTED_BUG``) is on, said loudly each time it acts."""
-    if os.environ.get(PLANTED_BUG) != "noise-off":
-        return False
-    log.warning("%s=noise-off: DP-SGD adds NO noise while the ledger claims the plan's epsilon (a planted bug for "
-                "testing the privacy audit; unset it)", PLANTED_BUG)
-    return True
-
-
-def _drop_noise(optimizer: Any) -> None:
-    """Opacus' noise step with the noise multiplier at 0; the accountant's hook still reads the planned one."""
-    add_noise = optimizer.add_noise
-
-    def noiseless() -> None:
-        planned, optimizer.noise_multiplier = optimizer.noise_multiplier, 0.0
-        try:
-            add_noise()
-        finally:
-            optimizer.noise_multiplier = planned
-
-    optimizer.add_noise = noiseless
