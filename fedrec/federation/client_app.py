@@ -80,15 +80,16 @@ def _site_and_config(msg: Message, context: Context):
 
 
 def _train_round(site: ClientSite, train_config: TrainConfig, federation: FederationConfig, config: Mapping[str, Any],
-                 global_state: dict[str, torch.Tensor], round_number: int, context: Context,
-                 control: dict[str, torch.Tensor] | None = None):
+                 global_state: dict[str, torch.Tensor], round_number: int, context: Context, *,
+                 secure: bool = False, control: dict[str, torch.Tensor] | None = None):
     """This store's update: a distributed DP share when the config holds the plan, else local
-    training; either refused (FloorRefused) when it asks for less than the store's floor."""
+    training; either refused (FloorRefused) when it asks for less than the store's floor
+    (``secure``: the update goes into a SecAgg+ sum, whose threshold this store was given)."""
     run = str(config.get(wire.RUN_ID, ""))
     plan = DistributedPlan.from_wire(config)
     floor = store_floor(context)
     if plan is not None:
-        floor.check_plan(plan, threshold=_secagg_threshold(context) if LEGACY_FIT_PARAMETERS in config else None)
+        floor.check_plan(plan, threshold=_secagg_threshold(context) if secure else None)
         return distributed_round(site, train_config, global_state, round_number, plan, run)
     return train_client(site, train_config, federation, global_state, round_number, control, run=run,
                         least_noise=floor.min_noise_multiplier)
@@ -111,7 +112,7 @@ def train(msg: Message, context: Context) -> Message:
     control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
     try:
         update = _train_round(site, train_config, federation, msg.content[wire.CONFIG], global_state, round_number, context,
-                              control)
+                              control=control)
     except BudgetExhausted as refusal:  # a normal reply: the server logs it and goes on
         privacy = _privacy_record(site.name, refusal.ledger, refused=str(refusal))
         reply = RecordDict({wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 0}), wire.PRIVACY: privacy})
@@ -136,8 +137,8 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     received = parameters_to_ndarrays(fitins.parameters)
     global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
     try:
-        update = _train_round(site, train_config, federation, {**fitins.config, LEGACY_FIT_PARAMETERS: True}, global_state,
-                              round_number, context)
+        update = _train_round(site, train_config, federation, fitins.config, global_state, round_number, context,
+                              secure=True)
     except BudgetExhausted as refusal:  # weight 0: this store adds nothing to the sum
         deltas = [np.zeros_like(value, dtype=np.float32) for value in received]
         metrics = {wire.NUM_EXAMPLES: 0, **_legacy_privacy(site.name, refusal.ledger, refused=str(refusal))}
