@@ -27,11 +27,12 @@ SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1", "
 # (flags, the message types its stores must have answered)
 RUNS = {
     "off": (["--partition", "store", "--num-clients", "3"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
-    "off+secagg": (["--partition", "store", "--num-clients", "3", "--secagg"], {"train", "evaluate", "query.audit"}),
+    "off+secagg": (["--partition", "store", "--num-clients", "3", "--secagg"],
+                   {"train", "evaluate", "query.training_examples", "query.audit_counts", "query.audit"}),
     "local": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8"],
               {"train", "evaluate", "query", "query.audit_counts", "query.audit"}),
     "local+secagg": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8", "--secagg"],
-                     {"train", "evaluate", "query", "query.audit"}),
+                     {"train", "evaluate", "query", "query.training_examples", "query.audit"}),
     "distributed": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8"],
                     {"train", "evaluate", "query.private_customers", "query.audit"}),
     "distributed (no secagg)": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8",
