@@ -21,6 +21,19 @@ MISSING = "unknown"
 DEFAULT_TOP_SHARE = 0.2
 
 
+LENGTH_BINS = 256  # a length histogram's fixed size when stores sum it securely: the last bin holds 255 or more
+
+
+def length_histogram(history_lengths: Sequence[int] | np.ndarray, *, bins: int | None = None) -> np.ndarray:
+    """(L,) int64 users per history length; with ``bins``, exactly that many, the last one
+    counting every length from bins - 1 up (a secure sum needs one size at every store). The
+    activity threshold read from it is exact while it lies below bins - 1."""
+    lengths = np.asarray(history_lengths, dtype=np.int64)
+    if bins is None:
+        return np.bincount(lengths).astype(np.int64)
+    return np.bincount(np.minimum(lengths, bins - 1), minlength=bins).astype(np.int64)
+
+
 def activity_threshold(history_lengths: Sequence[int] | np.ndarray, *, top_share: float = DEFAULT_TOP_SHARE) -> int:
     """The train-history length L* from which a user counts as active.
 

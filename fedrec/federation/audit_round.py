@@ -24,8 +24,8 @@ Why a first query rather than per-length group sums merged at the server: it is 
 anyway for the popularity the baseline ranks by (without DP), it gives the exact threshold
 whatever the longest history (a length vocabulary would have to cap it), and clients send
 two activity groups' replicates instead of one set per history length (200 replicates x
-11 ranks each). What the server learns: per-length user counts, per-item training counts
-(not under DP; under --secagg only their sum), and per client the sums of every group it
+11 ranks each). What the server learns: per-length user counts and per-item training counts
+(not under DP), under --secagg only their sums, and per client the sums of every group it
 holds, small groups included: the minimum group size applies to what the audit reports, not
 to what a client sends (fedrec.federation.wire_contract lists them; the privacy report too).
 """
@@ -105,10 +105,14 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     started = time.perf_counter()
     nodes = wait_for_nodes(grid, federation.min_available, federation.round_timeout)
     counted = _ask(grid, nodes, wire.AUDIT_COUNTS, RecordDict({wire.CONFIG: message_config}), federation.round_timeout)
-    threshold = threshold_of(summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted]))
+    counted_nodes = [m.metadata.src_node_id for m in counted]
+    if federation.secagg:  # the length histogram as SecAgg+ sums it (LENGTH_BINS lengths): no store's own
+        lengths = secure_sum(grid, context, federation, counted_nodes, message_config, wire.HISTORY_LENGTHS)[0]
+    else:
+        lengths = summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted])
+    threshold = threshold_of(lengths)
     if federation.secagg and not train.dp:  # the item counts as SecAgg+ sums them: no store's own reaches the server
-        item_counts = [secure_sum(grid, context, federation, [m.metadata.src_node_id for m in counted], message_config,
-                                  wire.ITEM_COUNTS)[0]]
+        item_counts = [secure_sum(grid, context, federation, counted_nodes, message_config, wire.ITEM_COUNTS)[0]]
     else:
         item_counts = [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp]
     popularity, source = audit_popularity(train, run_dir, item_counts)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fedrec.audit.exposure import ExposureSums, exposure_sums, flatten_exposure
+from fedrec.audit.groupings import LENGTH_BINS, length_histogram
 from fedrec.audit.popularity import interaction_counts
 from fedrec.audit.reply import pack
 from fedrec.config import DEFAULT_STORES, SEQUENCE_MODELS, AuditConfig, FederationConfig, TrainConfig
@@ -258,10 +259,12 @@ def audit_counts(site: ClientSite, train: TrainConfig, federation: FederationCon
     """The federated audit's first answer: how many test users have each train-history
     length (the server finds the activity threshold on the sum) and, without DP, this
     client's training interactions per item (the server sums them into the popularity);
-    under --secagg those go only into a secure sum (``secure``), never in clear."""
+    under --secagg those go only into secure sums (``secure``: LENGTH_BINS lengths), never in clear."""
     split = leave_one_out(site.data)
     lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
-    found = {wire.HISTORY_LENGTHS: np.bincount(lengths).astype(np.int64)}
+    found = {}
+    if secure or not federation.secagg:
+        found[wire.HISTORY_LENGTHS] = length_histogram(lengths, bins=LENGTH_BINS if secure else None)
     if not train.dp and (secure or not federation.secagg):  # under DP popularity is only the accounted release (the prior)
         found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
     return found

@@ -168,8 +168,8 @@ def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_co
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])
     metrics: dict[str, Any] = {wire.NUM_EXAMPLES: 1}
-    if action == wire.ITEM_COUNTS:
-        vector = audit_counts(site, train_config, federation, secure=True)[wire.ITEM_COUNTS].astype(np.float64)
+    if action in (wire.ITEM_COUNTS, wire.HISTORY_LENGTHS):  # the release gate's counts under --secagg
+        vector = audit_counts(site, train_config, federation, secure=True)[action].astype(np.float64)
     elif action == wire.PRIOR_COUNTS:  # --dp distributed: this store's noise share of the popularity prior
         plan = DistributedPlan.from_wire(config)
         store_floor(context).check_plan(plan, threshold=_secagg_threshold(context))
@@ -181,8 +181,8 @@ def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_co
         state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, parameters_to_ndarrays(parameters))}
         vector = audit_exposure(site, train_config, state, top_k=int(config[wire.AUDIT_TOP_K]))
     else:
-        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}, {wire.PRIOR_COUNTS!r} "
-                         f"and {wire.EXPOSURE!r}")
+        raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}, "
+                         f"{wire.HISTORY_LENGTHS!r}, {wire.PRIOR_COUNTS!r} and {wire.EXPOSURE!r}")
     clipped = int(np.count_nonzero(np.abs(vector) > float(config[wire.SECURE_SUM_CLIP])))
     return _legacy_fit_reply(msg, [vector], {**metrics, wire.SECAGG_CLIPPED: clipped})
 

@@ -269,7 +269,7 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
                action: str, clip: float | None = None, survivors: int | None = None,
                arrays: ArrayRecord | None = None) -> tuple[np.ndarray, list[Message]]:
     """The sum over ``nodes`` of the vector ``action`` names, under SecAgg+ (exact for the
-    integer ITEM_COUNTS), and each summing store's clear metrics as a reply. ``clip``: the
+    integer ITEM_COUNTS and HISTORY_LENGTHS), and each summing store's clear metrics as a reply. ``clip``: the
     per-entry clip of a float sum (smaller is finer: the rounding step is 2 clip / Q);
     ``survivors``: the fewest stores whose sum may be unmasked (distributed DP's noise shares);
     ``arrays``: what the stores compute their vector on (the audited model), sent as the
@@ -291,7 +291,7 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
     keys = [] if arrays is None else list(arrays.keys())
     summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip,
                                                    wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(keys)}),
-                        action, exact=action == wire.ITEM_COUNTS,
+                        action, exact=action in (wire.ITEM_COUNTS, wire.HISTORY_LENGTHS),
                         parameters=None if arrays is None else ndarrays_to_parameters([arrays[k].numpy() for k in keys]))
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1, round_timeout=federation.round_timeout),
                            strategy=summing)

@@ -94,7 +94,8 @@ _ARRAYS = {  # the ARRAYS record, by what the reply answers
     "train": Entry(DISCLOSED, _UPDATE_IN_CLEAR, frozenset({OFF, CENTRAL})),
     "train-dp": Entry(LEDGER, "the store's DP-SGD update or noise share, accounted", frozenset({LOCAL, DISTRIBUTED_CLEAR})),
     wire.PRIOR_COUNTS: Entry(LEDGER, "the store's noisy item counts (the popularity prior)"),
-    wire.HISTORY_LENGTHS: Entry(DISCLOSED, "how many of the store's test users have each history length"),
+    wire.HISTORY_LENGTHS: Entry(DISCLOSED, "how many of the store's test users have each history length",
+                                _not_in(*SECURE_MODES)),
     wire.ITEM_COUNTS: Entry(DISCLOSED, "the store's training interactions per item", frozenset({OFF, CENTRAL})),
     "audit": Entry(DISCLOSED, "the store's release-audit sums over its own test users: the model's and the popularity "
                               "baseline's utility, per group (activity, store, attributes) with bootstrap replicates"),

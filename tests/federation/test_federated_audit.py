@@ -18,7 +18,7 @@ from fedrec import api
 from fedrec.audit.exposure import exposure_sums
 from fedrec.audit.gate import failed_checks, gate
 from fedrec.audit.group_utility import finish_group_utility, group_utility_sums, utility_sums
-from fedrec.audit.groupings import activity_threshold, vocabulary
+from fedrec.audit.groupings import LENGTH_BINS, activity_threshold, length_histogram, vocabulary
 from fedrec.audit.reply import add_by_label_union, pack
 from fedrec.config import AuditConfig, TrainConfig
 from fedrec.data import load_dataset
@@ -32,7 +32,8 @@ from fedrec.rundir import RunDir, write_torch
 from tests.conftest import anonymized_shop_log
 
 TOLERANCE = 1e-9
-# SecAgg+ rounds each store's exposure entries to a grid of 2 x (largest store's users) / 2^22.
+# SecAgg+ rounds each store's exposure entries (stochastically) to a grid of 2 x (largest store's
+# users) / 2^22: absolute, or relative for ratios of such sums.
 SECURE_SUM_TOLERANCE = 1e-4
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1"]
 
@@ -122,6 +123,17 @@ def test_the_threshold_of_summed_length_counts_is_the_central_one():
     assert threshold_of(summed_lengths([np.bincount(everyone[:1])])) == activity_threshold(everyone[:1])
 
 
+def test_a_capped_length_histogram_keeps_the_threshold_below_its_cap():
+    """Under --secagg each store sends LENGTH_BINS counts (the last bin: that length or more), so
+    SecAgg+ can sum them; the threshold is the uncapped one while it lies below the cap."""
+    lengths = np.concatenate([np.arange(1, 41), [400, 900]])  # two histories past the cap
+    capped = length_histogram(lengths, bins=LENGTH_BINS)
+    assert len(capped) == LENGTH_BINS and capped[-1] == 2 and capped.sum() == len(lengths)
+    assert threshold_of(capped) == threshold_of(length_histogram(lengths)) == activity_threshold(lengths) == 34
+    few = np.array([1, 2, 400, 900])  # the threshold itself past the cap: read as the cap (255 or more)
+    assert threshold_of(length_histogram(few, bins=LENGTH_BINS)) == LENGTH_BINS - 1
+
+
 def test_groupings_keep_the_order_the_clients_report():
     assert grouping_order([["activity", "store", "gender"], ["activity", "age_band"]]) == [
         "activity", "store", "gender", "age_band"]
@@ -162,19 +174,20 @@ def shop(tmp_path_factory) -> Path:
     return anonymized_shop_log(tmp_path_factory.mktemp("shop"), stores=3, users=500, seed=1)
 
 
-def close(federated, central, where="", tolerance=TOLERANCE):
-    """Equal, floats to ``tolerance``, recursively; returns the first difference's path or None."""
+def close(federated, central, where="", tolerance=TOLERANCE, relative=0.0):
+    """Equal, floats to ``tolerance`` (or ``relative`` of their size), recursively; returns the
+    first difference's path or None."""
     if isinstance(central, dict):
         if not isinstance(federated, dict) or set(federated) != set(central):
             return where
-        return next((d for k in central if (d := close(federated[k], central[k], f"{where}/{k}", tolerance)) is not None), None)
+        return next((d for k in central if (d := close(federated[k], central[k], f"{where}/{k}", tolerance, relative)) is not None), None)
     if isinstance(central, list):
         if not isinstance(federated, list) or len(federated) != len(central):
             return where
         return next((d for i, (f, c) in enumerate(zip(federated, central))
-                     if (d := close(f, c, f"{where}/{i}", tolerance)) is not None), None)
+                     if (d := close(f, c, f"{where}/{i}", tolerance, relative)) is not None), None)
     if isinstance(central, float) and isinstance(federated, float):
-        return None if math.isclose(federated, central, rel_tol=0.0, abs_tol=tolerance) else f"{where}: {federated} != {central}"
+        return None if math.isclose(federated, central, rel_tol=relative, abs_tol=tolerance) else f"{where}: {federated} != {central}"
     return None if federated == central else where
 
 
@@ -202,7 +215,8 @@ def test_the_federated_audit_of_a_simulation_equals_the_server_side_audit(secure
     stores = federated["groups"]["store"]
     assert {*stores["groups"], *stores["suppressed"]} == set(map(str, load_dataset(str(shop)).stores))
     assert any(audit["suppressed"] for audit in federated["groups"].values())
-    tolerance = SECURE_SUM_TOLERANCE if secure else TOLERANCE
+    tolerance, relative = (SECURE_SUM_TOLERANCE, SECURE_SUM_TOLERANCE) if secure else (TOLERANCE, 0.0)
     for block in ("utility", "popularity", "groups", "providers", "skipped_audits", "verdict", "checks", "skipped"):
-        assert close(federated[block], central[block], block, tolerance) is None, close(federated[block], central[block], block, tolerance)
+        difference = close(federated[block], central[block], block, tolerance, relative)
+        assert difference is None, difference
     assert list(federated["groups"]) == list(central["groups"])

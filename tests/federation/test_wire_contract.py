@@ -66,6 +66,7 @@ def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_p
         assert not any(key.startswith(f"{wire.ARRAYS}/") for key in train_keys)  # updates only masked
         assert f"{wire.ARRAYS}/{wire.ITEM_COUNTS}" not in sent
         assert not any(key.startswith(f"{wire.ARRAYS}/exposure/") for key in sent)  # per-item sums only masked
+        assert f"{wire.ARRAYS}/{wire.HISTORY_LENGTHS}" not in sent  # the length histogram too
 
 
 def _reply(content: RecordDict) -> Message:
