@@ -26,3 +26,8 @@ class FloorRefused(FedrecError):
     """A store refused a round that asked for less protection than the store's own floor (fewest
     stores in an unmasked sum, least noise multiplier): the floor is set on the store, never by
     the server, and the store answers with an error instead of an update."""
+
+
+class WireContractError(FedrecError):
+    """A store was about to send a key the wire contract (fedrec.federation.wire_contract) does
+    not name, or one its privacy mode does not allow; the reply is not sent."""

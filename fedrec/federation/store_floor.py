@@ -47,11 +47,12 @@ class StoreFloor:
         """The node's own floor; keys it does not set keep ``default``'s (simulation's store settings)."""
         base = default or cls()
         try:
-            return cls(int(node_config.get(wire.NODE_MIN_SUM_STORES, base.min_sum_stores)),
-                       float(node_config.get(wire.NODE_MIN_NOISE, base.min_noise_multiplier)))
+            stores = int(node_config.get(wire.NODE_MIN_SUM_STORES, base.min_sum_stores))
+            noise = float(node_config.get(wire.NODE_MIN_NOISE, base.min_noise_multiplier))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"this SuperNode's floor in --node-config is not a number ({err}); set "
                               f"{wire.NODE_MIN_SUM_STORES}=9 {wire.NODE_MIN_NOISE}=0.8, for example.") from None
+        return cls(stores, noise)
 
     def check_unmasking(self, threshold: int, sampled: int) -> None:
         """A SecAgg+ setup: refused when a sum of fewer than the floor's stores could be unmasked."""

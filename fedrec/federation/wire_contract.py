@@ -17,18 +17,15 @@ the table says so for that mode, and under --secagg no update and no item counts
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from fedrec.errors import FedrecError
+from fedrec.errors import WireContractError
 from fedrec.federation import wire
-
-log = logging.getLogger("fedrec.client")
 
 PUBLIC, MASKED, LEDGER, DISCLOSED = "public", "masked in a SecAgg+ sum", "on the ledger (noised)", "disclosed"
 
@@ -44,11 +41,6 @@ LEGACY_STATUS = "fitres.status"
 LEGACY_PARAMETERS = "fitres.parameters"  # emptied by secaggplus_mod: the masked vector goes in its configs
 ANY = "*"
 EVALUATION_METRICS = ("hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
-
-
-class WireContractError(FedrecError):
-    """A store was about to send a key the wire contract does not name, or one its privacy mode
-    does not allow; the reply is not sent."""
 
 
 @dataclass(frozen=True)
@@ -154,17 +146,13 @@ def disclosed_under(mode: str) -> list[dict[str, str]]:
     return [{"what": reveals} for reveals in seen]
 
 
-def answering_type(msg: Message) -> str:
-    return str(msg.metadata.message_type)
-
-
 def wire_contract_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """The ClientApp's outermost mod: every reply is checked against the contract before it leaves."""
     reply = call_next(msg, context)
     if reply.has_error():
         return reply
     config = _run_config(msg)
-    check_reply(reply, answering=answering_type(msg), mode=None if config is None else mode_of(config))
+    check_reply(reply, answering=str(msg.metadata.message_type), mode=None if config is None else mode_of(config))
     return reply
 
 
@@ -181,6 +169,3 @@ def _run_config(msg: Message) -> Mapping[str, Any] | None:
             return msg.content.config_records[name]
     return None
 
-
-def keys_of(reply: Message) -> Iterable[str]:
-    return (f"{record}/{key}" for record, values in reply.content.items() for key in values.keys())
