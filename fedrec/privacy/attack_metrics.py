@@ -243,7 +243,7 @@ def split_epsilon_lower_bound(
         raise ValueError(f"thresholds must be at least 1, got {thresholds}.")
     _check_delta(delta)
     _check_confidence(confidence)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # the auditor's own split of its scores: reproducible on purpose, no guarantee rests on it
     shuffled_positives = rng.permutation(positives)
     shuffled_negatives = rng.permutation(negatives)
     choose_pos, evaluate_pos = np.array_split(shuffled_positives, 2)
