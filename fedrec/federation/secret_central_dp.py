@@ -27,11 +27,9 @@ class SecretServerSideFixedClipping(DifferentialPrivacyServerSideFixedClipping):
 
     def _add_noise_to_aggregated_arrays(self, aggregated_arrays: ArrayRecord) -> ArrayRecord:
         std = compute_stdv(self.noise_multiplier, self.clipping_norm, self.num_sampled_clients)
-        noise = SecretNoise.fresh()
-        noisy = {}
-        for step, (key, array) in enumerate(aggregated_arrays.items()):
-            values = torch.from_numpy(np.array(array.numpy()))
-            drawn = noise.gaussian_like(values.to(torch.float64), std, purpose=Purpose.SERVER_NOISE, round_number=0, step=step)
-            noisy[key] = Array((values.to(torch.float64) + drawn).numpy().astype(values.numpy().dtype))
+        values = {key: torch.from_numpy(np.array(array.numpy())) for key, array in aggregated_arrays.items()}
+        drawn = SecretNoise.fresh().gaussians_like(list(values.values()), std, purpose=Purpose.SERVER_NOISE, round_number=0,
+                                                   step=0)
+        noisy = {key: Array((value + noise).numpy()) for (key, value), noise in zip(values.items(), drawn)}
         log.info("central DP: secret Gaussian noise of std %.4f added to the aggregate", std)
         return ArrayRecord(noisy)

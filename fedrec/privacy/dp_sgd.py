@@ -257,14 +257,10 @@ def _add_secret_noise(optimizer: Any, steps: _SecretSteps) -> None:
     params = list(optimizer.params)
     for p in params:
         _check_processed_flag(p.summed_grad)
-    std = optimizer.noise_multiplier * optimizer.max_grad_norm
-    flat = torch.cat([p.summed_grad.reshape(-1) for p in params])
-    drawn = steps.noise.gaussian_like(flat, std, purpose=Purpose.SGD_NOISE, round_number=steps.round_number, step=steps.taken)
-    offset = 0
-    for p in params:
-        size = p.summed_grad.numel()
-        p.grad = (p.summed_grad + drawn[offset:offset + size].view_as(p.summed_grad)).view_as(p)
-        offset += size
+    drawn = steps.noise.gaussians_like([p.summed_grad for p in params], optimizer.noise_multiplier * optimizer.max_grad_norm,
+                                       purpose=Purpose.SGD_NOISE, round_number=steps.round_number, step=steps.taken)
+    for p, noise in zip(params, drawn):
+        p.grad = (p.summed_grad + noise).view_as(p)
         _mark_as_processed(p.summed_grad)
 
 
@@ -301,12 +297,9 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
     trained = [p for p in module.parameters() if p.requires_grad]
     with torch.no_grad():
         clipped = [torch.zeros_like(p) if p.grad is None else p.grad for p in trained]
-        flat = torch.cat([c.reshape(-1) for c in clipped])
-        drawn = noise.gaussian_like(flat, noise_std, purpose=Purpose.SHARE_NOISE, round_number=round_number, step=0)
-        offset = 0
-        for p, c in zip(trained, clipped):
-            p.grad = c + drawn[offset:offset + c.numel()].view_as(c)
-            offset += c.numel()
+        drawn = noise.gaussians_like(clipped, noise_std, purpose=Purpose.SHARE_NOISE, round_number=round_number, step=0)
+        for p, c, share in zip(trained, clipped, drawn):
+            p.grad = c + share
     return len(chosen), loss
 
 

@@ -23,6 +23,7 @@ import enum
 import math
 import os
 import struct
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -104,6 +105,14 @@ class SecretNoise:
         dtype = torch.float64 if reference.dtype == torch.float64 else torch.float32
         draws = self.standard_normal(reference.numel(), purpose=purpose, round_number=round_number, step=step, dtype=dtype)
         return draws.mul_(std).reshape(reference.shape).to(dtype=reference.dtype, device=reference.device)
+
+    def gaussians_like(self, references: Sequence[torch.Tensor], std: float, *, purpose: Purpose, round_number: int,
+                       step: int) -> list[torch.Tensor]:
+        """N(0, std^2) for each of ``references`` (a model's parameters), one draw for them all."""
+        flat = torch.cat([reference.reshape(-1) for reference in references])
+        drawn = self.gaussian_like(flat, std, purpose=purpose, round_number=round_number, step=step)
+        return [part.view_as(reference) for part, reference in
+                zip(torch.split(drawn, [reference.numel() for reference in references]), references)]
 
     def poisson_sample(self, population: int, rate: float, *, round_number: int, step: int) -> np.ndarray:
         """Indices of ``population`` members each kept independently with probability ``rate``."""
