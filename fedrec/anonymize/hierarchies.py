@@ -110,6 +110,13 @@ def age_levels(born: np.ndarray, reference_date: date) -> list[Level]:
     return levels
 
 
+def age_band_labels() -> tuple[str, ...]:
+    """Every label ``age_levels`` can publish, at any level: what an audit may group by
+    without looking at anyone's age (fedrec.release.fixed_vocabularies)."""
+    bands = [f"{low}-{low + width - 1}" for width in AGE_WIDTHS for low in range(0, AGE_TOP_CODE, width)]
+    return (*bands, f"{AGE_TOP_CODE}+", SUPPRESSED)
+
+
 def prefix_levels(values: pa.Array, length: int) -> list[Level]:
     normal = pc.utf8_upper(pc.replace_substring(_as_strings(values), " ", ""))
     normal = pc.if_else(pc.equal(normal, ""), None, normal)

@@ -22,11 +22,11 @@ the curve behind it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from fedrec.audit.sums import AuditSums, check_shape
+from fedrec.audit.sums import AuditSums
 from fedrec.errors import ConfigError, DataError
 
 
@@ -51,33 +51,18 @@ class ExposureSums(AuditSums):
     profile_weight: np.ndarray  # (n_items + 1,) float64
 
     def __post_init__(self) -> None:
-        items = (self.n_items + 1,)
-        for name, shape, kind in (("users", (), "i"), ("rec_counts", items, "i"), ("exposure", items, "f"),
-                                  ("profile_users", (), "i"), ("profile_weight", items, "f")):
-            check_shape(self.key, name, np.asarray(getattr(self, name)), shape, kind)
+        self.check_shapes()
+
+    @classmethod
+    def shapes(cls, spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        items = (int(spec["n_items"]) + 1,)
+        return {"users": ((), "i"), "rec_counts": (items, "i"), "exposure": (items, "f"),
+                "profile_users": ((), "i"), "profile_weight": (items, "f")}
 
     @property
     def slots(self) -> int:
         """Filled slots over all users."""
         return int(self.rec_counts[1:].sum())
-
-
-def flatten_exposure(sums: ExposureSums) -> np.ndarray:
-    """One float vector (users, rec_counts, exposure, profile_users, profile_weight): what a
-    secure sum adds up over stores, so no store's per-item profile reaches the server alone."""
-    return np.concatenate([np.atleast_1d(np.asarray(getattr(sums, name), dtype=np.float64)) for name in sums.ARRAYS])
-
-
-def exposure_from_flat(total: np.ndarray, *, n_items: int, k: int) -> ExposureSums:
-    """``flatten_exposure``'s inverse on a (rounded) sum: the counts rounded to integers."""
-    items = n_items + 1
-    if len(total) != 3 * items + 2:
-        raise DataError(f"a flat exposure sum of {n_items} items has {3 * items + 2} entries, not {len(total)}.")
-    whole = lambda values: np.rint(values).astype(np.int64)  # noqa: E731
-    return ExposureSums(n_items=n_items, k=k, users=whole(total[0]), rec_counts=whole(total[1:1 + items]),
-                        exposure=np.asarray(total[1 + items:1 + 2 * items], dtype=np.float64),
-                        profile_users=whole(total[1 + 2 * items]),
-                        profile_weight=np.asarray(total[2 + 2 * items:], dtype=np.float64))
 
 
 def exposure_sums(top_items: np.ndarray, histories: Sequence[np.ndarray], *, n_items: int) -> ExposureSums:

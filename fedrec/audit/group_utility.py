@@ -10,7 +10,8 @@ so the ideal DCG is 1). Per group g (fairlearn's MetricFrame ``by_group``):
     ratio      = min_g / max_g      (fairlearn's ratio())       [0, 1], 1 = equal utility
 
 over the groups with at least ``min_group_size`` users; smaller groups are suppressed (no
-value, no count, not in the gap), TFMA's ``min_slice_size``.
+value, no count, not in the gap), TFMA's ``min_slice_size``; a label without users (a fixed
+vocabulary's) is not a group at all.
 
 The sums are integer histograms of the rank, capped at k ("missed"), per group, and the
 same histogram with each user counted w_b(u) times in replicate b (fedrec.audit.bootstrap).
@@ -24,14 +25,14 @@ histogram over all users without replicates: the headline HR@k of the model or a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Iterable, Sequence, TypeVar
+from typing import Any, ClassVar, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from fedrec.audit.bootstrap import check_quantiles, customer_hashes, percentile_interval, weighted_cell_sums
 from fedrec.audit.exposure import position_weights
 from fedrec.audit.groupings import encode
-from fedrec.audit.sums import AuditSums, check_shape, number
+from fedrec.audit.sums import AuditSums, number
 from fedrec.errors import ConfigError, DataError
 
 DEFAULT_K = 10
@@ -60,9 +61,12 @@ class GroupUtilitySums(AuditSums):
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ConfigError(f"grouping name {self.name!r}: give a non-empty name without '/', e.g. 'store'.")
-        shape = (len(self.labels), self.k + 1)
-        check_shape(self.key, "rank_counts", np.asarray(self.rank_counts), shape, "i")
-        check_shape(self.key, "boot_rank_counts", np.asarray(self.boot_rank_counts), (self.n_boot, *shape), "i")
+        self.check_shapes()
+
+    @classmethod
+    def shapes(cls, spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        shape = (len(spec["labels"]), int(spec["k"]) + 1)
+        return {"rank_counts": (shape, "i"), "boot_rank_counts": ((int(spec["n_boot"]), *shape), "i")}
 
     @property
     def key(self) -> str:
@@ -209,7 +213,7 @@ def finish_group_utility(sums: GroupUtilitySums, *, min_group_size: int,
         "audit": sums.KIND, "grouping": sums.name, "k": sums.k, "n_boot": sums.n_boot, "seed": sums.seed,
         "quantiles": list(quantiles), "min_group_size": int(min_group_size),
         "groups": groups,
-        "suppressed": [sums.labels[g] for g in np.flatnonzero(counts < min_group_size)],
+        "suppressed": [sums.labels[g] for g in np.flatnonzero((counts > 0) & (counts < min_group_size))],
         "gaps": {metric: _gap(values[metric], replicates[metric], [sums.labels[g] for g in shown], quantiles)
                  for metric in metrics},
     }

@@ -18,6 +18,7 @@ ACTIVE = "active"  # the most active users by train history length
 REST = "rest"
 ACTIVITY_LABELS = (ACTIVE, REST)
 MISSING = "unknown"
+OTHER = "other"  # under a fixed vocabulary: every value it does not list
 DEFAULT_TOP_SHARE = 0.2
 
 
@@ -73,6 +74,15 @@ def attribute_groups(values: Iterable[object], *, missing: str = MISSING) -> np.
 def vocabulary(groups: np.ndarray) -> tuple[str, ...]:
     """Sorted distinct labels: the vocabulary of a central audit (a federation sends its own)."""
     return tuple(str(g) for g in np.unique(np.asarray(groups).astype(str)))
+
+
+def relabel(groups: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """(U,) str: each label in ``labels`` kept, any other one OTHER, so that a vocabulary fixed
+    in advance holds every user (``labels`` must list OTHER)."""
+    if OTHER not in labels:
+        raise ConfigError(f"a fixed vocabulary {list(labels)[:10]} must list {OTHER!r} for the values it does not name.")
+    values = np.asarray(groups).astype(str)
+    return np.where(np.isin(values, np.asarray(labels, dtype=str)), values, OTHER)
 
 
 def encode(groups: np.ndarray, labels: Sequence[str]) -> np.ndarray:

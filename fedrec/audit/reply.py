@@ -8,12 +8,16 @@ each sums object's ``to_arrays()``, whose keys start with the object's key
 or a federation whose server sent the labels). ``add_by_label_union`` is for a federation
 whose server does not know them (attribute values live on the clients): each grouping is
 summed over the union of the labels the replies name, a label a client lacks counting 0.
+
+A secure sum adds vectors, not replies: ``flatten`` lays a reply's sums out as one float
+vector in an order both sides know, ``layout`` is what the server needs to cut the sum back
+(each key's spec, no values) and ``unflatten`` does the cutting, counts rounded to integers.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,6 +51,47 @@ def unpack(arrays: Mapping[str, np.ndarray]) -> dict[str, AuditSums]:
         if kind not in KINDS:
             raise DataError(f"{key}: unknown audit kind {kind!r}; known: {sorted(KINDS)}.")
         out[key] = KINDS[kind].from_arrays(arrays, key)
+    return out
+
+
+def layout(packed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A packed reply's spec arrays only (kinds, groupings, labels, k): what its sums are, not
+    what they hold."""
+    return {name: values for name, values in packed.items() if name.endswith(f"/{SPEC}")}
+
+
+def flatten(sums: Mapping[str, AuditSums], keys: Sequence[str]) -> np.ndarray:
+    """The arrays of ``sums[key]`` for each of ``keys`` in turn (each in its ARRAYS order), as
+    one float64 vector: what a secure sum adds up over stores."""
+    parts = [np.asarray(getattr(sums[key], name), dtype=np.float64).reshape(-1)
+             for key in keys for name in sums[key].ARRAYS]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+
+def unflatten(total: np.ndarray, specs: Mapping[str, np.ndarray], keys: Sequence[str]) -> dict[str, AuditSums]:
+    """``flatten``'s inverse on a sum of such vectors: {key: sums}, the shapes read off each
+    key's spec in ``specs`` (a ``layout``), integer arrays rounded to the nearest integer."""
+    total = np.asarray(total, dtype=np.float64).reshape(-1)
+    layouts = []
+    for key in keys:
+        kind, spec = read_spec(specs, key)
+        if kind not in KINDS:
+            raise DataError(f"{key}: unknown audit kind {kind!r}; known: {sorted(KINDS)}.")
+        layouts.append((key, KINDS[kind], spec, KINDS[kind].shapes(spec)))
+    needed = sum(int(np.prod(shape, dtype=np.int64)) for *_, shapes in layouts for shape, _ in shapes.values())
+    if needed != total.size:
+        raise DataError(f"a flat sum of {total.size} entries for audit sums {list(keys)}, which hold {needed}; every "
+                        "store must flatten the keys the server named, in its order.")
+    out: dict[str, AuditSums] = {}
+    at = 0
+    for key, kind, spec, shapes in layouts:
+        values = {}
+        for name in kind.ARRAYS:  # flatten's order
+            shape, dtype_kind = shapes[name]
+            part = total[at:at + int(np.prod(shape, dtype=np.int64))].reshape(shape)
+            values[name] = np.rint(part).astype(np.int64) if dtype_kind == "i" else part.copy()
+            at += part.size
+        out[key] = kind(**spec, **values)
     return out
 
 

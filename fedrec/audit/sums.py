@@ -42,6 +42,17 @@ class AuditSums:
     def spec(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.ARRAYS}
 
+    @classmethod
+    def shapes(cls, spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """{array name: (shape, dtype kind 'i' or 'f')} of the sums ``spec`` describes: what a
+        secure sum's flat vector is cut back into (fedrec.audit.reply.unflatten)."""
+        raise NotImplementedError
+
+    def check_shapes(self) -> None:
+        """Refuse arrays of another shape or dtype kind than the spec's (``shapes``)."""
+        for name, (shape, kind) in self.shapes(self.spec()).items():
+            check_shape(self.key, name, np.asarray(getattr(self, name)), shape, kind)
+
     def __add__(self: S, other: object) -> S:
         if not isinstance(other, AuditSums):
             return NotImplemented

@@ -12,15 +12,14 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from fedrec.audit.exposure import ExposureSums, exposure_sums, flatten_exposure
 from fedrec.audit.groupings import LENGTH_BINS, length_histogram
 from fedrec.audit.popularity import interaction_counts
-from fedrec.audit.reply import pack
+from fedrec.audit.sums import AuditSums
 from fedrec.config import DEFAULT_STORES, SEQUENCE_MODELS, AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
@@ -254,44 +253,42 @@ def evaluate_client(site: ClientSite, train: TrainConfig, global_state: dict[str
     return {**metrics, wire.NUM_EXAMPLES: site.data.n_users, wire.UNIT_WEIGHT: 1.0}  # unit: --dp central weighs by it
 
 
-def audit_counts(site: ClientSite, train: TrainConfig, federation: FederationConfig, *, secure: bool = False
-                 ) -> dict[str, np.ndarray]:
+def audit_counts(site: ClientSite, train: TrainConfig, *, secure: bool = False) -> dict[str, np.ndarray]:
     """The federated audit's first answer: how many test users have each train-history
     length (the server finds the activity threshold on the sum) and, without DP, this
-    client's training interactions per item (the server sums them into the popularity);
-    under --secagg those go only into secure sums (``secure``: LENGTH_BINS lengths), never in clear."""
+    client's training interactions per item (the server sums them into the popularity).
+    ``secure``: for a SecAgg+ sum, so LENGTH_BINS lengths (one size at every store)."""
     split = leave_one_out(site.data)
     lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
-    found = {}
-    if secure or not federation.secagg:
-        found[wire.HISTORY_LENGTHS] = length_histogram(lengths, bins=LENGTH_BINS if secure else None)
-    if not train.dp and (secure or not federation.secagg):  # under DP popularity is only the accounted release (the prior)
+    found = {wire.HISTORY_LENGTHS: length_histogram(lengths, bins=LENGTH_BINS if secure else None)}
+    if not train.dp:  # under DP popularity is only the accounted release (the prior)
         found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
     return found
 
 
+def own_store_label(site: ClientSite, federation: FederationConfig) -> dict[str, str]:
+    """{AUDIT_STORE: the store id its log gives every customer} for one store of a store
+    partition, else {}: which store it is, so that a secure audit's store grouping can name
+    it among labels fixed before the query."""
+    if federation.partition != "store" or site.data.stores is None:
+        return {}
+    labels = np.unique(np.asarray(site.data.stores).astype(str))
+    return {wire.AUDIT_STORE: str(labels[0])} if len(labels) == 1 else {}
+
+
 def audit_client(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], config: AuditConfig, *,
-                 threshold: int, popularity: np.ndarray | None, secure: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+                 threshold: int, popularity: np.ndarray | None,
+                 vocabularies: Mapping[str, Sequence[str]] | None = None) -> tuple[dict[str, AuditSums], list[str], list[str]]:
     """The federated audit's second answer: the audit sums over this client's own test users
     (ranked as ``evaluate_client`` ranks them, MF with its private user vectors), customers
-    keyed by their raw id so the bootstrap weights match a central audit's. Returns the
-    packed sums and the grouping names in report order. Under --secagg (``secure``) the
-    per-item exposure sums are left out: they go only into a secure sum (``audit_exposure``)."""
+    keyed by their raw id so the bootstrap weights match a central audit's. Returns {key:
+    sums}, the grouping names in report order, and the groupings left out: under a secure
+    audit (``vocabularies``, fixed by the server before asking) those no vocabulary names."""
     split = leave_one_out(site.data)
     model = build_client_model(site, train, global_state)
     evaluated = evaluation_pass(model, split.test, mask_history=train.mask_history, top_k=config.top_k)
     labels = user_groupings(site.data, split, split.test.users, threshold=threshold)
     sums = audit_sums(evaluated, split.test, site.data.users.raw[split.test.users], labels, n_items=site.data.n_items,
-                      popularity=popularity, mask_history=train.mask_history, config=config)
-    if secure:
-        sums = [s for s in sums if not isinstance(s, ExposureSums)]
-    return pack(*sums), list(labels)
-
-
-def audit_exposure(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], *, top_k: int) -> np.ndarray:
-    """This store's exposure sums of the audited model over its test users, flattened for
-    the secure sum: recommendations and exposure per item, the items its test users hold."""
-    split = leave_one_out(site.data)
-    model = build_client_model(site, train, global_state)
-    evaluated = evaluation_pass(model, split.test, mask_history=train.mask_history, top_k=top_k)
-    return flatten_exposure(exposure_sums(evaluated.top_items, split.test.histories, n_items=site.data.n_items))
+                      popularity=popularity, mask_history=train.mask_history, config=config, vocabularies=vocabularies)
+    audited = [name for name in labels if vocabularies is None or name in vocabularies]
+    return {s.key: s for s in sums}, audited, [name for name in labels if name not in audited]

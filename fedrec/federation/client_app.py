@@ -25,16 +25,18 @@ from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE, Key, Stage
 from flwr.compat.common import recorddict_compat as compat
 
+from fedrec.audit.reply import flatten, layout, pack
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.federation import wire
 from fedrec.federation.client import (
-    ClientSite, audit_client, audit_counts, audit_exposure, distributed_round, evaluate_client, locate_site, private_customers,
+    ClientSite, audit_client, audit_counts, distributed_round, own_store_label, evaluate_client, locate_site, private_customers,
     release_popularity, train_client, training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
+from fedrec.federation.secure_evaluation import evaluation_vector
 from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
-from fedrec.federation.wire_contract import wire_contract_mod
+from fedrec.federation.wire_contract import SUMMED_SECURELY, mode_of, wire_contract_mod
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
@@ -168,21 +170,29 @@ def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_co
     the protocol's clip counted (the server then knows the sum is a lower bound there)."""
     action = str(config[wire.SECURE_SUM])
     metrics: dict[str, Any] = {wire.NUM_EXAMPLES: 1}
-    if action in (wire.ITEM_COUNTS, wire.HISTORY_LENGTHS):  # the release gate's counts under --secagg
-        vector = audit_counts(site, train_config, federation, secure=True)[action].astype(np.float64)
+    if action in (wire.ITEM_COUNTS, wire.HISTORY_LENGTHS):  # the release gate's counts under --secagg or DP
+        vector = audit_counts(site, train_config, secure=True)[action].astype(np.float64)
     elif action == wire.PRIOR_COUNTS:  # --dp distributed: this store's noise share of the popularity prior
         plan = DistributedPlan.from_wire(config)
         store_floor(context).check_plan(plan, threshold=_secagg_threshold(context))
         vector, ledger = release_popularity(site, train_config, federation, {}, run=str(config.get(wire.RUN_ID, "")),
                                             plan=plan)
         metrics.update(_legacy_privacy(site.name, ledger))
-    elif action == wire.EXPOSURE:  # the release gate under --secagg: the audited model came as the parameters
+    elif action == wire.EVALUATION:  # federated evaluation under client DP: the model came as the parameters
         keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
         state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, parameters_to_ndarrays(parameters))}
-        vector = audit_exposure(site, train_config, state, top_k=int(config[wire.AUDIT_TOP_K]))
+        vector = evaluation_vector(evaluate_client(site, train_config, state))
+    elif action == wire.AUDIT_SUMS:  # the release gate's sums: the audited model (and popularity) came as parameters
+        keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
+        arrays = dict(zip(keys, parameters_to_ndarrays(parameters)))
+        popularity = arrays.pop(wire.POPULARITY, None)
+        settings = json.loads(str(config[wire.AUDIT_SETTINGS]))
+        sums, _, _ = _audit_sums(site, train_config, {key: torch.from_numpy(np.array(value)) for key, value in arrays.items()},
+                                 settings, popularity)
+        vector = flatten(sums, settings[wire.AUDIT_KEYS])
     else:
         raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}, "
-                         f"{wire.HISTORY_LENGTHS!r}, {wire.PRIOR_COUNTS!r} and {wire.EXPOSURE!r}")
+                         f"{wire.HISTORY_LENGTHS!r}, {wire.PRIOR_COUNTS!r}, {wire.EVALUATION!r} and {wire.AUDIT_SUMS!r}")
     clipped = int(np.count_nonzero(np.abs(vector) > float(config[wire.SECURE_SUM_CLIP])))
     return _legacy_fit_reply(msg, [vector], {**metrics, wire.SECAGG_CLIPPED: clipped})
 
@@ -249,27 +259,50 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 @app.query(wire.AUDIT_COUNTS)
 def query_audit_counts(msg: Message, context: Context) -> Message:
-    """The federated audit's first query: history-length histogram (and item counts without DP)."""
+    """The federated audit's first query: history-length histogram (and item counts without
+    DP); under --secagg or DP only the store's name: its counts go into secure sums."""
     site, train_config, federation, _ = _site_and_config(msg, context)
-    arrays = ArrayRecord({name: Array(values) for name, values in audit_counts(site, train_config, federation).items()})
-    reply = RecordDict({wire.ARRAYS: arrays, wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users})})
+    secure = mode_of(msg.content[wire.CONFIG]) in SUMMED_SECURELY
+    counts = {} if secure else audit_counts(site, train_config)
+    reply = RecordDict({
+        wire.ARRAYS: ArrayRecord({name: Array(values) for name, values in counts.items()}),
+        wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),
+        wire.AUDIT: ConfigRecord({wire.AUDIT_CLIENT: site.name, **own_store_label(site, federation)}),
+    })
     return Message(content=reply, reply_to=msg)
 
 
 @app.query(wire.AUDIT)
 def query_audit(msg: Message, context: Context) -> Message:
-    """The federated audit's second query: this client's audit sums of the sent model."""
-    site, train_config, federation, _ = _site_and_config(msg, context)
-    settings = msg.content[wire.AUDIT]
+    """The federated audit's second query: this client's audit sums of the sent model; with
+    the server's fixed vocabularies (--secagg or DP), only their layout: the values follow
+    in a secure sum (``_secure_sum_reply``)."""
+    site, train_config, _, _ = _site_and_config(msg, context)
+    popularity = msg.content[wire.POPULARITY][wire.POPULARITY].numpy() if wire.POPULARITY in msg.content else None
+    return Message(content=audit_reply(site, train_config, msg.content[wire.ARRAYS].to_torch_state_dict(),
+                                       dict(msg.content[wire.AUDIT]), popularity), reply_to=msg)
+
+
+def audit_reply(site: ClientSite, train_config: TrainConfig, state: dict[str, torch.Tensor], settings: Mapping[str, Any],
+                popularity: np.ndarray | None) -> RecordDict:
+    """The audit query's answer: the packed sums, or with fixed vocabularies only their layout."""
+    sums, groupings, left_out = _audit_sums(site, train_config, state, settings, popularity)
+    packed = pack(*sums.values())
+    audit = {wire.AUDIT_CLIENT: site.name, wire.AUDIT_GROUPINGS: groupings}
+    if wire.AUDIT_VOCABULARIES in settings:
+        packed, audit[wire.AUDIT_LEFT_OUT] = layout(packed), left_out
+    return RecordDict({
+        wire.ARRAYS: ArrayRecord({name: Array(values) for name, values in packed.items()}),
+        wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),
+        wire.AUDIT: ConfigRecord(audit),
+    })
+
+
+def _audit_sums(site: ClientSite, train_config: TrainConfig, state: dict[str, torch.Tensor], settings: Mapping[str, Any],
+                popularity: np.ndarray | None):
+    """``audit_client`` with the settings the server sent (an AUDIT record, or its JSON)."""
     config = AuditConfig(top_k=int(settings[wire.AUDIT_TOP_K]), n_boot=int(settings[wire.AUDIT_N_BOOT]),
                          seed=int(settings[wire.AUDIT_SEED]))
-    popularity = msg.content[wire.POPULARITY][wire.POPULARITY].numpy() if wire.POPULARITY in msg.content else None
-    sums, groupings = audit_client(site, train_config, msg.content[wire.ARRAYS].to_torch_state_dict(), config,
-                                   threshold=int(settings[wire.AUDIT_THRESHOLD]), popularity=popularity,
-                                   secure=federation.secagg)
-    reply = RecordDict({
-        wire.ARRAYS: ArrayRecord({name: Array(values) for name, values in sums.items()}),
-        wire.METRICS: MetricRecord({wire.NUM_USERS: site.data.n_users}),
-        wire.AUDIT: ConfigRecord({wire.AUDIT_CLIENT: site.name, wire.AUDIT_GROUPINGS: groupings}),
-    })
-    return Message(content=reply, reply_to=msg)
+    vocabularies = json.loads(str(settings[wire.AUDIT_VOCABULARIES])) if wire.AUDIT_VOCABULARIES in settings else None
+    return audit_client(site, train_config, state, config, threshold=int(settings[wire.AUDIT_THRESHOLD]),
+                        popularity=popularity, vocabularies=vocabularies)

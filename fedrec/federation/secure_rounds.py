@@ -226,8 +226,8 @@ class SecureSum(_FitOnly):
     """One SecAgg+ exchange that sums a vector over ``nodes`` (what ``action`` names, answered
     by each store's train handler): the per-store vectors never reach the server. Each store
     sends weight 1 and clips at ``clip``, chosen so that the stochastic rounding of all stores
-    together stays below half a unit: an integer sum is exact (``exact``), a float one (the
-    distributed DP prior's noisy counts) within that much."""
+    together (at ``sum_quantization``) stays below half a unit: an integer sum is exact
+    (``exact``), a float one (the distributed DP prior's noisy counts) within that much."""
 
     def __init__(self, grid: Grid, nodes: list[int], config: ConfigRecord, action: str, *, exact: bool = True,
                  parameters: Parameters | None = None) -> None:
@@ -260,9 +260,16 @@ class SecureSum(_FitOnly):
         return None
 
 
+def sum_quantization(stores: int) -> int:
+    """The finest quantization a one-off sum over ``stores`` can take: the largest power of two
+    whose ``stores`` copies still fit the modulus (so the sum never wraps), at most 2^30 (Flower
+    rounds into int32). Three stores get 2^30, 256 times finer than a training round's 2^22."""
+    return int(min(2**30, 2 ** math.floor(math.log2(MODULUS_RANGE // max(1, stores)))))
+
+
 def exact_sum_clip(stores: int) -> float:
     """The largest clip at which ``stores`` stochastic roundings stay below half a unit."""
-    return float(math.floor((QUANTIZATION_RANGE / (4 * stores)) - 1))
+    return float(math.floor((sum_quantization(stores) / (4 * stores)) - 1))
 
 
 def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes: list[int], config: ConfigRecord,
@@ -286,7 +293,7 @@ def secure_sum(grid: Grid, context: Context, federation: FederationConfig, nodes
         shares, threshold = distributed_protocol_sizes(len(nodes), survivors)
     clip = exact_sum_clip(len(nodes)) if clip is None else clip
     protocol = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=threshold, max_weight=1.0,
-                                  clipping_range=clip, quantization_range=QUANTIZATION_RANGE,
+                                  clipping_range=clip, quantization_range=sum_quantization(len(nodes)),
                                   modulus_range=MODULUS_RANGE, timeout=federation.round_timeout)
     keys = [] if arrays is None else list(arrays.keys())
     summing = SecureSum(grid, nodes, ConfigRecord({**config, wire.SECURE_SUM_CLIP: clip,

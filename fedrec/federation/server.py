@@ -30,6 +30,7 @@ from fedrec.federation.prior_round import starts_from_prior, with_popularity_pri
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
 from fedrec.federation.run_record import metrics_document, save_release_candidate
+from fedrec.federation.secure_evaluation import evaluates_securely, secure_evaluation
 from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
@@ -90,7 +91,10 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
     central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
-    strategy = build_strategy(federation, row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp,
+    # Under client DP the stores' test metrics leave them only as a secure sum (after_round), never per store.
+    evaluate_securely = evaluates_securely(mode, federation)
+    strategy = build_strategy(dataclasses.replace(federation, fraction_evaluate=0.0) if evaluate_securely else federation,
+                              row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp,
                               distributed_dp=(_global_model(train, federation), plan) if plan else None)
     strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
     if train.dp:  # stores answer each round once: a resume must never ask one again
@@ -126,6 +130,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if evaluator is not None and (round_number % federation.eval_every == 0 or round_number == federation.rounds):
             record.update(evaluator(state))
         client_metrics = strategy.client_evaluation.get(server_round)
+        if evaluate_securely:
+            client_metrics = secure_evaluation(grid, context, federation, state, message_config, round_number)
         if client_metrics:
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)

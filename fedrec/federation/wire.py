@@ -26,7 +26,13 @@ SecAgg+ stages in its legacy FitIns/FitRes layout: the config adds SECAGG_KEYS a
 SECAGG_ROUND_MAX_WEIGHT, the reply's parameters are the store's deltas and its flat metrics
 carry SECAGG_CLIPPED and, under DP, the PRIVACY entries prefixed LEGACY_PRIVACY_PREFIX. The
 release gate's item counts come back the same way, as one secure sum (SECURE_SUM, SECURE_SUM_CLIP), and so
-do its per-item exposure sums (EXPOSURE: the audited model travels as the exchange's parameters).
+do all its audit sums (AUDIT_SUMS) under --secagg or DP: ``query.audit`` then carries the fixed
+AUDIT_VOCABULARIES and its reply only the sums' layout (fedrec.audit.reply.layout: kinds,
+groupings, labels, no values; AUDIT_LEFT_OUT names groupings no vocabulary fixes), and the
+sums follow in a SecAgg+ exchange whose parameters are the audited model and the popularity,
+its config AUDIT_SETTINGS. The counts reply's AUDIT names the client and its store (AUDIT_STORE).
+Under client DP stores send no evaluate reply: their test metrics come back as one secure sum
+(EVALUATION, the model as the exchange's parameters; fedrec.federation.secure_evaluation).
 Every DP message's config names the run (RUN_ID): a store's ledger keeps earlier runs apart.
 Under --dp distributed the server first asks each store ``query.private_customers`` (reply
 METRICS: NUM_USERS, its customers with something to learn), then every message's config holds
@@ -65,7 +71,10 @@ AUDIT_N_BOOT = "n-boot"
 AUDIT_SEED = "seed"
 AUDIT_THRESHOLD = "activity-threshold"  # train-history length from which a user counts as active
 AUDIT_CLIENT = "client"  # reply: the client's name (replies are summed in name order: reproducible floats)
+AUDIT_STORE = "store"  # counts reply under a store partition: the store id its log names (fedrec.federation.client.own_store_label)
 AUDIT_GROUPINGS = "groupings"  # reply: grouping names in the order the audit reports them
+AUDIT_VOCABULARIES = "vocabularies"  # secure audit: JSON {grouping: labels} fixed before the query
+AUDIT_LEFT_OUT = "left-out"  # secure audit reply: the groupings the store holds that no fixed vocabulary names
 
 PRIVACY = "privacy"
 PRIVACY_CLIENT = "client"
@@ -84,8 +93,11 @@ TRAINING_EXAMPLES = "training_examples"  # query action: a store's averaging wei
 SECAGG_KEYS = "secagg-keys"  # the array names, in the order the arrays travel, joined (legacy configs hold no lists)
 SECAGG_KEY_SEPARATOR = " "
 SECAGG_ROUND_MAX_WEIGHT = "secagg-round-max-weight"  # this round's max_weight (weights are examples / it)
-SECURE_SUM = "secure-sum"  # a one-off SecAgg+ exchange: which vector to sum (ITEM_COUNTS, PRIOR_COUNTS, EXPOSURE)
-EXPOSURE = "exposure"  # secure sum under --secagg: a store's exposure sums (per item) of the audited model, flattened
+SECURE_SUM = "secure-sum"  # a one-off SecAgg+ exchange: which vector to sum (ITEM_COUNTS, PRIOR_COUNTS, EVALUATION, AUDIT_SUMS)
+EVALUATION = "evaluation"  # secure sum under client DP: a store's users and test metrics x users (secure_evaluation)
+AUDIT_SUMS = "audit-sums"  # secure sum of a store's audit sums (fedrec.audit.reply.flatten) of the audited model
+AUDIT_SETTINGS = "audit-settings"  # its config: the audit query's AUDIT record as JSON, plus AUDIT_KEYS
+AUDIT_KEYS = "keys"  # in AUDIT_SETTINGS: the audit sums' keys to flatten, in order
 SECURE_SUM_CLIP = "secure-sum-clip"  # its per-entry clip (exact sums: stores x rounding < 1/2)
 SECAGG_CLIPPED = "secagg-clipped"  # reply metric: coordinates the protocol clips in this store's update
 LEGACY_PRIVACY_PREFIX = "privacy-"  # reply metrics privacy-client, privacy-ledger, privacy-refused
@@ -103,7 +115,7 @@ NODE_MIN_SUM_STORES = "min-sum-stores"  # the store's floor: fewest stores in a 
 NODE_MIN_NOISE = "min-noise-multiplier"  # the store's floor: least noise multiplier it trains with
 
 WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP,
-                  AUDIT_TOP_K)
+                  AUDIT_SETTINGS)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:

@@ -78,12 +78,12 @@ def write_privacy_report(run_dir: Path) -> Path:
 
 
 def disclosed_section(disclosed: dict[str, Any]) -> str:
-    """What each store sent the server exactly, covered by no epsilon (the wire contract's list for the run's mode)."""
-    items = "".join(f"- {item['what']}\n" for item in disclosed["disclosed"]) or "- nothing\n"
+    """What the server learned exactly, covered by no epsilon (the wire contract's list for the run's mode)."""
+    items = "".join(f"- {item['what']} ({item.get('form', 'per store')})\n" for item in disclosed["disclosed"]) or "- nothing\n"
     return ("\n## Disclosed outside the accounting\n\n"
-            f"Privacy mode {disclosed['mode']}: besides what the ledgers account, each store sent the server these exact "
-            "values, computed from its customers' data and covered by no epsilon (fedrec/federation/wire_contract.py):\n\n"
-            + items)
+            f"Privacy mode {disclosed['mode']}: besides what the ledgers account, the server learned these exact "
+            "values, computed from the stores' customers and covered by no epsilon, from each store alone or only "
+            "summed over the stores (fedrec/federation/wire_contract.py):\n\n" + items)
 
 
 def audit_summary(attacks: dict[str, Any]) -> dict[str, Any]:

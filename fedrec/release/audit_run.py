@@ -31,6 +31,7 @@ from fedrec.audit import (
     finish_group_utility, finish_popularity, finish_provider_exposure, group_utility_sums, interaction_counts,
     vocabulary,
 )
+from fedrec.audit.groupings import OTHER, relabel
 from fedrec.audit.gate import failed_checks, gate
 from fedrec.audit.group_utility import GroupUtilitySums, UtilitySums, hit_rate, utility_sums
 from fedrec.config import AuditConfig
@@ -156,10 +157,14 @@ def groupings(subject: Subject) -> dict[str, np.ndarray]:
 
 
 def audit_sums(evaluated: EvaluationPass, test: EvalSet, customer_keys: np.ndarray, labels: Mapping[str, np.ndarray], *,
-               n_items: int, popularity: np.ndarray | None, mask_history: bool, config: AuditConfig) -> list[AuditSums]:
+               n_items: int, popularity: np.ndarray | None, mask_history: bool, config: AuditConfig,
+               vocabularies: Mapping[str, Sequence[str]] | None = None) -> list[AuditSums]:
     """Step one: the addable sums of one evaluation pass over ``test``'s users (all of a run's,
     or one client's). ``popularity`` scores the baseline recommender (None: no baseline);
-    ``labels`` are each grouping's per-user labels, in the order the audit reports them."""
+    ``labels`` are each grouping's per-user labels, in the order the audit reports them;
+    ``vocabularies``: each grouping's labels fixed in advance (fedrec.release.fixed_vocabularies:
+    a value they do not list counts under OTHER, a grouping they do not name is left out), or
+    None for the labels these users hold."""
     k = config.top_k
     ranks = evaluated.ranks.numpy()
     found: list[AuditSums] = [utility_sums(ranks, name=MODEL, k=k)]
@@ -167,7 +172,13 @@ def audit_sums(evaluated: EvaluationPass, test: EvalSet, customer_keys: np.ndarr
         baseline = popularity_ranks(popularity, test.histories, test.targets, mask_history=mask_history)
         found.append(utility_sums(baseline, name=POPULARITY_BASELINE, k=k))
     for name, groups in labels.items():
-        vocab = ACTIVITY_LABELS if name == ACTIVITY else vocabulary(groups)
+        if vocabularies is None:
+            vocab = ACTIVITY_LABELS if name == ACTIVITY else vocabulary(groups)
+        elif name not in vocabularies:
+            continue
+        else:
+            vocab = tuple(vocabularies[name])
+            groups = relabel(groups, vocab) if OTHER in vocab else groups
         found.append(group_utility_sums(ranks, groups, customer_keys, labels=vocab, name=name, k=k,
                                         n_boot=config.n_boot, seed=config.seed))
     found.append(exposure_sums(evaluated.top_items, test.histories, n_items=n_items))

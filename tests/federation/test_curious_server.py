@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -16,18 +17,19 @@ from flwr.app.message_type import MessageType
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedrec.config import AuditConfig, TrainConfig
+from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.errors import FloorRefused
 from fedrec.federation import client_app
-from fedrec.federation import client
-from fedrec.federation.client import ClientSite, audit_client, distributed_round
+from fedrec.federation import wire
+from fedrec.federation.client import ClientSite, distributed_round
 from fedrec.federation.secure_aggregation import distributed_protocol_sizes
 from fedrec.federation.store_floor import StoreFloor
 from fedrec.models import create_model
 from fedrec.privacy.budget import BudgetExhausted, ledger_file
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.dp_sgd import noisy_gradient_sum
+from fedrec.release.fixed_vocabularies import fixed_vocabularies
 from fedrec.privacy.ledger import load_ledger
 from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.training import noise_share
@@ -195,15 +197,18 @@ def test_a_distributed_round_below_the_stores_floor_or_noise_is_refused():
 
 
 def server_reads_a_stores_item_profile(store: ClientSite, *, secure: bool) -> bool:
-    """The attack: from a store's release-audit reply, read which items its test users hold
-    (the per-item profile weights); it succeeds when the reply holds them and they match."""
-    reply, _ = audit_client(store, dataclasses.replace(TRAIN, dp=False), _global_state(store), AuditConfig(),
-                            threshold=3, popularity=None, secure=secure)
-    profile = reply.get("exposure/profile-weight")
+    """The attack: from a store's answer to the release audit's query (under --secagg or DP
+    the server sends fixed vocabularies), read which items its test users hold (the per-item
+    profile weights); it succeeds when the reply holds them and they match."""
+    settings = {wire.AUDIT_TOP_K: 10, wire.AUDIT_N_BOOT: 20, wire.AUDIT_SEED: 0, wire.AUDIT_THRESHOLD: 3}
+    if secure:
+        settings[wire.AUDIT_VOCABULARIES] = json.dumps(fixed_vocabularies())
+    reply = client_app.audit_reply(store, dataclasses.replace(TRAIN, dp=False), _global_state(store), settings, None)
+    profile = reply[wire.ARRAYS].get("exposure/profile-weight")
     if profile is None:
         return False
     held = {int(item) for history in leave_one_out(store.data).test.histories for item in history}
-    return set(np.flatnonzero(profile).tolist()) == held
+    return set(np.flatnonzero(profile.numpy()).tolist()) == held
 
 
 def test_under_secagg_the_audit_reply_holds_no_item_profile(store):
@@ -212,6 +217,6 @@ def test_under_secagg_the_audit_reply_holds_no_item_profile(store):
 
 
 def test_the_profile_attack_reads_a_store_that_sends_its_audit_sums_in_clear(store, monkeypatch):
-    """Planted weakness: the store's filter of per-item sums never matches."""
-    monkeypatch.setattr(client, "ExposureSums", type("NeverSent", (), {}))
+    """Planted weakness: the store sends its sums where only their layout should go."""
+    monkeypatch.setattr(client_app, "layout", lambda packed: packed)
     assert server_reads_a_stores_item_profile(store, secure=True)

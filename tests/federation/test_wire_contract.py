@@ -17,7 +17,8 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.federation import wire
 from fedrec.federation.wire_contract import (
-    DISCLOSED, DISTRIBUTED, DP_MODES, LEGACY_METRICS, LOCAL, OFF, SECAGG, SECURE_MODES, WireContractError, classify, disclosed_under,
+    DISCLOSED, DISTRIBUTED, DP_MODES, LEGACY_METRICS, LOCAL, OFF, PER_STORE, SECAGG, SECURE_MODES, SUMMED_OVER_STORES,
+    SUMMED_SECURELY, WireContractError, classify, disclosed_under,
 )
 from test_simulation import fedrec
 
@@ -30,13 +31,13 @@ RUNS = {
     "off+secagg": (["--partition", "store", "--num-clients", "3", "--secagg"],
                    {"train", "evaluate", "query.training_examples", "query.audit_counts", "query.audit"}),
     "local": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8"],
-              {"train", "evaluate", "query", "query.audit_counts", "query.audit"}),
+              {"train", "query", "query.audit_counts", "query.audit"}),
     "local+secagg": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8", "--secagg"],
-                     {"train", "evaluate", "query", "query.training_examples", "query.audit"}),
+                     {"train", "query", "query.training_examples", "query.audit"}),
     "distributed": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8"],
-                    {"train", "evaluate", "query.private_customers", "query.audit"}),
+                    {"train", "query.private_customers", "query.audit"}),
     "distributed (no secagg)": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8",
-                                 "--no-secagg"], {"train", "evaluate", "query", "query.private_customers", "query.audit"}),
+                                 "--no-secagg"], {"train", "query", "query.private_customers", "query.audit"}),
     "central": (["--partition", "user", "--fraction", "0.1", "--strategy", "fedavg", "--dp", "central",
                  "--noise-multiplier", "0.8"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
 }
@@ -61,12 +62,19 @@ def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_p
     assert "Disclosed outside the accounting" in (tmp_path / "run" / "privacy" / "report.md").read_text()
     if mode in DP_MODES:  # nothing derived from customer data goes out unaccounted but what the contract lists
         assert f"{wire.METRICS}/{wire.TRAIN_LOSS}" not in sent and f"{LEGACY_METRICS}/{wire.TRAIN_LOSS}" not in sent
+        assert "evaluate" not in {line["answering"] for line in lines}  # test metrics only in a secure sum
+        assert not any(key.endswith(("/hr@10", "/ndcg@10")) for key in sent)
     if mode in SECURE_MODES:
         train_keys = {key for line in lines if line["answering"] == "train" for key in line["keys"]}
         assert not any(key.startswith(f"{wire.ARRAYS}/") for key in train_keys)  # updates only masked
         assert f"{wire.ARRAYS}/{wire.ITEM_COUNTS}" not in sent
-        assert not any(key.startswith(f"{wire.ARRAYS}/exposure/") for key in sent)  # per-item sums only masked
+    if mode in SUMMED_SECURELY:  # the release gate's sums: their layout in clear, their values only masked
+        audit_keys = {key for line in lines if line["answering"] == "query.audit" for key in line["keys"]}
+        arrays = {key for key in audit_keys if key.startswith(f"{wire.ARRAYS}/")}
+        assert arrays and all(key.endswith("/spec") for key in arrays), sorted(arrays)
         assert f"{wire.ARRAYS}/{wire.HISTORY_LENGTHS}" not in sent  # the length histogram too
+    else:
+        assert any(key.startswith(f"{wire.ARRAYS}/exposure/") and not key.endswith("/spec") for key in sent)
 
 
 def _reply(content: RecordDict) -> Message:
@@ -100,8 +108,12 @@ def test_what_a_mode_forbids_is_refused(server_process):
 
 
 def test_every_mode_lists_what_it_discloses_outside_the_accounting():
-    listed = {item["what"] for item in disclosed_under(DISTRIBUTED)}
-    assert any("audit sums" in what for what in listed)  # named, until it goes through the secure sum
+    listed = {item["what"]: item["form"] for item in disclosed_under(DISTRIBUTED)}
+    audit = [form for what, form in listed.items() if "audit's sums" in what or "audit sums" in what]
+    assert audit == [SUMMED_OVER_STORES]  # named, and only as SecAgg+ sums them
+    assert not any("hit rate" in what and form == PER_STORE for what, form in listed.items())
     assert not any("training loss" in what for what in listed)
+    clear = {item["what"]: item["form"] for item in disclosed_under(OFF)}
+    assert any("audit sums" in what and form == PER_STORE for what, form in clear.items())
     assert len(disclosed_under(OFF)) > len(disclosed_under(DISTRIBUTED))
     assert DISCLOSED == "disclosed"
