@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fedrec.audit.groupings import (
-    ACTIVE, REST, activity_groups, activity_threshold, attribute_groups, encode, vocabulary,
+    ACTIVE, OTHER, REST, activity_groups, activity_threshold, attribute_groups, encode, relabel, vocabulary,
 )
 from fedrec.errors import ConfigError, DataError
 
@@ -45,3 +45,9 @@ def test_codes_follow_the_shared_vocabulary_order():
     assert encode(np.array(["b", "a", "b"]), ("b", "a")).tolist() == [0, 1, 0]
     with pytest.raises(DataError, match="'c'"):
         encode(np.array(["a", "c"]), ("a", "b"))
+
+
+def test_a_fixed_vocabulary_counts_every_value_it_does_not_list_as_other():
+    assert relabel(np.array(["female", "male", "agender"]), ("female", "male", OTHER)).tolist() == ["female", "male", OTHER]
+    with pytest.raises(ConfigError, match="must list 'other'"):
+        relabel(np.array(["female"]), ("female", "male"))

@@ -10,7 +10,8 @@ from fedrec.audit.group_utility import finish_group_utility, group_utility_sums
 from fedrec.audit.groupings import vocabulary
 from fedrec.audit.popularity import finish_popularity, interaction_counts
 from fedrec.audit.providers import finish_provider_exposure
-from fedrec.audit.reply import add_replies, pack, unpack
+from fedrec.audit.reply import add_replies, layout, pack, unflatten, unpack
+from fedrec.audit.reply import flatten as flatten_sums
 from fedrec.errors import DataError
 
 
@@ -83,3 +84,24 @@ def test_an_array_of_the_wrong_shape_is_refused(population):
 
     with pytest.raises(DataError, match="rec_counts"):
         unpack(sent)
+
+
+def test_a_secure_sum_of_flat_replies_cuts_back_into_the_added_sums(population):
+    """What SecAgg+ adds: each client's sums as one float vector in the server's key order;
+    the layout (specs only, no values) is enough to cut the total back, counts exact."""
+    labels = (*vocabulary(population.stores), "other")  # a fixed vocabulary holds labels no user has
+    parts = [unpack(reply(population, rows, labels)) for rows in (np.arange(0, 40), np.arange(40, 90))]
+    keys = sorted(parts[0])
+    shape = layout(pack(*parts[0].values()))
+
+    total = unflatten(sum(flatten_sums(part, keys) for part in parts), shape, keys)
+
+    added = add_replies(pack(*part.values()) for part in parts)
+    assert all(name.endswith("/spec") for name in shape)
+    assert np.array_equal(total["group-utility/store"].boot_rank_counts, added["group-utility/store"].boot_rank_counts)
+    assert np.array_equal(total["exposure"].rec_counts, added["exposure"].rec_counts)
+    assert np.allclose(total["exposure"].exposure, added["exposure"].exposure, rtol=0, atol=1e-9)
+    finished = finish_group_utility(total["group-utility/store"], min_group_size=1)
+    assert "other" not in finished["groups"] and "other" not in finished["suppressed"]  # no users: no group
+    with pytest.raises(DataError, match="every store must flatten the keys"):
+        unflatten(flatten_sums(parts[0], keys)[:-1], shape, keys)

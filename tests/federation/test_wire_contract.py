@@ -63,6 +63,8 @@ def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_p
     if mode in DP_MODES:  # nothing derived from customer data goes out unaccounted but what the contract lists
         assert f"{wire.METRICS}/{wire.TRAIN_LOSS}" not in sent and f"{LEGACY_METRICS}/{wire.TRAIN_LOSS}" not in sent
         assert "evaluate" not in {line["answering"] for line in lines}  # test metrics only in a secure sum
+        last = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"][-1]
+        assert last["client_metrics"]["num-examples"] > 0 and 0 <= last["client_metrics"]["hr@10"] <= 1
         assert not any(key.endswith(("/hr@10", "/ndcg@10")) for key in sent)
     if mode in SECURE_MODES:
         train_keys = {key for line in lines if line["answering"] == "train" for key in line["keys"]}

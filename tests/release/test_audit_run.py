@@ -14,6 +14,7 @@ import torch
 
 import fedrec
 from fedrec import api
+from fedrec.anonymize.hierarchies import age_band_labels
 from fedrec.audit.gate import failed_checks
 from fedrec.cli import main
 from fedrec.config import AuditConfig
@@ -22,6 +23,7 @@ from fedrec.evaluation import evaluation_pass
 from fedrec.models.pop import Popularity
 from fedrec.models.registry import load_model
 from fedrec.release import audit_run, popularity_ranks
+from fedrec.release.fixed_vocabularies import PROFILE_VALUES, fixed_vocabularies
 from fedrec.rundir import RunDir
 from tests.conftest import anonymized_shop_log
 
@@ -158,3 +160,14 @@ def test_no_run_or_no_model_exits_2_naming_the_fix(runs, tmp_path, capsys):
     assert main(["audit", str(half)]) == 2
     assert "no model.pt" in capsys.readouterr().err
     assert not RunDir(half).audit.exists()
+
+
+def test_every_profile_value_fedrec_publishes_is_in_its_fixed_vocabulary(tmp_path):
+    """A secure audit groups by labels fixed before the query: every value fedrec synth and the
+    anonymizer can publish in a profile column must be one of them, or it would count as 'other'."""
+    data = load_dataset(str(anonymized_shop_log(tmp_path, stores=3, users=400, seed=4)))
+    fixed = fixed_vocabularies(["S01"])
+    for column in PROFILE_VALUES:
+        assert set(data.user_attributes[column].astype(str)) <= set(fixed[column]), column
+    assert set(age_band_labels()) <= set(fixed["age_band"]) and "80+" in fixed["age_band"]
+    assert fixed["store"] == tuple(sorted(("S01", "*", "unknown", "other")))
