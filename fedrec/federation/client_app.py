@@ -40,6 +40,7 @@ from fedrec.federation.wire_contract import SUMMED_SECURELY, mode_of, wire_contr
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.privacy.noise_check import CHECK_KEY
 
 log = logging.getLogger("fedrec.client")
 # In a worker process Opacus' import-time logging.basicConfig gave the root logger a handler;
@@ -137,7 +138,8 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
         return _secure_sum_reply(msg, context, site, train_config, federation, fitins.config, fitins.parameters)
     keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
     received = parameters_to_ndarrays(fitins.parameters)
-    global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)}
+    global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)
+                    if key != CHECK_KEY}  # the check coordinates' place (distributed DP), not the model's
     try:
         update = _train_round(site, train_config, federation, fitins.config, global_state, round_number, context,
                               secure=True)

@@ -7,7 +7,8 @@ Flower's FedAvg still samples and sends; only the aggregation differs. A round w
 replies than the plan's ``survivors`` carries less than the planned noise: the strategy's
 failure floor (``build_strategy``) is the survivors, so it is not applied.
 Under --secagg every reply holds an equal part of the unmasked sum (secure_rounds), so the
-replies sum to the same total either way.
+replies sum to the same total either way. Each round's check coordinates are tested against
+the shares' claimed noise (fedrec.privacy.noise_check) before the step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fedrec.federation.nodes import wait_for_nodes
 from fedrec.models.registry import model_class
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.distributed_dp import DistributedPlan, plan_distributed
+from fedrec.privacy.noise_check import CHECK_KEY, NoiseCheck, check_noise
 
 log = logging.getLogger("fedrec.server")
 
@@ -44,6 +46,7 @@ class DistributedDPStep(FedAvg):
         self.parameters = model.shared_parameters()
         self.optimizer = model.make_optimizer()
         self.global_arrays: ArrayRecord | None = None
+        self.noise_checks: dict[int, NoiseCheck] = {}  # server round -> its noise check (read by the server's after_round)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self.global_arrays = arrays
@@ -52,6 +55,7 @@ class DistributedDPStep(FedAvg):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         # TolerantStrategy's floor (the plan's survivors) already kept rounds with fewer shares out.
         replies = [m for m in replies if not m.has_error() and wire.ARRAYS in m.content]
+        self.noise_checks[server_round] = self._check_noise(server_round, replies)
         self.model.load_partial_state(self.global_arrays.to_torch_state_dict())
         self.optimizer.zero_grad(set_to_none=True)
         for name, parameter in self.parameters.items():
@@ -60,6 +64,17 @@ class DistributedDPStep(FedAvg):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return ArrayRecord(self.model.shareable_state()), MetricRecord({"noise-shares": len(replies)})
+
+    def _check_noise(self, server_round: int, replies: list[Message]) -> NoiseCheck:
+        """The round's check coordinates against the noise of the shares in the sum (stores
+        that refused send none). A reply without them counts as a store whose noise is unchecked:
+        the check then fails, whatever the others hold."""
+        shares = sum(1 for m in replies if int(m.content[wire.METRICS].get(wire.NUM_EXAMPLES, 1)) > 0)
+        found = [m.content[wire.ARRAYS][CHECK_KEY].numpy() for m in replies if CHECK_KEY in m.content[wire.ARRAYS]]
+        if len(found) < len(replies) or not shares:
+            return NoiseCheck(round=server_round, shares=shares, ratio=float("nan"), threshold=float("nan"), passed=False)
+        return check_noise(np.sum(found, axis=0), shares=shares, share_std=self.plan.noise_share_std,
+                           checks=self.plan.rounds + 1, round_number=server_round)
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         """The optimizer's moments (a resumed run continues them), as flat tensors."""

@@ -22,6 +22,7 @@ from fedrec.federation.strategy import TolerantStrategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.privacy.distributed_dp import DistributedPlan
+from fedrec.privacy.noise_check import CHECK_COORDINATES, check_noise, describe, record_noise_check
 from fedrec.privacy.popularity_prior import save_released_prior
 
 log = logging.getLogger("fedrec.server")
@@ -70,6 +71,13 @@ def _start_from(total: np.ndarray, replies: list[Message], node_ids: list[int], 
                 run_dir: Path | None, plan: DistributedPlan | None) -> dict[str, torch.Tensor]:
     """The initial model from the summed counts, once the stores' ledgers are kept."""
     strategy.take_privacy_records(0, replies)
+    if plan is not None:  # each share ends in its check coordinates
+        total, checked = total[:-CHECK_COORDINATES], total[-CHECK_COORDINATES:]
+        check = check_noise(checked, shares=len(replies), share_std=plan.prior_share, checks=plan.rounds + 1,
+                            round_number=0)
+        if run_dir is not None:
+            record_noise_check(run_dir, check)
+        (log.info if check.passed else log.error)(describe(check))
     if plan is not None and len(replies) < plan.survivors:
         raise ConfigError(
             f"popularity prior: {len(replies)} of {len(node_ids)} stores sent their share, fewer than the {plan.survivors} "

@@ -39,6 +39,7 @@ from fedrec.federation.secure_aggregation import (
 )
 from fedrec.federation.strategy import TolerantStrategy
 from fedrec.privacy.distributed_dp import DistributedPlan
+from fedrec.privacy.noise_check import CHECK_COORDINATES, CHECK_KEY
 
 log = logging.getLogger("fedrec.server")
 
@@ -78,6 +79,9 @@ class SecureAggregationStrategy(_FitOnly):
         self.after_round = after_round
         self.keys = list(initial.keys())
         self.like = {key: initial[key].numpy() for key in self.keys}  # dtype and shape of each array
+        # Distributed DP: each share's check coordinates travel masked beside the model's arrays.
+        self.sent_keys = self.keys + ([CHECK_KEY] if plan is not None else [])
+        self.like[CHECK_KEY] = np.zeros(CHECK_COORDINATES, dtype=np.float32)
         self.store_examples: dict[int, int] = {}  # node id -> training examples (its averaging weight)
         self.global_arrays = initial
         self.round_notes = round_notes  # per round: clipped coordinates, error bound (read by after_round)
@@ -89,7 +93,7 @@ class SecureAggregationStrategy(_FitOnly):
     def configure_fit(self, server_round: int, parameters: Parameters,
                       client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         self.global_arrays = self._arrays(parameters)
-        config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.keys)})
+        config = ConfigRecord({**self.config, wire.SECAGG_KEYS: wire.SECAGG_KEY_SEPARATOR.join(self.sent_keys)})
         messages = list(self.strategy.configure_train(server_round, self.global_arrays, config, self.grid))
         if len(messages) < FEWEST_STORES:
             log.warning("round %d: %d stores sampled; secure aggregation needs at least %d (with two, each learns the "
@@ -123,6 +127,9 @@ class SecureAggregationStrategy(_FitOnly):
                 server_round, *protocol)
         self.last_protocol = protocol
         run_id = self.grid.run.run_id
+        if len(self.sent_keys) > len(self.keys):  # the check coordinates' place: zeros the stores fill with noise
+            parameters = ndarrays_to_parameters([*parameters_to_ndarrays(parameters),
+                                                 *(self.like[key] for key in self.sent_keys[len(self.keys):])])
         return [
             (GridClientProxy(m.metadata.dst_node_id, self.grid, run_id), FitIns(parameters, dict(m.content[wire.CONFIG])))
             for m in messages
@@ -135,10 +142,10 @@ class SecureAggregationStrategy(_FitOnly):
             return None, {}
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)
         # Distributed DP: each reply holds an equal part of the unmasked sum of noise shares.
-        base = {key: 0.0 if self.plan is not None else self.global_arrays[key].numpy() for key in self.keys}
+        base = {key: 0.0 if self.plan is not None else self.global_arrays[key].numpy() for key in self.sent_keys}
         mean = ArrayRecord({
             key: Array((base[key] + delta.reshape(self.like[key].shape)).astype(self.like[key].dtype))
-            for key, delta in zip(self.keys, mean_delta)
+            for key, delta in zip(self.sent_keys, mean_delta)
         })
         replies = [_as_reply(mean, fitres) for _, fitres in results]
         examples = [int(fitres.num_examples) for _, fitres in results]

@@ -42,6 +42,7 @@ from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
 from fedrec.privacy.distributed_dp import RunLedgers
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
+from fedrec.privacy.noise_check import describe, record_noise_check
 from fedrec.privacy.report import DISCLOSED_FILE, write_privacy_report
 from fedrec.progress import time_left
 from fedrec.release.audit_run import verdict_line, write_audit
@@ -140,6 +141,14 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if distributed is not None:
             distributed.record_round(round_number)
+            checked = strategy.inner.noise_checks.pop(server_round, None)
+            if checked is not None:  # the round's check coordinates against the noise its ledgers claim
+                check = dataclasses.replace(checked, round=round_number)
+                record_noise_check(run_dir, check)
+                record["noise_check_ratio"], record["noise_check_passed"] = check.to_dict()["ratio"], check.passed
+                if not check.passed:
+                    log.error(describe(check))
+                    flwr_log(logging.ERROR, "fedrec %s", describe(check))
         if strategy.privacy_ledgers:
             save_run_ledger(run_dir, strategy.privacy_ledgers)
             record["refused"] = strategy.refusals_per_round.get(server_round, 0)
@@ -154,10 +163,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")
         left = time_left(sum(r["wall_seconds"] for r in history), len(history), len(history) + federation.rounds - round_number)
         log.info(
-            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s%s",
+            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s%s%s",
             round_number, federation.rounds, whose, _fmt(scored.get("hr@10")), _fmt(scored.get("ndcg@10")),
             _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
+            f", noise check {_fmt(record['noise_check_ratio'])}" if "noise_check_ratio" in record else "",
             f", {left}" if left else "",
         )
         start_clock()

@@ -265,12 +265,14 @@ def _add_secret_noise(optimizer: Any, steps: _SecretSteps) -> None:
 
 
 def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_rate: float, max_grad_norm: float,
-                       noise_std: float, noise: SecretNoise, round_number: int) -> tuple[int, float]:
+                       noise_std: float, noise: SecretNoise, round_number: int,
+                       check: int = 0) -> tuple[int, float, torch.Tensor]:
     """One store's part of a distributed DP-SGD step: a Poisson sample of its users, the sum of
     their gradients each clipped to ``max_grad_norm`` (ghost clipping, one backward where
     ``bookkeeping`` supports the layers) and N(0, noise_std^2) on every coordinate, both drawn
     from ``noise``, left in ``p.grad`` of the private module; no step is taken.
-    Returns (users sampled, their mean loss): neither may leave the store."""
+    Returns (users sampled, their mean loss, ``check`` noise-only coordinates drawn in the same
+    draw: fedrec.privacy.noise_check): the first two may not leave the store."""
     samples = model.private_samples(split)
     module = model.private_module()
     chosen = [int(i) for i in noise.poisson_sample(len(samples), sample_rate, round_number=round_number, step=0)]
@@ -297,10 +299,12 @@ def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_
     trained = [p for p in module.parameters() if p.requires_grad]
     with torch.no_grad():
         clipped = [torch.zeros_like(p) if p.grad is None else p.grad for p in trained]
-        drawn = noise.gaussians_like(clipped, noise_std, purpose=Purpose.SHARE_NOISE, round_number=round_number, step=0)
+        checked = torch.zeros(check, dtype=clipped[0].dtype if clipped else torch.float32)
+        *drawn, check_noise = noise.gaussians_like([*clipped, checked], noise_std, purpose=Purpose.SHARE_NOISE,
+                                                   round_number=round_number, step=0)
         for p, c, share in zip(trained, clipped, drawn):
             p.grad = c + share
-    return len(chosen), loss
+    return len(chosen), loss, check_noise
 
 
 def _clipped_sum_backward(dp_module: Any, optimizer: torch.optim.Optimizer, per_user: torch.Tensor, *,

@@ -53,13 +53,20 @@ def gaussian_noisy_counts(counts: np.ndarray, noise_multiplier: float, noise: Se
     Noising only nonzero items would reveal which items anyone interacted with. Column 0 is
     padding, not an item: it stays 0. Negative results are kept; only their order matters.
     """
+    return checked_noisy_counts(counts, noise_multiplier, noise, round_number=round_number, check=0)[0]
+
+
+def checked_noisy_counts(counts: np.ndarray, noise_multiplier: float, noise: SecretNoise, *, round_number: int = 0,
+                         check: int) -> tuple[np.ndarray, np.ndarray]:
+    """``gaussian_noisy_counts`` and ``check`` noise-only coordinates from the same draw
+    (fedrec.privacy.noise_check: what lets the server test a sum of such releases)."""
     if not 0 <= noise_multiplier < float("inf"):
         raise ConfigError(f"noise_multiplier={noise_multiplier} must be a finite number >= 0.")
     noisy = np.array(counts, dtype=np.float64)
-    drawn = noise.gaussian_like(torch.from_numpy(noisy[1:]), noise_multiplier, purpose=Purpose.COUNT_NOISE,
-                                round_number=round_number, step=0)
-    noisy[1:] += drawn.numpy()
-    return noisy
+    drawn = noise.gaussian_like(torch.zeros(len(noisy) - 1 + check, dtype=torch.float64), noise_multiplier,
+                                purpose=Purpose.COUNT_NOISE, round_number=round_number, step=0).numpy()
+    noisy[1:] += drawn[:len(noisy) - 1]
+    return noisy, drawn[len(noisy) - 1:]
 
 
 def noise_for_epsilon(target_epsilon: float, delta: float, accountant: str = "rdp") -> float:

@@ -28,6 +28,7 @@ import opacus
 from opacus.accountants import create_accountant
 
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
+from fedrec.privacy.noise_check import CHECK_COORDINATES, FALSE_ALARM_PER_RUN, load_noise_checks
 from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
 from fedrec.rundir import RunDir, write_json, write_text
 
@@ -67,8 +68,13 @@ def write_privacy_report(run_dir: Path) -> Path:
     disclosed = folder / DISCLOSED_FILE
     if disclosed.exists():
         report["disclosed_outside_accounting"] = json.loads(disclosed.read_text(encoding="utf-8"))
-        write_json(folder / REPORT_JSON, report)
+    checks = load_noise_checks(run_dir)
+    if checks:
+        report["noise_check"] = noise_check_summary(checks)
+    write_json(folder / REPORT_JSON, report)
     markdown = render_markdown(report, plots=plots)
+    if "noise_check" in report:
+        markdown += noise_check_section(report["noise_check"])
     if "disclosed_outside_accounting" in report:
         markdown += disclosed_section(report["disclosed_outside_accounting"])
     if "empirical_audit" in report:
@@ -202,8 +208,45 @@ def _distinct(values) -> list:
     return list(dict.fromkeys(values))
 
 
+def noise_check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's noise check: every sum's check by round and one verdict for the run."""
+    failed = [check["round"] for check in checks if not check["passed"]]
+    return {"coordinates": CHECK_COORDINATES, "false_alarm_per_run": FALSE_ALARM_PER_RUN,
+            "verdict": "failed" if failed else "passed", "failed_rounds": failed, "checks": checks}
+
+
+def noise_check_section(summary: dict[str, Any]) -> str:
+    """The noise check for people: the verdict in words, then the measured/claimed ratio by round."""
+    ratios = [check["ratio"] for check in summary["checks"] if check["ratio"] is not None]
+    if summary["verdict"] == "passed":
+        verdict = (f"Passed: every one of the {len(summary['checks'])} sums held the noise its ledgers claim (measured / "
+                   f"claimed variance {min(ratios):.3f} to {max(ratios):.3f}).")
+    else:
+        verdict = (f"FAILED in round(s) {', '.join(map(str, summary['failed_rounds']))} (round 0: the prior): those sums "
+                   "held less noise than the ledgers claim, so the epsilon above does not hold for this run.")
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = "".join(f"| {c['round']} | {c['shares']} | {figure(c['ratio'])} | {figure(c['threshold'])} | "
+                   f"{'pass' if c['passed'] else 'FAIL'} |\n" for c in summary["checks"])
+    return ("\n## Noise check\n\n"
+            f"Every noise share carries {summary['coordinates']:,} noise-only check coordinates; the server compares their "
+            "summed variance with what the shares claim (a one-sided chi-square test, false alarm "
+            f"{summary['false_alarm_per_run']:g} per run; fedrec/privacy/noise_check.py). {verdict}\n\n"
+            "| round | shares | measured / claimed | least expected | verdict |\n|---|---|---|---|---|\n" + rows)
+
+
 def guarantee(report: dict[str, Any]) -> str:
-    """The run's privacy guarantee in one sentence: every client is within (ε_max, δ_max)."""
+    """The run's privacy guarantee in one sentence: every client is within (ε_max, δ_max);
+    a run whose noise check failed says first that it does not hold."""
+    check = report.get("noise_check") or {}
+    if check.get("verdict") == "failed":
+        return (f"The privacy claim FAILED the noise check (round(s) {', '.join(map(str, check['failed_rounds']))} summed "
+                "less noise than the ledgers claim); the epsilon below does not hold. " + _ledger_guarantee(report))
+    return _ledger_guarantee(report)
+
+
+def _ledger_guarantee(report: dict[str, Any]) -> str:
     if not report["clients"]:
         return report.get("note", NO_GUARANTEE)
     unit = report["unit"] or "unit not recorded"

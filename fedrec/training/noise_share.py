@@ -25,7 +25,8 @@ from fedrec.privacy.budget import (
 from fedrec.privacy.distributed_dp import MECHANISM, UNIT, DistributedPlan, record_prior, record_round
 from fedrec.privacy.dp_sgd import noisy_gradient_sum
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, save_ledger
-from fedrec.privacy.popularity_prior import noisy_popularity
+from fedrec.privacy.noise_check import CHECK_COORDINATES, CHECK_KEY
+from fedrec.privacy.noisy_counts import checked_noisy_counts, user_level_counts
 from fedrec.privacy.secret_noise import SecretNoise
 
 
@@ -44,20 +45,23 @@ def _store_ledger(plan: DistributedPlan, *, client: str, state_dir: Path | None,
 
 def prior_share(model: TorchRecommender, split: LeaveOneOut, plan: DistributedPlan, *, client: str,
                 state_dir: Path | None, run: str) -> tuple[np.ndarray, ClientLedger]:
-    """User-level item counts plus this store's secret share of the prior's noise, recorded first."""
+    """User-level item counts plus this store's secret share of the prior's noise, recorded
+    first, followed by CHECK_COORDINATES noise-only check coordinates (noise_check)."""
     config = model.config
     ledger, path = _store_ledger(plan, client=client, state_dir=state_dir, run=run, lifetime_cap=config.lifetime_epsilon,
                                  round_number=0)
     refuse_answered_round(ledger, path, round_number=0)
     record_prior(ledger, plan)  # round 0 on the ledger: a second ask is refused
     save_ledger(path, ledger)  # before anything leaves
-    counts = noisy_popularity(split.train, model.n_items, plan.prior_share, noise=SecretNoise.fresh())
-    return counts, ledger
+    counts, check = checked_noisy_counts(user_level_counts(split.train, model.n_items), plan.prior_share,
+                                         SecretNoise.fresh(), check=CHECK_COORDINATES)
+    return np.concatenate([counts, check]), ledger
 
 
 def gradient_share(model: TorchRecommender, split: LeaveOneOut, plan: DistributedPlan, *, client: str,
                    state_dir: Path | None, run: str, round_number: int) -> tuple[dict[str, torch.Tensor], ClientLedger]:
-    """This round's clipped gradient sum plus secret noise share, by shared parameter name."""
+    """This round's clipped gradient sum plus secret noise share, by shared parameter name, and
+    under CHECK_KEY the share's noise-only check coordinates (fedrec.privacy.noise_check)."""
     config = model.config
     ledger, path = _store_ledger(plan, client=client, state_dir=state_dir, run=run, lifetime_cap=config.lifetime_epsilon,
                                  round_number=round_number)
@@ -67,6 +71,8 @@ def gradient_share(model: TorchRecommender, split: LeaveOneOut, plan: Distribute
     record_round(ledger, round_number, plan)
     save_ledger(path, ledger)  # before anything leaves
     model.prepare_private(split)
-    noisy_gradient_sum(model, split, sample_rate=plan.sample_rate, max_grad_norm=plan.max_grad_norm,
-                       noise_std=plan.noise_share_std, noise=SecretNoise.fresh(), round_number=round_number)
-    return {name: parameter.grad.detach().clone() for name, parameter in model.shared_parameters().items()}, ledger
+    _, _, check = noisy_gradient_sum(model, split, sample_rate=plan.sample_rate, max_grad_norm=plan.max_grad_norm,
+                                     noise_std=plan.noise_share_std, noise=SecretNoise.fresh(), round_number=round_number,
+                                     check=CHECK_COORDINATES)
+    shares = {name: parameter.grad.detach().clone() for name, parameter in model.shared_parameters().items()}
+    return {**shares, CHECK_KEY: check}, ledger

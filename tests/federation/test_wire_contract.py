@@ -17,7 +17,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedrec.federation import wire
 from fedrec.federation.wire_contract import (
-    DISCLOSED, DISTRIBUTED, DP_MODES, LEGACY_METRICS, LOCAL, OFF, PER_STORE, SECAGG, SECURE_MODES, SUMMED_OVER_STORES,
+    DISCLOSED, DISTRIBUTED, DISTRIBUTED_CLEAR, DP_MODES, LEGACY_METRICS, LOCAL, OFF, PER_STORE, SECAGG, SECURE_MODES, SUMMED_OVER_STORES,
     SUMMED_SECURELY, WireContractError, classify, disclosed_under,
 )
 from test_simulation import fedrec
@@ -66,6 +66,9 @@ def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_p
         last = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"][-1]
         assert last["client_metrics"]["num-examples"] > 0 and 0 <= last["client_metrics"]["hr@10"] <= 1
         assert not any(key.endswith(("/hr@10", "/ndcg@10")) for key in sent)
+    if mode in (DISTRIBUTED, DISTRIBUTED_CLEAR):  # honest stores: every sum holds the noise its shares claim
+        checks = json.loads((tmp_path / "run" / "privacy" / "noise_check.json").read_text())["checks"]
+        assert checks and all(check["passed"] for check in checks), checks
     if mode in SECURE_MODES:
         train_keys = {key for line in lines if line["answering"] == "train" for key in line["keys"]}
         assert not any(key.startswith(f"{wire.ARRAYS}/") for key in train_keys)  # updates only masked

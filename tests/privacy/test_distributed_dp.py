@@ -30,7 +30,7 @@ def test_a_store_sends_exactly_the_clipped_sum_of_its_sampled_users_gradients(ch
     _, split = chain_split
     expected, coefficients = clipped_sum_one_user_at_a_time(copy.deepcopy(model), model.private_batch(samples, list(range(len(samples)))))
     assert (coefficients < 0.99).any()
-    sampled, _ = noisy_gradient_sum(model, split, sample_rate=1.0, max_grad_norm=MAX_GRAD_NORM, noise_std=0.0,
+    sampled, _, _ = noisy_gradient_sum(model, split, sample_rate=1.0, max_grad_norm=MAX_GRAD_NORM, noise_std=0.0,
                                     noise=SecretNoise.fresh(), round_number=1)
     assert sampled == len(samples)
     got = {name: p.grad for name, p in model.private_module().named_parameters() if p.requires_grad}
