@@ -28,7 +28,7 @@ from flwr.compat.common import recorddict_compat as compat
 from fedrec.audit.reply import flatten, layout, pack
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
-from fedrec.federation import wire
+from fedrec.federation import secagg_masks, wire
 from fedrec.federation.client import (
     ClientSite, audit_client, audit_counts, distributed_round, own_store_label, evaluate_client, locate_site, private_customers,
     release_popularity, train_client, training_examples,
@@ -43,6 +43,7 @@ from fedrec.privacy.ledger import ClientLedger
 from fedrec.privacy.noise_check import CHECK_KEY
 
 log = logging.getLogger("fedrec.client")
+secagg_masks.install()  # SecAgg+ masks from the whole seed, as the server's (fedrec.federation.secagg_masks)
 # In a worker process Opacus' import-time logging.basicConfig gave the root logger a handler;
 # Flower's lines propagated there too, DEBUG included (secaggplus_mod logs every stage).
 set_logger_propagation(FLOWER_LOGGER, False)

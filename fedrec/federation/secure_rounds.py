@@ -33,7 +33,7 @@ from flwr.serverapp import Grid
 
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
-from fedrec.federation import wire
+from fedrec.federation import secagg_masks, wire
 from fedrec.federation.secure_aggregation import (
     FEWEST_STORES, MODULUS_RANGE, QUANTIZATION_RANGE, distributed_protocol_sizes, error_bound, protocol_sizes,
 )
@@ -42,6 +42,7 @@ from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.noise_check import CHECK_COORDINATES, CHECK_KEY
 
 log = logging.getLogger("fedrec.server")
+secagg_masks.install()  # SecAgg+ masks from the whole seed, as the stores' (fedrec.federation.secagg_masks)
 
 AfterRound = Callable[[int, ArrayRecord], MetricRecord | None]
 
