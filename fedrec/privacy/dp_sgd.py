@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy import bookkeeping
+from fedrec.privacy.canaries import Canaries
 from fedrec.privacy.ledger import History, default_delta, epsilon_of
 from fedrec.privacy.secret_noise import Purpose, SecretNoise
 from fedrec.progress import bar
@@ -172,8 +173,10 @@ def train_private(
     round_number: int = 0,
     after_epoch: Any = None,
     on_step: Any = None,
+    canaries: Canaries | None = None,
 ) -> tuple[History, float]:
     """``epochs`` of DP-SGD on ``model``; returns (the accountant's history, mean loss).
+    ``canaries`` ride along every step (fedrec.privacy.canaries), the model's run unchanged.
 
     ``noise`` draws every batch and every noise vector (``round_number`` keeps a federated
     client's rounds apart in its nonces). ``after_epoch(epoch, loss, history)`` is called after
@@ -204,8 +207,8 @@ def train_private(
             f"Opacus samples at rate {1 / len(dp_loader)} but the plan accounted {plan.sample_rate}: "
             "plan_dp must be given records=len(model.private_samples(split))."
         )
-    steps = _SecretSteps(noise, round_number)
-    dp_optimizer.add_noise = functools.partial(_add_secret_noise, dp_optimizer, steps)
+    steps = SecretSteps(noise, round_number, canaries=canaries, sample_rate=plan.sample_rate)
+    dp_optimizer.add_noise = functools.partial(add_secret_noise, dp_optimizer, steps)
     if one_backward:
         bookkeeping.attach(dp_module)
     mean_loss = float("nan")
@@ -240,28 +243,40 @@ def train_private(
 
 
 @dataclass
-class _SecretSteps:
-    """Where a DP-SGD run is in its secret keystream: step ``taken`` samples and noises with nonce step ``taken``."""
+class SecretSteps:
+    """Where a DP-SGD run is in its secret keystream: step ``taken`` samples and noises with
+    nonce step ``taken``; with ``canaries``, each step also samples them at ``sample_rate``."""
 
     noise: SecretNoise
     round_number: int
     taken: int = 0
+    canaries: Canaries | None = None
+    sample_rate: float = 0.0
 
     def sample(self, population: int, rate: float) -> np.ndarray:
         return self.noise.poisson_sample(population, rate, round_number=self.round_number, step=self.taken)
 
 
-def _add_secret_noise(optimizer: Any, steps: _SecretSteps) -> None:
+def add_secret_noise(optimizer: Any, steps: SecretSteps) -> None:
     """Opacus' ``DPOptimizer.add_noise`` with the secret keystream as the source: N(0, (noise x
-    clip)^2) on every coordinate of every parameter's clipped sum, one draw for them all."""
+    clip)^2) on every coordinate of every parameter's clipped sum, one draw for them all, the
+    canaries' block (fedrec.privacy.canaries) last in the same draw."""
     params = list(optimizer.params)
     for p in params:
         _check_processed_flag(p.summed_grad)
-    drawn = steps.noise.gaussians_like([p.summed_grad for p in params], optimizer.noise_multiplier * optimizer.max_grad_norm,
+    references = [p.summed_grad for p in params]
+    canaries = steps.canaries
+    if canaries is not None:
+        sampled = steps.noise.poisson_sample(canaries.size, steps.sample_rate, round_number=steps.round_number,
+                                             step=steps.taken, purpose=Purpose.CANARY_SAMPLING)
+        references.append(canaries.clipped_sum(sampled, optimizer.max_grad_norm).to(references[0].dtype))
+    drawn = steps.noise.gaussians_like(references, optimizer.noise_multiplier * optimizer.max_grad_norm,
                                        purpose=Purpose.SGD_NOISE, round_number=steps.round_number, step=steps.taken)
     for p, noise in zip(params, drawn):
         p.grad = (p.summed_grad + noise).view_as(p)
         _mark_as_processed(p.summed_grad)
+    if canaries is not None:
+        canaries.add_step(references[-1] + drawn[-1], float(optimizer.noise_multiplier), steps.sample_rate)
 
 
 def noisy_gradient_sum(model: PrivateTrainable, split: "LeaveOneOut", *, sample_rate: float, max_grad_norm: float,

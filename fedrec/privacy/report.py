@@ -103,7 +103,11 @@ def audit_summary(attacks: dict[str, Any]) -> dict[str, Any]:
         "membership_auc": membership.get("auc"),
         "membership_tpr_at_1pct_fpr": membership.get("tpr_at_1pct_fpr"),
         "epsilon_lower_bound": membership.get("epsilon_lower_bound"),
+        "membership_largest_provable": membership.get("largest_provable"),
+        "canary_epsilon_lower_bound": (attacks.get("canaries") or {}).get("epsilon_lower_bound"),
+        "canary_largest_provable": (attacks.get("canaries") or {}).get("largest_provable"),
         "consistent": (attacks.get("verdict") or {}).get("consistent"),
+        "verdict": (attacks.get("verdict") or {}).get("reason"),
         "leakage_view": None if own is None else own["view"],
         "leakage_single_buyer_auc": None if own is None else own["single_buyer"]["auc"],
         "popularity_single_buyer_auc": (leakage.get("popularity") or {}).get("single_buyer", {}).get("auc"),
@@ -119,12 +123,17 @@ def audit_sentence(report: dict[str, Any]) -> str:
         return ""
     parts = []
     if found["membership_auc"] is not None:
+        provable = found.get("membership_largest_provable")
         parts.append(f"membership inference on the model reached AUC {found['membership_auc']:.3f} (TPR "
                      f"{found['membership_tpr_at_1pct_fpr']:.3f} at 1% FPR), an empirical epsilon lower bound of "
-                     f"{found['epsilon_lower_bound']:.2f}"
-                     + ("" if found["consistent"] is None else
-                        " (consistent with the accounted epsilon)" if found["consistent"] else
-                        " ABOVE the accounted epsilon: the DP implementation or its accounting is broken"))
+                     f"{found['epsilon_lower_bound']:.2f}" + ("" if provable is None else f" (at most {provable:.2f} provable)"))
+    if found.get("canary_epsilon_lower_bound") is not None:
+        parts.append(f"Dirac canaries in a replay of the accounted steps gave {found['canary_epsilon_lower_bound']:.2f} "
+                     f"(at most {found['canary_largest_provable']:.2f} provable)")
+    if found["consistent"] is not None:
+        parts.append("all consistent with the accounted epsilon" if found["consistent"] else
+                     f"{found.get('verdict') or 'a bound'}: ABOVE the accounted epsilon, the DP implementation or its "
+                     "accounting is broken")
     if found["leakage_single_buyer_auc"] is not None:
         parts.append(f"a curious server seeing {found['leakage_view']} guessed a store's single-buyer items with AUC "
                      f"{found['leakage_single_buyer_auc']:.3f} (popularity alone: {found['popularity_single_buyer_auc']:.3f})")

@@ -44,6 +44,7 @@ class Purpose(enum.IntEnum):
     SHARE_NOISE = 3  # a store's share of distributed DP's noise
     COUNT_NOISE = 4  # noisy item counts (the popularity prior, DP popularity)
     SERVER_NOISE = 5  # server-side DP (--dp central) on the aggregate
+    CANARY_SAMPLING = 6  # Poisson sampling of the privacy audit's Dirac canaries (fedrec.privacy.canaries)
 
 
 class SecretNoise:
@@ -114,9 +115,10 @@ class SecretNoise:
         return [part.view_as(reference) for part, reference in
                 zip(torch.split(drawn, [reference.numel() for reference in references]), references)]
 
-    def poisson_sample(self, population: int, rate: float, *, round_number: int, step: int) -> np.ndarray:
+    def poisson_sample(self, population: int, rate: float, *, round_number: int, step: int,
+                       purpose: Purpose = Purpose.SAMPLING) -> np.ndarray:
         """Indices of ``population`` members each kept independently with probability ``rate``."""
         if population == 0:
             return np.zeros(0, dtype=np.int64)
-        kept = self.uniform(population, purpose=Purpose.SAMPLING, round_number=round_number, step=step) < rate
+        kept = self.uniform(population, purpose=purpose, round_number=round_number, step=step) < rate
         return np.flatnonzero(kept.numpy())

@@ -33,7 +33,18 @@ def render_markdown(document: dict[str, Any]) -> str:
                       f"{membership['tpr_at_0_1pct_fpr']:.4f} at 0.1% FPR.", "",
                       f"Empirical epsilon lower bound (95% confidence, delta {membership['delta']:.1e}): "
                       f"**{membership['epsilon_lower_bound']:.3f}** (TPR {membership['bound_tpr']:.3f}, FPR "
-                      f"{membership['bound_fpr']:.3f} on the half not used to pick the threshold).", ""]
+                      f"{membership['bound_fpr']:.3f} on the half not used to pick the threshold); the most these "
+                      f"sample sizes could prove: {membership['largest_provable']:.3f}.", ""]
+    canaries = document.get("canaries")
+    if canaries and "skipped" in canaries:
+        lines += ["## Dirac canaries", "", f"Skipped: {canaries['skipped']}.", ""]
+    elif canaries:
+        lines += ["## Dirac canaries (carried by the run's own DP-SGD)", "",
+                  f"{canaries['canaries']:,} canaries in and as many out, through the {canaries['steps']} DP-SGD steps of "
+                  f"store `{canaries['store']}` (accounted epsilon {canaries['accounted_epsilon']:.3f}): empirical epsilon "
+                  f"lower bound **{canaries['epsilon_lower_bound']:.3f}** (TPR {canaries['bound_tpr']:.3f}, FPR "
+                  f"{canaries['bound_fpr']:.4f}); the most {canaries['canaries']:,} canaries could prove: "
+                  f"{canaries['largest_provable']:.3f}.", ""]
     verdict = document.get("verdict", {})
     if verdict.get("consistent") is not None:
         lines += [("Consistent with the accounting: " if verdict["consistent"] else
@@ -66,6 +77,10 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
                      f"epsilon >= {membership['epsilon_lower_bound']:.3f}")
     elif membership:
         lines.append(f"membership inference skipped: {membership['skipped']}")
+    canaries = document.get("canaries")
+    if canaries and "skipped" not in canaries:
+        lines.append(f"Dirac canaries: epsilon >= {canaries['epsilon_lower_bound']:.3f} (at most "
+                     f"{canaries['largest_provable']:.3f} provable with {canaries['canaries']:,} canaries a side)")
     if document["verdict"].get("consistent") is not None:
         lines.append(("consistent: " if document["verdict"]["consistent"] else "INCONSISTENT: ") + document["verdict"]["reason"])
     return lines

@@ -24,6 +24,7 @@ from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.budget import (
     epsilon_cap, ledger_file, open_ledger, refuse_answered_round, refuse_past_cap, refuse_past_lifetime,
 )
+from fedrec.privacy.canaries import Canaries, canary_file, load_canaries, save_canaries
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp
 from fedrec.privacy.ledger import ClientLedger, save_ledger
 from fedrec.privacy.popularity_prior import noisy_popularity
@@ -118,8 +119,11 @@ def private_round(
     refuse_answered_round(ledger, path, round_number=round_number)
     refuse_past_cap(ledger, path, plan.epsilon_after(ledger.history, federation.local_epochs), epsilon_cap(train),
                     round_number=round_number)
+    canaries_path = canary_file(state_dir, client)  # the privacy audit's canaries ride along (fedrec.privacy.canaries)
+    canaries = load_canaries(canaries_path) or Canaries.fresh()
     history, loss = train_private_epochs(model, split, federation.local_epochs, plan, ledger.history,
-                                         noise=SecretNoise.fresh(), round_number=round_number)
+                                         noise=SecretNoise.fresh(), round_number=round_number, canaries=canaries)
     ledger.record_round(round_number, history)
     save_ledger(path, ledger)
+    save_canaries(canaries_path, canaries)
     return ledger, loss

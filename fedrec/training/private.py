@@ -18,6 +18,7 @@ from fedrec.evaluation import evaluate
 from fedrec.models.base import FitResult
 from fedrec.models.pop import Popularity
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.privacy.canaries import Canaries
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp, train_private
 from fedrec.privacy.ledger import ClientLedger, History, default_delta
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, user_level_counts
@@ -41,12 +42,13 @@ def privacy_mechanism(model: TorchRecommender) -> str:
 
 
 def train_private_epochs(model: TorchRecommender, split: LeaveOneOut, epochs: int, plan: DPPlan, history: History, *,
-                         noise: SecretNoise, round_number: int = 0, after_epoch: Any = None) -> tuple[History, float]:
-    """``epochs`` of DP-SGD continuing ``history``, sampled and noised from ``noise``; returns
-    (the accountant's history, mean loss)."""
+                         noise: SecretNoise, round_number: int = 0, after_epoch: Any = None,
+                         canaries: Canaries | None = None) -> tuple[History, float]:
+    """``epochs`` of DP-SGD continuing ``history``, sampled and noised from ``noise`` (with
+    ``canaries`` along); returns (the accountant's history, mean loss)."""
     model.prepare_private(split)
     return train_private(model, split, plan, epochs=epochs, history=history, noise=noise, round_number=round_number,
-                         after_epoch=after_epoch)
+                         after_epoch=after_epoch, canaries=canaries)
 
 
 def fit_private(model: TorchRecommender, split: LeaveOneOut) -> tuple[FitResult, ClientLedger]:

@@ -1,7 +1,7 @@
 """`fedrec privacy-audit` on real simulated runs over random purchase data (which a model can
 only memorise): the curious server finds a store's items in its update and not in the SecAgg+
 sum, the audit changes nothing the run wrote, an honest DP run passes, and a planted bug (DP-SGD
-without noise while the ledger claims epsilon 1) fails it."""
+without noise while the ledger claims epsilon 8) fails it."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def test_an_honest_dp_run_passes_and_the_audit_changes_nothing_the_run_wrote(ran
     attacks = _attacks(run)
     assert attacks["mode"] == "per-store DP" and attacks["accounted_epsilon"] <= 1.0
     assert attacks["membership"]["epsilon_lower_bound"] <= attacks["accounted_epsilon"]
+    assert attacks["canaries"]["epsilon_lower_bound"] <= attacks["accounted_epsilon"] < attacks["canaries"]["largest_provable"]
     assert attacks["verdict"]["consistent"] is True
     assert [v["view"] for v in attacks["item_leakage"]["views"]] == [
         "each store's noised update (per-store DP)", "the sum of noised updates (per-store DP and SecAgg+)"]
@@ -82,9 +83,13 @@ def test_an_honest_dp_run_passes_and_the_audit_changes_nothing_the_run_wrote(ran
     assert report["empirical_audit"]["consistent"] is True
 
 
-def test_the_audit_fails_a_planted_bug_that_drops_the_noise_but_claims_epsilon_1(random_purchases, tmp_path):
+def test_the_audit_fails_a_planted_bug_that_drops_the_noise_but_claims_epsilon_8(random_purchases, tmp_path):
+    """The membership attack alone can prove about 5 here (its held-out customers bound it);
+    the Dirac canaries can prove 8.6, and a run without noise gives them exactly that."""
     run = tmp_path / "planted"
-    planted = fedrec("simulate", *DP_RUN, "--data", str(random_purchases), "--out", str(run),
+    at = DP_RUN.index("--target-epsilon") + 1
+    claims_8 = [*DP_RUN[:at], "8", *DP_RUN[at + 1:]]  # --target-epsilon 8, the default
+    planted = fedrec("simulate", *claims_8, "--data", str(random_purchases), "--out", str(run),
                      env={**os.environ, "PYTHONPATH": os.pathsep.join([str(NOISE_OFF), *filter(None, [os.environ.get("PYTHONPATH")])])})
     assert planted.returncode == 0, planted.stderr[-3000:]
     assert "PLANTED BUG noise-off" in planted.stderr  # said loudly
@@ -93,9 +98,11 @@ def test_the_audit_fails_a_planted_bug_that_drops_the_noise_but_claims_epsilon_1
 
     assert audit.returncode == INCONSISTENT, audit.stderr[-3000:]
     attacks = _attacks(run)
-    assert attacks["accounted_epsilon"] <= 1.0
-    assert attacks["membership"]["epsilon_lower_bound"] > 1.0
-    assert attacks["verdict"]["consistent"] is False
+    assert 7.9 <= attacks["accounted_epsilon"] <= 8.0
+    assert attacks["membership"]["largest_provable"] < attacks["accounted_epsilon"]  # too few customers to tell
+    assert attacks["canaries"]["largest_provable"] > 8.5
+    assert attacks["canaries"]["epsilon_lower_bound"] > attacks["accounted_epsilon"]
+    assert attacks["verdict"]["consistent"] is False and attacks["verdict"]["attack"] == "canaries"
     assert "INCONSISTENT" in audit.stdout
     report = json.loads((run / "privacy" / "report.json").read_text())
     assert report["empirical_audit"]["consistent"] is False
