@@ -48,17 +48,25 @@ def weighted_means(total: np.ndarray) -> dict[str, float]:
     return {wire.NUM_EXAMPLES: users, **{name: float(value) / users for name, value in zip(EVALUATION_METRICS, total[1:])}}
 
 
-def secure_evaluation(grid: Grid, context: Context, federation: FederationConfig, state: Mapping[str, torch.Tensor],
-                      message_config: ConfigRecord, round_number: int) -> dict[str, float]:
-    """The sampled stores' test metrics of ``state``, summed by SecAgg+ ({} when too few stores
-    are connected for a sum that hides each one)."""
-    nodes = sorted(grid.get_node_ids())
-    wanted = max(1, math.ceil(float(federation.fraction_evaluate) * len(nodes)))
-    nodes = sorted(random.Random(round_number).sample(nodes, min(wanted, len(nodes))))
-    if len(nodes) < FEWEST_STORES:
-        log.warning("round %d: %d stores to evaluate; a secure sum needs %d, so no federated evaluation this round",
-                    round_number, len(nodes), FEWEST_STORES)
-        return {}
-    total, _ = secure_sum(grid, context, federation, nodes, message_config, wire.EVALUATION,
-                          arrays=ArrayRecord(dict(state)))
-    return weighted_means(total)
+class SecureEvaluation:
+    """After each round, the sampled stores' test metrics of the model, summed by SecAgg+."""
+
+    def __init__(self, grid: Grid, context: Context, federation: FederationConfig, message_config: ConfigRecord) -> None:
+        self.grid, self.context, self.federation, self.message_config = grid, context, federation, message_config
+        self.said_too_few = False
+
+    def __call__(self, state: Mapping[str, torch.Tensor], round_number: int) -> dict[str, float]:
+        """The user-weighted means ({} when too few stores are connected for a sum that hides each one)."""
+        nodes = sorted(self.grid.get_node_ids())
+        wanted = max(1, math.ceil(float(self.federation.fraction_evaluate) * len(nodes)))
+        nodes = sorted(random.Random(round_number).sample(nodes, min(wanted, len(nodes))))
+        if len(nodes) < FEWEST_STORES:
+            if not self.said_too_few:
+                log.warning("%d stores to evaluate from round %d: under client DP their test metrics leave them only in a "
+                            "secure sum, which needs %d (with 2, each would learn the other's); no federated evaluation "
+                            "until then", len(nodes), round_number, FEWEST_STORES)
+                self.said_too_few = True
+            return {}
+        total, _ = secure_sum(self.grid, self.context, self.federation, nodes, self.message_config, wire.EVALUATION,
+                              arrays=ArrayRecord(dict(state)))
+        return weighted_means(total)

@@ -30,7 +30,7 @@ from fedrec.federation.prior_round import starts_from_prior, with_popularity_pri
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
 from fedrec.federation.run_record import metrics_document, save_release_candidate
-from fedrec.federation.secure_evaluation import evaluates_securely, secure_evaluation
+from fedrec.federation.secure_evaluation import SecureEvaluation, evaluates_securely
 from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
 from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
@@ -115,6 +115,7 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
                                         plan=plan, context=context)
         if distributed is not None:
             distributed.record_prior()
+    secure_evaluation = SecureEvaluation(grid, context, federation, message_config) if evaluate_securely else None
     secure_notes: dict[int, dict[str, float]] = {}  # --secagg: clipped coordinates and error bound per round
     clock = {"round_start": time.perf_counter(), "sent": 0, "received": 0}
 
@@ -131,8 +132,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         if evaluator is not None and (round_number % federation.eval_every == 0 or round_number == federation.rounds):
             record.update(evaluator(state))
         client_metrics = strategy.client_evaluation.get(server_round)
-        if evaluate_securely:
-            client_metrics = secure_evaluation(grid, context, federation, state, message_config, round_number)
+        if secure_evaluation is not None:
+            client_metrics = secure_evaluation(state, round_number)
         if client_metrics:
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
