@@ -69,8 +69,8 @@ log = logging.getLogger("fedrec.server")
 FEDERATED_DP_NOTE = (
     "The run trained under differential privacy. Item popularity here is only what was released and accounted (the "
     "DP prior of round 0; none when the run released none), but the per-group sums over the stores' test users "
-    "(added by SecAgg+, so no store's own) are covered by no DP release and no ledger. Its figures stay with the operator and are advisory: the audit "
-    "changes only the verdict, never the reported model."
+    "(added by SecAgg+, so no store's own) are covered by no DP release and no ledger. Its figures stay with the "
+    "operator and are advisory: the audit changes only the verdict, never the reported model."
 )
 
 
@@ -184,7 +184,9 @@ def secure_audit_sums(grid: Grid, context: Context | None, federation: Federatio
     shared = set.intersection(*(set(keys) for keys in keyed))
     keys = sorted(key for key in shared if len({found[key] for found in keyed}) == 1)
     partial = sorted(set.union(*(set(found) for found in keyed)) - set(keys))
-    arrays = {**state, **({} if popularity is None else {wire.POPULARITY: torch.from_numpy(np.asarray(popularity, dtype=np.float64))})}
+    arrays = dict(state)
+    if popularity is not None:  # what the baseline ranks by travels beside the audited model
+        arrays[wire.POPULARITY] = torch.from_numpy(np.asarray(popularity, dtype=np.float64))
     exchange = ConfigRecord({**message_config, wire.AUDIT_SETTINGS: json.dumps({**settings, wire.AUDIT_KEYS: keys})})
     total, _ = secure_sum(grid, context, federation, [m.metadata.src_node_id for m in answered], exchange,
                           wire.AUDIT_SUMS, clip=clip, arrays=ArrayRecord(arrays))

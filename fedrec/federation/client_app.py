@@ -30,8 +30,8 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.federation import secagg_masks, wire
 from fedrec.federation.client import (
-    ClientSite, audit_client, audit_counts, distributed_round, own_store_label, evaluate_client, locate_site, private_customers,
-    release_popularity, train_client, training_examples,
+    ClientSite, audit_client, audit_counts, distributed_round, evaluate_client, locate_site, own_store_label,
+    private_customers, release_popularity, train_client, training_examples,
 )
 from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.federation.secure_evaluation import evaluation_vector
