@@ -4,9 +4,9 @@ against the same rounds with one (fedrec.privacy.noise_check), side by side on t
     python simulations/benchmark_noise_check.py --out runs/bench/noise_check.json [--rounds 12]
 
 Runs `fedrec simulate --model lstm --dp distributed --target-epsilon 8` (the README's main job,
-SecAgg+, 10 stores) for ``--rounds`` rounds twice, alternating, the baseline with
-simulations/one_check_coordinate on PYTHONPATH; compares the median round (round 1 left out).
-Prints a table and writes JSON.
+SecAgg+, 10 stores) for ``--rounds`` rounds, alternating 20,000 and 1 check coordinates (both
+through simulations/check_coordinates on PYTHONPATH, so both start alike); compares the median
+round (round 1 left out). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-BASELINE = Path(__file__).resolve().parent / "one_check_coordinate"
+SETTER = Path(__file__).resolve().parent / "check_coordinates"
+CHECKED = 20_000  # fedrec.privacy.noise_check.CHECK_COORDINATES
 
 
 def run(rounds: int, out: Path, *, baseline: bool) -> list[float]:
-    env = dict(os.environ)
-    if baseline:
-        env["PYTHONPATH"] = os.pathsep.join([str(BASELINE), *filter(None, [env.get("PYTHONPATH")])])
+    env = {**os.environ, "FEDREC_BENCH_CHECK_COORDINATES": str(1 if baseline else CHECKED),
+           "PYTHONPATH": os.pathsep.join([str(SETTER), *filter(None, [os.environ.get("PYTHONPATH")])])}
     command = [sys.executable, "-m", "fedrec.cli", "simulate", "--model", "lstm", "--dp", "distributed",
                "--target-epsilon", "8", "--rounds", str(rounds), "--no-release-gate", "--out", str(out)]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -49,7 +49,7 @@ def main() -> None:
     checked, baseline = statistics.median(seconds["checked"]), statistics.median(seconds["baseline"])
     result = {"round_seconds_checked": checked, "round_seconds_baseline": baseline,
               "extra_seconds": checked - baseline, "extra_share": (checked - baseline) / baseline,
-              "rounds_each": len(seconds["checked"]), "check_coordinates": 20_000,
+              "rounds_each": len(seconds["checked"]), "check_coordinates": CHECKED,
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "all": seconds}
     rows = [("median round, 20,000 check coordinates (s)", f"{checked:.3f}"),
             ("median round, 1 check coordinate (s)", f"{baseline:.3f}"),
