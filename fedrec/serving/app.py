@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from fedrec.serving.auth import key_checker
+from fedrec.serving.auth import HEADER, key_checker, key_problem
 from fedrec.serving.catalog import MAX_QUERY_CHARS
 from fedrec.serving.live_release import LiveRelease, NotReady, release_info
 from fedrec.serving.metrics import CONTENT_TYPE, Metrics
@@ -53,11 +53,15 @@ class NotFound(RequestProblem):
 
 
 class _Observe:
-    """ASGI middleware: request counts and latency per route template; bodies over
-    MAX_BODY_BYTES (by Content-Length) refused with 413 before they are read."""
+    """ASGI middleware: request counts and latency per route template, and the limits a hostile
+    client meets before the app parses anything: a protected path without the right X-API-Key
+    is answered 401 before its body is read; a body over MAX_BODY_BYTES is answered 413, by
+    its Content-Length or, chunked or not, as soon as the bytes read pass the limit (at most
+    MAX_BODY_BYTES are ever held); the app then gets the body read so far."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: Metrics, api_key: str | None, protected: list) -> None:
+        self.app, self.metrics, self.api_key = app, metrics, api_key
+        self.protected = protected  # the routes that need the key (filled once the app has its routes)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -72,15 +76,62 @@ class _Observe:
             await send(message)
 
         try:
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                await JSONResponse({"detail": f"request body of {int(length)} bytes is over the {MAX_BODY_BYTES}-byte limit; "
-                                              "send the most recent items only."}, status_code=413)(scope, receive, record)
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length")
+            problem = self._key_problem(scope, headers)
+            if problem is not None:
+                await JSONResponse({"detail": problem}, status_code=401,
+                                   headers={"WWW-Authenticate": HEADER})(scope, receive, record)
+            elif length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                await _too_large(f"request body of {int(length)} bytes")(scope, receive, record)
             else:
-                await self.app(scope, receive, record)
+                body = await _read_body(receive)
+                if body is None:
+                    await _too_large("the request body")(scope, receive, record)
+                else:
+                    await self.app(scope, _replay(body, receive), record)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe(scope.get("method", ""), route, status, time.perf_counter() - start)
+
+
+    def _key_problem(self, scope: dict, headers: dict) -> str | None:
+        if self.api_key is None or not any(route.path_regex.match(scope.get("path", "")) for route in self.protected):
+            return None
+        return key_problem(self.api_key, headers.get(HEADER.lower().encode("latin-1")))
+
+
+def _too_large(what: str) -> JSONResponse:
+    return JSONResponse({"detail": f"{what} is over the {MAX_BODY_BYTES}-byte limit; send the most recent items only."},
+                        status_code=413)
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    """The request's body, chunked or not, or None as soon as it passes MAX_BODY_BYTES (the
+    rest is never read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """An ASGI receive that hands the app ``body`` once, then what the client sends next."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _where(location: tuple) -> str:
@@ -131,6 +182,7 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
     metrics = Metrics()
     state = LiveRelease(Path(release_dir), release, metrics)
     protected = [Depends(key_checker(api_key))]
+    protected_routes: list = []  # the middleware's list of what needs the key, filled below once routes exist
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -153,7 +205,7 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
                   "Reasons come from the catalog or the model's own scores only.")
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(RequestProblem, _request_problem)
-    app.add_middleware(_Observe, metrics=metrics)
+    app.add_middleware(_Observe, metrics=metrics, api_key=api_key, protected=protected_routes)
     app.state.fedrec = state
 
     def current() -> ReleaseRecommender:
@@ -255,4 +307,6 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
         previous, fresh = state.reload()
         return {"reloaded": True, "previous": release_info(previous), "current": release_info(fresh)}
 
+    protected_routes.extend(route for route in app.routes
+                            if any(dependency in protected for dependency in getattr(route, "dependencies", [])))
     return app

@@ -27,18 +27,26 @@ def read_api_key_file(path: str | Path) -> str:
     return key
 
 
+def key_problem(api_key: str | None, given: str | bytes | None) -> str | None:
+    """Why a request with X-API-Key ``given`` is refused (None: it may pass, or no key is set)."""
+    if api_key is None:
+        return None
+    if given is None:
+        return f"missing {HEADER} header: this server requires an API key."
+    given = given if isinstance(given, bytes) else given.encode("utf-8")
+    if not hmac.compare_digest(given, api_key.encode("utf-8")):
+        return f"wrong {HEADER}: the key does not match the server's."
+    return None
+
+
 def key_checker(api_key: str | None):
-    """A FastAPI dependency: 401 unless the request's X-API-Key equals ``api_key`` (no-op when None)."""
-    expected = None if api_key is None else api_key.encode("utf-8")
+    """A FastAPI dependency: 401 unless the request's X-API-Key equals ``api_key`` (no-op when
+    None). fedrec.serving.app's middleware checks the same before a body is read; this keeps
+    the key in the OpenAPI description and checks it again."""
 
     def check(given: str | None = Security(_scheme)) -> None:
-        if expected is None:
-            return
-        if given is None:
-            raise HTTPException(401, detail=f"missing {HEADER} header: this server requires an API key.",
-                                headers={"WWW-Authenticate": HEADER})
-        if not hmac.compare_digest(given.encode("utf-8"), expected):
-            raise HTTPException(401, detail=f"wrong {HEADER}: the key does not match the server's.",
-                                headers={"WWW-Authenticate": HEADER})
+        problem = key_problem(api_key, given)
+        if problem is not None:
+            raise HTTPException(401, detail=problem, headers={"WWW-Authenticate": HEADER})
 
     return check
