@@ -188,16 +188,19 @@ def _prepare(out_dir: Path, paths: list[Path], overwrite: bool) -> None:
 
 
 def _write(path: Path, data: bytes, *, private: bool, overwrite: bool) -> None:
-    # O_EXCL closes the race between the existence check and the write.
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    # O_EXCL closes the race between the existence check and the write; O_NOFOLLOW refuses a
+    # link planted where a file will be replaced.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         fd = os.open(path, flags, 0o600 if private else 0o644)
     except FileExistsError as err:
         raise ConfigError(f"{path} appeared while writing; refusing to replace it. Pass --overwrite.") from err
+    except OSError as err:  # ELOOP: the path is a symbolic link
+        raise ConfigError(f"{path}: cannot write it ({err.strerror}); remove the link or file there first.") from err
     with os.fdopen(fd, "wb") as file:
         if private:
-            # An overwritten file keeps its old mode; tighten it before the key is written.
-            os.chmod(path, 0o600)
+            # An overwritten file keeps its old mode; tighten it, on the descriptor written, before the key.
+            os.fchmod(file.fileno(), 0o600)
         file.write(data)
 
 

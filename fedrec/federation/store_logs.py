@@ -13,6 +13,8 @@ config names the raw file and the key; the anonymized copy and its report stay o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import tempfile
@@ -23,12 +25,13 @@ import pandas as pd
 from fedrec.anonymize import anonymize_file, load_key, resolve_schema
 from fedrec.anonymize.schema import load_schema
 from fedrec.errors import ConfigError, DataError
-from fedrec.rundir import RunDir, atomic_write
+from fedrec.rundir import RunDir, atomic_write, write_json
 
 log = logging.getLogger("fedrec.anonymize")
 
 UNION = "stores.parquet"
 OWN_COPY = "anonymized.parquet"
+OWN_COPY_SETTINGS = "anonymized.settings.json"  # what made OWN_COPY: k, linking, the key's fingerprint (never the key)
 
 
 def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, link_stores: bool = False,
@@ -65,15 +68,20 @@ def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, li
 
 
 def anonymize_own_log(raw: Path, key_file: Path, state_dir: Path, *, k: int = 5, link_stores: bool = False) -> Path:
-    """A deployed store's anonymized copy of its own raw log, made once (again when the
-    raw file is newer); returns its path."""
+    """A deployed store's anonymized copy of its own raw log, made once and made again when
+    the raw file is newer or anything that shapes it changed (k, the key, linking stores);
+    returns its path."""
     raw, state_dir = Path(raw).expanduser(), Path(state_dir)
-    copy = state_dir / OWN_COPY
-    if copy.exists() and raw.exists() and copy.stat().st_mtime >= raw.stat().st_mtime:
+    copy, made_with = state_dir / OWN_COPY, state_dir / OWN_COPY_SETTINGS
+    key = load_key(key_file)
+    settings = {"k": int(k), "link_stores": bool(link_stores),
+                "key_sha256": hashlib.sha256(b"fedrec own-log key fingerprint" + key).hexdigest()}
+    if (copy.exists() and raw.exists() and copy.stat().st_mtime >= raw.stat().st_mtime and made_with.exists()
+            and json.loads(made_with.read_text(encoding="utf-8")) == settings):
         return copy
     state_dir.mkdir(parents=True, exist_ok=True)
-    anonymize_file(raw, copy, key=load_key(key_file), k=k, link_stores=link_stores,
-                   report_dir=state_dir / RunDir(state_dir).anonymization.name)
+    anonymize_file(raw, copy, key=key, k=k, link_stores=link_stores, report_dir=state_dir / RunDir(state_dir).anonymization.name)
+    write_json(made_with, settings)
     return copy
 
 

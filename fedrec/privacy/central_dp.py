@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.ledger import ClientLedger, default_delta, epsilon_of, record_steps
+from fedrec.privacy.ledger import ClientLedger, delta_for, epsilon_of, record_steps
 from fedrec.privacy.popularity_prior import prior_segment
 
 SERVER = "server (central DP)"
@@ -52,7 +52,7 @@ def sampled_clients(federation: FederationConfig) -> int:
 
 def central_ledger(train: TrainConfig, population: int) -> ClientLedger:
     return ClientLedger(
-        SERVER, "rdp", train.delta if train.delta is not None else default_delta(population), train.max_grad_norm,
+        SERVER, "rdp", delta_for(train.delta, population), train.max_grad_norm,
         mechanism="gaussian on clipped client updates (flower server-side fixed clipping), no sampling amplification",
         unit="client (in cross-device runs: one user and all their data)",
     )

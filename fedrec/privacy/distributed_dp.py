@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy.dp_sgd import noise_for_target
-from fedrec.privacy.ledger import ClientLedger, History, default_delta, epsilon_of, record_steps
+from fedrec.privacy.ledger import ClientLedger, History, delta_for, epsilon_of, record_steps
 from fedrec.privacy.popularity_prior import prior_segment
 
 FEDERATION = "federation (distributed DP)"  # the run's one ledger
@@ -109,7 +109,7 @@ def plan_distributed(train: TrainConfig, federation: FederationConfig, *, custom
     steps_per_epoch = max(1, math.ceil(customers / train.batch_size))
     sample_rate = 1.0 / steps_per_epoch
     rounds = federation.rounds or train.epochs * steps_per_epoch
-    delta = train.delta if train.delta is not None else default_delta(customers)
+    delta = delta_for(train.delta, customers)
     prior_noise = train.prior_noise if uses_prior and train.prior_noise else None
     if train.noise_multiplier is not None:
         noise = train.noise_multiplier

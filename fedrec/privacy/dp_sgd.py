@@ -40,7 +40,7 @@ from fedrec.config import TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy import bookkeeping
 from fedrec.privacy.canaries import Canaries
-from fedrec.privacy.ledger import History, default_delta, epsilon_of
+from fedrec.privacy.ledger import History, delta_for, epsilon_of
 from fedrec.privacy.secret_noise import Purpose, SecretNoise
 from fedrec.progress import bar
 
@@ -98,7 +98,7 @@ def plan_dp(config: TrainConfig, *, records: int, planned_epochs: int, prefix: H
         raise ConfigError("differential privacy needs at least one user to train on.")
     steps_per_epoch = max(1, math.ceil(records / config.batch_size))
     sample_rate = 1.0 / steps_per_epoch
-    delta = config.delta if config.delta is not None else default_delta(records)
+    delta = delta_for(config.delta, records)
     if config.noise_multiplier is not None:
         noise = config.noise_multiplier
     else:

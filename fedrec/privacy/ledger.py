@@ -40,6 +40,20 @@ def default_delta(records: int) -> float:
     return min(1e-5, 1.0 / (10 * max(1, records)))
 
 
+def delta_for(given: float | None, records: int) -> float:
+    """The run's delta: ``given`` (a user's --delta) when it is below 1/records, else
+    ``default_delta``; a delta of 1/N or more lets a mechanism publish one record in the clear."""
+    if given is None:
+        return default_delta(records)
+    if not 0.0 < given < 1.0 / max(1, records):
+        raise ConfigError(
+            f"--delta {given:g} is not below 1/N = 1/{records} ({1.0 / max(1, records):.1e}), N the customers it protects: "
+            f"at that delta one customer's data may be published outright. Give at most {default_delta(records):.1e}, or "
+            "leave --delta out for that default."
+        )
+    return float(given)
+
+
 def epsilon_of(history: History, delta: float, accountant: str = "rdp") -> float:
     """Epsilon of a history under a fresh Opacus accountant (0 for an empty history)."""
     return _epsilon(tuple((float(n), float(q), int(s)) for n, q, s in history), float(delta), accountant)

@@ -20,7 +20,7 @@ from fedrec.models.pop import Popularity
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.canaries import Canaries
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp, train_private
-from fedrec.privacy.ledger import ClientLedger, History, default_delta
+from fedrec.privacy.ledger import ClientLedger, History, delta_for
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, user_level_counts
 from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.privacy.popularity_prior import noisy_popularity, prior_segment
@@ -89,7 +89,7 @@ def fit_noisy_counts(model: Popularity, split: LeaveOneOut) -> tuple[FitResult, 
     """Popularity under DP: one Gaussian release of the user-level counts, accounted before
     anything is drawn."""
     config = model.config
-    delta = config.delta if config.delta is not None else default_delta(split.n_users)
+    delta = delta_for(config.delta, split.n_users)
     sigma = config.noise_multiplier
     if sigma is None:
         sigma = noise_for_epsilon(config.target_epsilon, delta, config.accountant)

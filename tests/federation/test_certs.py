@@ -227,6 +227,20 @@ def test_overwrite_issues_a_new_ca_and_tightens_loose_key_permissions(tls_files,
     server_verifier(files.ca_cert, x509.DNSName("localhost")).verify(load_cert(files.server_cert), [])
 
 
+def test_overwrite_refuses_a_link_planted_where_a_key_goes(tls_files, tmp_path):
+    """A symbolic link at a key's path would send the new private key wherever it points; the
+    key file is opened without following links, and its mode set on the descriptor written."""
+    elsewhere = tmp_path / "elsewhere.key"
+    elsewhere.write_bytes(b"")
+    tls_files.ca_key.unlink()
+    tls_files.ca_key.symlink_to(elsewhere)
+
+    with pytest.raises(ConfigError, match="ca.key: cannot write it"):
+        make_tls_certificates(tls_files.ca_key.parent, DEFAULT_HOSTS, overwrite=True)
+
+    assert elsewhere.read_bytes() == b""
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
