@@ -30,6 +30,7 @@ from opacus.accountants import create_accountant
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
 from fedrec.privacy.noise_check import CHECK_COORDINATES, FALSE_ALARM_PER_RUN, load_noise_checks
 from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
+from fedrec.privacy.several_stores import STORES, several_stores
 from fedrec.rundir import RunDir, write_json, write_text
 
 REPORT_JSON = "report.json"
@@ -68,11 +69,15 @@ def write_privacy_report(run_dir: Path) -> Path:
     disclosed = folder / DISCLOSED_FILE
     if disclosed.exists():
         report["disclosed_outside_accounting"] = json.loads(disclosed.read_text(encoding="utf-8"))
+    if ledgers:
+        report["customer_of_several_stores"] = [found for k in STORES if (found := several_stores(ledgers, k))]
     checks = load_noise_checks(run_dir)
     if checks:
         report["noise_check"] = noise_check_summary(checks)
     write_json(folder / REPORT_JSON, report)
     markdown = render_markdown(report, plots=plots)
+    if report.get("customer_of_several_stores"):
+        markdown += several_stores_section(report["customer_of_several_stores"])
     if "noise_check" in report:
         markdown += noise_check_section(report["noise_check"])
     if "disclosed_outside_accounting" in report:
@@ -215,6 +220,16 @@ def _client_entry(ledger: ClientLedger) -> dict[str, Any]:
 def _distinct(values) -> list:
     """Distinct values in first-seen order, so the report lists them as the clients do."""
     return list(dict.fromkeys(values))
+
+
+def several_stores_section(bounds: list[dict[str, Any]]) -> str:
+    """A customer of several stores is several units: what the accountant says of them."""
+    rows = "".join(f"| {b['stores']} | {b['epsilon']:.2f} at delta {b['delta']:.1e} ({b['how']}) | "
+                   f"{b['group_privacy_epsilon']:.2f} at delta {b['group_privacy_delta']:.1e} |\n" for b in bounds)
+    return ("\n## A customer of several stores\n\n"
+            "Each store protects its own pseudonym of a customer, so a customer of several stores is several units "
+            "(fedrec/privacy/several_stores.py):\n\n| stores | epsilon (from the ledgers) | generic group privacy |\n"
+            "|---|---|---|\n" + rows)
 
 
 def noise_check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
