@@ -7,8 +7,9 @@ string), plus an optional ``"hierarchies"`` object, column -> ``age`` | ``prefix
      "quasi_identifiers": ["born", "zip"], "keep": ["basket_size"],
      "hierarchies": {"born": "age"}}
 
-Declared roles win; every other column is recognised by its name (case-insensitive,
-``DEFAULT_NAMES``); a column left with no role is kept only if its values show no personal
+Declared roles win; every other column is recognised by its name (normalised: case, accents
+and separators do not matter; ``DEFAULT_NAMES``, and for personal data
+fedrec.anonymize.column_names in several languages); a column left with no role is kept only if its values show no personal
 data (``detect.py``). A column named in the schema but absent from the data is an error: a
 typo there would otherwise leave an identifier undeclared.
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from fedrec.anonymize.column_names import hierarchy_by_name, normalise, personal_role
 from fedrec.errors import ConfigError, DataError
 
 SINGLE_ROLES = ("customer_id", "item_id", "timestamp", "store_id")
@@ -41,20 +43,10 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "item_id": ("item_id", "product_id", "sku"),
     "timestamp": ("timestamp", "time", "event_time"),
     "store_id": ("store_id", "shop_id"),
-    "direct_identifiers": (
-        "name", "first_name", "last_name", "full_name", "email", "phone", "street_address", "address",
-        "loyalty_id", "device_ip", "ip", "ip_address",
-    ),
-    "quasi_identifiers": ("birth_date", "dob", "date_of_birth", "birthday", "postcode", "zip", "zip_code",
-                          "postal_code", "gender", "city"),
     "sensitive": ("skin_type",),
     "opt_out": ("opt_out", "opted_out"),
     "consent": ("consent",),
     "free_text": ("order_note", "note", "notes", "comment", "comments"),
-}
-DEFAULT_HIERARCHIES = {
-    "age": ("birth_date", "dob", "date_of_birth", "birthday"),
-    "prefix": ("postcode", "zip", "zip_code", "postal_code"),
 }
 
 
@@ -149,8 +141,8 @@ def resolve_schema(columns: list[str], declared: Mapping | None = None, *, sourc
     for column in columns:
         if column in role_of:
             continue
-        name = column.strip().lower()
-        role = next((r for r, names in DEFAULT_NAMES.items() if name in names), None)
+        name = normalise(column)
+        role = next((r for r, names in DEFAULT_NAMES.items() if name in names), None) or personal_role(column)
         if role in SINGLE_ROLES and role in taken_single:
             role = None  # e.g. both user_id and customer_id: the first one is the customer
         if role is not None:
@@ -181,5 +173,4 @@ def resolve_schema(columns: list[str], declared: Mapping | None = None, *, sourc
 
 
 def _default_hierarchy(column: str) -> str:
-    name = column.strip().lower()
-    return next((h for h, names in DEFAULT_HIERARCHIES.items() if name in names), "value")
+    return hierarchy_by_name(column)
