@@ -22,6 +22,7 @@ from typing import Callable
 
 import psutil
 import pytest
+import torch
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -280,3 +281,8 @@ def test_secure_aggregation_over_tls_survives_a_store_leaving(three_stores):
     assert 0 < rounds[0]["secagg_error_bound"] < 1e-4, rounds  # max_weight is the largest store's, asked first
     assert rounds[1]["failures"] >= 1, rounds  # store-c: its missing replies (recovered by SecAgg+), or a skipped round
     assert (run_dir / "checkpoints" / "round-0002.pt").is_file()
+    # The server unmasks with the stores' mask generator (fedrec.federation.secagg_masks on both ends): a mismatch
+    # would leave noise uniform over +-secagg-clip (8) in every parameter, not a model.
+    state = torch.load(run_dir / "checkpoints" / "round-0001.pt", weights_only=True)["state"]
+    values = torch.cat([tensor.flatten().float() for tensor in state.values()])
+    assert torch.isfinite(values).all() and float((values.abs() > 4).float().mean()) < 0.01
