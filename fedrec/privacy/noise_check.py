@@ -88,7 +88,8 @@ def describe(check: NoiseCheck) -> str:
         return (f"noise check of {where}: FAILED, a share came without its check coordinates, so its noise is "
                 "unchecked; the privacy claim of this run is not verified")
     if check.passed:
-        return f"noise check of {where}: {check.shares} shares hold {check.ratio:.3f} of the claimed noise variance (passes above {check.threshold:.3f})"
+        return (f"noise check of {where}: {check.shares} shares hold {check.ratio:.3f} of the claimed noise variance "
+                f"(passes above {check.threshold:.3f})")
     return (f"noise check of {where}: FAILED, {check.shares} shares hold only {check.ratio:.3f} of the noise variance the "
             f"ledgers claim (the least a full sum shows by chance once in a million runs is {check.threshold:.3f}): a store "
             "added less noise than its share, and this run's epsilon does not hold; find the store (its logs, its fedrec "
