@@ -133,7 +133,7 @@ def audit_sentence(report: dict[str, Any]) -> str:
                      f"{found['membership_tpr_at_1pct_fpr']:.3f} at 1% FPR), an empirical epsilon lower bound of "
                      f"{found['epsilon_lower_bound']:.2f}" + ("" if provable is None else f" (at most {provable:.2f} provable)"))
     if found.get("canary_epsilon_lower_bound") is not None:
-        parts.append(f"Dirac canaries in a replay of the accounted steps gave {found['canary_epsilon_lower_bound']:.2f} "
+        parts.append(f"Dirac canaries carried by the stores' DP-SGD gave {found['canary_epsilon_lower_bound']:.2f} "
                      f"(at most {found['canary_largest_provable']:.2f} provable)")
     if found["consistent"] is not None:
         parts.append("all consistent with the accounted epsilon" if found["consistent"] else
@@ -248,6 +248,7 @@ def noise_check_section(summary: dict[str, Any]) -> str:
     else:
         verdict = (f"FAILED in round(s) {', '.join(map(str, summary['failed_rounds']))} (round 0: the prior): those sums "
                    "held less noise than the ledgers claim, so the epsilon above does not hold for this run.")
+
     def figure(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
