@@ -122,16 +122,19 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
 
 
 def _anonymized_copy(node_config: Mapping[str, Any], state_dir: Path) -> Path:
-    """The node's raw log anonymized on the node, with the node's own key (the server never
-    sees either); made once, again when the raw file changes."""
+    """The node's raw log anonymized on the node, with the node's own key and, when its node
+    config names one, its own schema (the server never sees any of them); made once, again
+    when the raw file or a setting changes."""
     if wire.NODE_KEY_PATH not in node_config:
         raise ConfigError(
             f"{wire.NODE_RAW_DATA_PATH} is a raw log to anonymize on this node, which needs its key: start the SuperNode "
             f"with --node-config \"{wire.NODE_RAW_DATA_PATH}='/path/raw.csv' {wire.NODE_KEY_PATH}='/path/store.key'\" "
             "(make the key with `fedrec keys --out /path/store.key`)."
         )
+    schema = node_config.get(wire.NODE_SCHEMA_PATH)
     return anonymize_own_log(Path(str(node_config[wire.NODE_RAW_DATA_PATH])), Path(str(node_config[wire.NODE_KEY_PATH])),
-                             state_dir, k=int(node_config.get(wire.NODE_K_ANONYMITY, 5)))
+                             state_dir, k=int(node_config.get(wire.NODE_K_ANONYMITY, 5)),
+                             schema=None if schema is None else Path(str(schema)).expanduser())
 
 
 def build_client_model(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor]) -> TorchRecommender:

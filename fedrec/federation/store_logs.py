@@ -67,20 +67,24 @@ def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, li
     return union
 
 
-def anonymize_own_log(raw: Path, key_file: Path, state_dir: Path, *, k: int = 5, link_stores: bool = False) -> Path:
+def anonymize_own_log(raw: Path, key_file: Path, state_dir: Path, *, k: int = 5, link_stores: bool = False,
+                      schema: Path | None = None) -> Path:
     """A deployed store's anonymized copy of its own raw log, made once and made again when
-    the raw file is newer or anything that shapes it changed (k, the key, linking stores);
-    returns its path."""
+    the raw file is newer or anything that shapes it changed (k, the key, linking stores, the
+    store's schema file: node config ``schema-path``); returns its path."""
     raw, state_dir = Path(raw).expanduser(), Path(state_dir)
     copy, made_with = state_dir / OWN_COPY, state_dir / OWN_COPY_SETTINGS
     key = load_key(key_file)
+    declared = load_schema(schema) if schema is not None else None
     settings = {"k": int(k), "link_stores": bool(link_stores),
-                "key_sha256": hashlib.sha256(b"fedrec own-log key fingerprint" + key).hexdigest()}
+                "key_sha256": hashlib.sha256(b"fedrec own-log key fingerprint" + key).hexdigest(),
+                "schema": None if declared is None else json.dumps(declared, sort_keys=True)}
     if (copy.exists() and raw.exists() and copy.stat().st_mtime >= raw.stat().st_mtime and made_with.exists()
             and json.loads(made_with.read_text(encoding="utf-8")) == settings):
         return copy
     state_dir.mkdir(parents=True, exist_ok=True)
-    anonymize_file(raw, copy, key=key, k=k, link_stores=link_stores, report_dir=state_dir / RunDir(state_dir).anonymization.name)
+    anonymize_file(raw, copy, key=key, k=k, schema=declared, link_stores=link_stores,
+                   report_dir=state_dir / RunDir(state_dir).anonymization.name)
     write_json(made_with, settings)
     return copy
 

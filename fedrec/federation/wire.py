@@ -110,6 +110,7 @@ NODE_STATE_DIR = "state-dir"
 NODE_RAW_DATA_PATH = "raw-data-path"  # a deployed store's raw log, anonymized on the node before training
 NODE_KEY_PATH = "key-path"  # the store's pseudonym key (fedrec keys); never leaves the node
 NODE_K_ANONYMITY = "k-anonymity"
+NODE_SCHEMA_PATH = "schema-path"  # a deployed store's own anonymization schema (fedrec anonymize --schema)
 NODE_NAME = "client-name"
 NODE_MIN_SUM_STORES = "min-sum-stores"  # the store's floor: fewest stores in a sum its update is unmasked in
 NODE_MIN_NOISE = "min-noise-multiplier"  # the store's floor: least noise multiplier it trains with
