@@ -52,7 +52,7 @@ class AnonymizationReport:
     users_out: int  # pseudonymous users (per store, unless stores are linked)
     columns: dict[str, list[str]]  # role -> columns
     dropped: list[str]
-    generalised: dict[str, dict[str, Any]]  # column -> output column, hierarchy, users per level
+    generalised: dict[str, dict[str, Any]]  # column -> output column, how it was identified, hierarchy, users per level
     kept: list[str]
     free_text: dict[str, Any]
     k_achieved: int
@@ -79,6 +79,7 @@ def build_report(source: str, output: str | None, schema: Schema, census: Census
         counts = np.bincount(recoding.levels[:, j], minlength=len(release.level_names[column]))
         generalised[column] = {
             "output": list(release.published)[j], "hierarchy": schema.hierarchies[column],
+            "identified": "declared in the schema" if column in schema.declared else "by its name",
             "levels": {name: int(n) for name, n in zip(release.level_names[column], counts)},
         }
     people_in = int(census.person.max()) + 1  # person codes are 0..n-1
@@ -174,7 +175,8 @@ def render_markdown(report: AnonymizationReport) -> str:
     ]
     for column, info in report.generalised.items():
         levels = ", ".join(f"{name}: {count}" for name, count in info["levels"].items())
-        lines.append(f"  - `{column}` -> `{info['output']}` ({info['hierarchy']}; users per level: {levels})")
+        lines.append(f"  - `{column}` -> `{info['output']}` ({info.get('identified', 'by its name')}; {info['hierarchy']}; "
+                     f"users per level: {levels})")
     lines += ["", "## Equivalence classes", "",
               f"{report.classes['count']} classes, sizes {report.classes['min']} to {report.classes['max']} "
               f"(median {report.classes['median']:g}).", "", "| class size | classes | users |", "|---|---|---|"]

@@ -60,3 +60,4 @@ def test_a_log_with_renamed_personal_columns_comes_out_without_them(tmp_path, re
     assert present["birth_date"] not in out.columns
     assert report["k_achieved"] >= 5
     assert {present["postcode"], present["birth_date"]} <= set(report["generalised"])  # k counted over them too
+    assert report["generalised"][present["birth_date"]]["identified"] == "by its name"
