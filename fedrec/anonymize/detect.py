@@ -1,8 +1,9 @@
 """Personal data in columns nobody declared, and in free text kept on request.
 
 Columns are classified on a sample (``SAMPLE_SIZE`` distinct non-empty values) by
-presidio-analyzer's pattern recognizers only: e-mail, phone, credit card, IBAN and IP
-address. No spaCy model is loaded (``NoOpNlpEngine``), and not every predefined recognizer:
+presidio-analyzer's pattern recognizers: e-mail, phone, credit card, IBAN and IP address, and
+columns published as they are also by content (fedrec.anonymize.content: person names, birth
+dates, postcodes, street addresses). No spaCy model is loaded (``NoOpNlpEngine``), and not every predefined recognizer:
 the others mistake URLs and product codes for identifiers. Rows are then handled
 vectorised, never one presidio call per row.
 
@@ -14,11 +15,12 @@ run refused if anything is still found. Patterns find patterns, not names: a not
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fedrec.anonymize.content import content_hits
 from fedrec.errors import ConfigError
 
 SAMPLE_SIZE = 200
@@ -36,12 +38,14 @@ SCRUB_PATTERNS = (
 )
 
 
-def analyze_samples(samples: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
-    """Column -> entity -> how many sampled values hold one (only columns with hits)."""
+def analyze_samples(samples: Mapping[str, Sequence[str]], *, by_content: Collection[str] = ()) -> dict[str, dict[str, int]]:
+    """Column -> entity -> how many sampled values hold one (only columns with hits); the
+    columns in ``by_content`` are also checked for names, birth dates, postcodes and street
+    addresses (fedrec.anonymize.content)."""
     engine = _analyzer()
     found: dict[str, dict[str, int]] = {}
     for column, values in samples.items():
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = dict(content_hits(values)) if column in by_content else {}
         for value in values:
             hits = engine.analyze(value, language="en", entities=list(ENTITIES), score_threshold=MIN_SCORE)
             for entity in {r.entity_type for r in hits if _plausible(r, value)}:

@@ -144,7 +144,7 @@ def _check_columns(table: Table, schema: Schema, settings: Settings) -> tuple[di
     scanned = [schema.item_id, *([schema.store_id] if schema.store_id else []), *schema.verbatim,
                *(schema.free_text if settings.scrub_text else ())]
     samples = sample_columns(table, schema, scanned, size=SAMPLE_SIZE)
-    detections = analyze_samples(samples)
+    detections = analyze_samples(samples, by_content=set(schema.verbatim))
     for column in schema.verbatim:
         if column in detections and column not in schema.declared:
             found = ", ".join(f"{entity} in {n} of {len(samples[column])} sampled values"

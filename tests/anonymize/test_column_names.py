@@ -1,5 +1,6 @@
 """Personal columns recognised by their names in the spellings and languages shops export
-(fedrec.anonymize.column_names), and what that does to a renamed synthetic log."""
+(fedrec.anonymize.column_names), or by their content under a name that says nothing
+(fedrec.anonymize.content), and what that does to a renamed synthetic log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 import fedrec
 from fedrec.anonymize.column_names import DIRECT, QUASI, hierarchy_by_name, personal_role
+from fedrec.errors import DataError
 
 # Names, birth dates, postcodes and addresses as shops name them: 44 spellings, 9 languages.
 SPELLINGS = {
@@ -61,3 +63,16 @@ def test_a_log_with_renamed_personal_columns_comes_out_without_them(tmp_path, re
     assert report["k_achieved"] >= 5
     assert {present["postcode"], present["birth_date"]} <= set(report["generalised"])  # k counted over them too
     assert report["generalised"][present["birth_date"]]["identified"] == "by its name"
+
+
+@pytest.mark.parametrize("column, entity", [("name", "PERSON_NAME"), ("street_address", "STREET_ADDRESS"),
+                                            ("postcode", "POSTCODE"), ("birth_date", "BIRTH_DATE")])
+def test_a_personal_column_under_a_name_that_says_nothing_is_refused_by_its_content(tmp_path, column, entity):
+    raw, _ = fedrec.synth(tmp_path / "raw.parquet", stores=1, users=300, seed=6)
+    frame = pd.read_parquet(raw).rename(columns={column: "field_7"})
+    opaque = tmp_path / "opaque.parquet"
+    frame.to_parquet(opaque, index=False)
+
+    with pytest.raises(DataError, match=rf"column 'field_7' has no declared role but looks like personal data \({entity}"):
+        fedrec.anonymize_log(opaque, tmp_path / "out.parquet", key=fedrec.make_key(tmp_path / "k.key"), k=5)
+    assert not (tmp_path / "out.parquet").exists()
