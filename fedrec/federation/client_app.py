@@ -137,10 +137,10 @@ def _train_for_secure_aggregation(msg: Message, context: Context) -> Message:
     site, train_config, federation, round_number = _site_and_config_from(fitins.config, context)
     if wire.SECURE_SUM in fitins.config:
         return _secure_sum_reply(msg, context, site, train_config, federation, fitins.config, fitins.parameters)
-    keys = str(fitins.config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
-    received = parameters_to_ndarrays(fitins.parameters)
-    global_state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, received)
-                    if key != CHECK_KEY}  # the check coordinates' place (distributed DP), not the model's
+    named = _named_arrays(fitins.config, fitins.parameters)
+    keys, received = list(named), list(named.values())
+    # CHECK_KEY: the check coordinates' place (distributed DP), not the model's
+    global_state = _torch_state({key: value for key, value in named.items() if key != CHECK_KEY})
     try:
         update = _train_round(site, train_config, federation, fitins.config, global_state, round_number, context,
                               secure=True)
@@ -182,22 +182,28 @@ def _secure_sum_reply(msg: Message, context: Context, site: ClientSite, train_co
                                             plan=plan)
         metrics.update(_legacy_privacy(site.name, ledger))
     elif action == wire.EVALUATION:  # federated evaluation under client DP: the model came as the parameters
-        keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
-        state = {key: torch.from_numpy(np.array(value)) for key, value in zip(keys, parameters_to_ndarrays(parameters))}
-        vector = evaluation_vector(evaluate_client(site, train_config, state))
+        vector = evaluation_vector(evaluate_client(site, train_config, _torch_state(_named_arrays(config, parameters))))
     elif action == wire.AUDIT_SUMS:  # the release gate's sums: the audited model (and popularity) came as parameters
-        keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
-        arrays = dict(zip(keys, parameters_to_ndarrays(parameters)))
+        arrays = _named_arrays(config, parameters)
         popularity = arrays.pop(wire.POPULARITY, None)
         settings = json.loads(str(config[wire.AUDIT_SETTINGS]))
-        sums, _, _ = _audit_sums(site, train_config, {key: torch.from_numpy(np.array(value)) for key, value in arrays.items()},
-                                 settings, popularity)
+        sums, _, _ = _audit_sums(site, train_config, _torch_state(arrays), settings, popularity)
         vector = flatten(sums, settings[wire.AUDIT_KEYS])
     else:
         raise ValueError(f"no secure sum named {action!r}; this store knows {wire.ITEM_COUNTS!r}, "
                          f"{wire.HISTORY_LENGTHS!r}, {wire.PRIOR_COUNTS!r}, {wire.EVALUATION!r} and {wire.AUDIT_SUMS!r}")
     clipped = int(np.count_nonzero(np.abs(vector) > float(config[wire.SECURE_SUM_CLIP])))
     return _legacy_fit_reply(msg, [vector], {**metrics, wire.SECAGG_CLIPPED: clipped})
+
+
+def _named_arrays(config: Mapping[str, Any], parameters) -> dict[str, np.ndarray]:
+    """A legacy FitIns' parameters by the names SECAGG_KEYS gives them, in their order."""
+    keys = str(config[wire.SECAGG_KEYS]).split(wire.SECAGG_KEY_SEPARATOR)
+    return dict(zip(keys, parameters_to_ndarrays(parameters)))
+
+
+def _torch_state(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.array(value)) for key, value in arrays.items()}
 
 
 def _legacy_fit_reply(msg: Message, deltas: list[np.ndarray], metrics: dict[str, Any]) -> Message:

@@ -74,7 +74,7 @@ class DistributedDPStep(FedAvg):
         if len(found) < len(replies) or not shares:
             return NoiseCheck(round=server_round, shares=shares, ratio=float("nan"), threshold=float("nan"), passed=False)
         return check_noise(np.sum(found, axis=0), shares=shares, share_std=self.plan.noise_share_std,
-                           checks=self.plan.rounds + 1, round_number=server_round)
+                           checks=self.plan.noise_checks, round_number=server_round)
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         """The optimizer's moments (a resumed run continues them), as flat tensors."""

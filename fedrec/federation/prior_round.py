@@ -73,7 +73,7 @@ def _start_from(total: np.ndarray, replies: list[Message], node_ids: list[int], 
     strategy.take_privacy_records(0, replies)
     if plan is not None:  # each share ends in its check coordinates
         total, checked = total[:-CHECK_COORDINATES], total[-CHECK_COORDINATES:]
-        check = check_noise(checked, shares=len(replies), share_std=plan.prior_share, checks=plan.rounds + 1,
+        check = check_noise(checked, shares=len(replies), share_std=plan.prior_share, checks=plan.noise_checks,
                             round_number=0)
         if run_dir is not None:
             record_noise_check(run_dir, check)

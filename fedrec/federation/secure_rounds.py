@@ -20,7 +20,8 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.app.message_type import MessageType
 from flwr.common import (
-    EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays,
+    EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar, ndarray_to_bytes, ndarrays_to_parameters,
+    parameters_to_ndarrays,
 )
 from flwr.server import ServerConfig
 from flwr.server.client_manager import ClientManager
@@ -80,9 +81,12 @@ class SecureAggregationStrategy(_FitOnly):
         self.after_round = after_round
         self.keys = list(initial.keys())
         self.like = {key: initial[key].numpy() for key in self.keys}  # dtype and shape of each array
-        # Distributed DP: each share's check coordinates travel masked beside the model's arrays.
-        self.sent_keys = self.keys + ([CHECK_KEY] if plan is not None else [])
-        self.like[CHECK_KEY] = np.zeros(CHECK_COORDINATES, dtype=np.float32)
+        # Distributed DP: each share's check coordinates travel masked beside the model's arrays,
+        # in a slot of zeros the stores fill with noise (serialised once, appended every round).
+        slots = {CHECK_KEY: np.zeros(CHECK_COORDINATES, dtype=np.float32)} if plan is not None else {}
+        self.like.update(slots)
+        self.sent_keys = self.keys + list(slots)
+        self.slot_bytes = [ndarray_to_bytes(slot) for slot in slots.values()]
         self.store_examples: dict[int, int] = {}  # node id -> training examples (its averaging weight)
         self.global_arrays = initial
         self.round_notes = round_notes  # per round: clipped coordinates, error bound (read by after_round)
@@ -128,9 +132,8 @@ class SecureAggregationStrategy(_FitOnly):
                 server_round, *protocol)
         self.last_protocol = protocol
         run_id = self.grid.run.run_id
-        if len(self.sent_keys) > len(self.keys):  # the check coordinates' place: zeros the stores fill with noise
-            parameters = ndarrays_to_parameters([*parameters_to_ndarrays(parameters),
-                                                 *(self.like[key] for key in self.sent_keys[len(self.keys):])])
+        if self.slot_bytes:
+            parameters = Parameters(tensors=[*parameters.tensors, *self.slot_bytes], tensor_type=parameters.tensor_type)
         return [
             (GridClientProxy(m.metadata.dst_node_id, self.grid, run_id), FitIns(parameters, dict(m.content[wire.CONFIG])))
             for m in messages

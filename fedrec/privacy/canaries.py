@@ -2,8 +2,8 @@
 the noise of the very run it audits (fedrec.privacy_audit.canaries scores them).
 
 Each store's training adds 2 x CANARIES customers of its own, each owning one coordinate that no
-real gradient touches: its clipped gradient is the clip there and 0 elsewhere. A secret fair
-coin, drawn once per store, lets half of them take part. Every DP-SGD step samples them with
+real gradient touches: its clipped gradient is the clip there and 0 elsewhere. Each takes part
+by a fair coin of OS entropy, drawn once per store (about half do). Every DP-SGD step samples them with
 the step's own sample rate (their own nonce: the customers' sample is unchanged), and noises
 their block in the same draw as the model's clipped sum (the draw's prefix, the model's noise,
 is unchanged): whatever the noise step does to the model, it does to them. The store keeps,
@@ -14,8 +14,8 @@ no customer data, kept in its own state folder beside its ledger. (Steinke, Nasr
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import torch
 from fedrec.privacy.ledger import History
 from fedrec.rundir import write_torch
 
-CANARIES = 40_000  # a side: 80,000 coordinates a step (the LSTM's model has 270,000)
+CANARIES = 40_000  # about a side (each a fair coin): 80,000 coordinates a step (the LSTM's model has 270,000)
 CANARY_SUFFIX = ".canaries.pt"
 
 
@@ -39,10 +39,10 @@ class Canaries:
 
     @classmethod
     def fresh(cls, canaries: int = CANARIES) -> "Canaries":
-        """A store's canaries before its first step: the coin from OS entropy."""
-        taking_part = np.zeros(2 * canaries, dtype=bool)
-        taking_part[np.random.default_rng(secrets.randbits(128)).permutation(2 * canaries)[:canaries]] = True
-        return cls(taking_part, np.zeros(2 * canaries, dtype=np.float64))
+        """A store's canaries before its first step: a fair coin each, read from OS entropy
+        (no seeded generator: the audit's trials rest on the coins being independent and secret)."""
+        coins = np.unpackbits(np.frombuffer(os.urandom((2 * canaries + 7) // 8), dtype=np.uint8))[: 2 * canaries]
+        return cls(coins.astype(bool), np.zeros(2 * canaries, dtype=np.float64))
 
     @property
     def size(self) -> int:

@@ -52,6 +52,12 @@ class DistributedPlan:
     largest_store: int = 0  # customers of the largest store (bounds a share's coordinates)
 
     @property
+    def noise_checks(self) -> int:
+        """The sums whose noise the server checks in a run: the prior's and every round's
+        (they share one false-alarm rate, fedrec.privacy.noise_check)."""
+        return self.rounds + 1
+
+    @property
     def noise_share_std(self) -> float:
         """The standard deviation of the noise each store adds to each coordinate."""
         return self.noise_multiplier * self.max_grad_norm / math.sqrt(self.survivors)

@@ -6,8 +6,8 @@ pass it. The canaries (fedrec.privacy.canaries) give the audit as many trials as
 the one run (Steinke, Nasr and Jagielski, "Privacy Auditing with One (1) Training Run",
 NeurIPS 2023, white-box with Dirac canaries; the gradient canaries of Nasr et al., "Tight
 Auditing of Differentially Private Machine Learning", USENIX Security 2023): every store's
-DP-SGD carried 2m fake customers, each owning one coordinate no real gradient touches, half
-of them taking part by a secret coin, sampled and noised by the store's own code in the
+DP-SGD carried 2m fake customers, each owning one coordinate no real gradient touches, about half
+of them taking part by a secret fair coin each, sampled and noised by the store's own code in the
 same draw as the model. The audit reads a store's summed canary coordinates and guesses
 "took part" where they are high. Each coordinate sees only its own canary's coin, sampling
 and noise, so the guesses are independent trials of the DP-SGD steps the canaries went
@@ -35,7 +35,8 @@ CONFIDENCE = 0.95
 @dataclass(frozen=True)
 class CanaryAudit:
     store: str
-    canaries: int  # per side
+    canaries_in: int  # the canaries whose coin let them take part
+    canaries_out: int
     steps: int
     accounted_epsilon: float  # of the DP-SGD steps the canaries went through (the run's prior release is not among them)
     epsilon_lower_bound: float  # at 95% confidence, threshold chosen on one half, counted on the other
@@ -56,10 +57,11 @@ def canary_audit(state_dir: Path, ledger: ClientLedger, *, seed: int) -> CanaryA
     scores, taking_part = found.scores, found.taking_part
     bound = split_epsilon_lower_bound(scores[taking_part], scores[~taking_part], delta=ledger.delta, seed=seed,
                                       confidence=CONFIDENCE)
-    per_side = int(taking_part.sum())
-    half = per_side - per_side // 2  # the evaluation half's size (np.array_split)
-    return CanaryAudit(store=ledger.client, canaries=per_side, steps=sum(count for _, _, count in found.history),
+    inside, outside = int(taking_part.sum()), int((~taking_part).sum())
+    evaluated_in, evaluated_out = inside - inside // 2, outside - outside // 2  # the evaluation halves (np.array_split)
+    return CanaryAudit(store=ledger.client, canaries_in=inside, canaries_out=outside, steps=sum(count for _, _, count in found.history),
                        accounted_epsilon=epsilon_of(found.history, ledger.delta, ledger.accountant),
                        epsilon_lower_bound=bound.epsilon,
-                       largest_provable=epsilon_lower_bound(half, half, 0, half, ledger.delta, CONFIDENCE),
+                       largest_provable=epsilon_lower_bound(evaluated_in, evaluated_in, 0, evaluated_out, ledger.delta,
+                                                            CONFIDENCE),
                        bound_tpr=bound.tpr, bound_fpr=bound.fpr)

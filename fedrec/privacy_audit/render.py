@@ -40,10 +40,10 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines += ["## Dirac canaries", "", f"Skipped: {canaries['skipped']}.", ""]
     elif canaries:
         lines += ["## Dirac canaries (carried by the run's own DP-SGD)", "",
-                  f"{canaries['canaries']:,} canaries in and as many out, through the {canaries['steps']} DP-SGD steps of "
-                  f"store `{canaries['store']}` (accounted epsilon {canaries['accounted_epsilon']:.3f}): empirical epsilon "
+                  f"{canaries['canaries_in']:,} canaries in and {canaries['canaries_out']:,} out, through the "
+                  f"{canaries['steps']} DP-SGD steps of store `{canaries['store']}` (accounted epsilon {canaries['accounted_epsilon']:.3f}): empirical epsilon "
                   f"lower bound **{canaries['epsilon_lower_bound']:.3f}** (TPR {canaries['bound_tpr']:.3f}, FPR "
-                  f"{canaries['bound_fpr']:.4f}); the most {canaries['canaries']:,} canaries could prove: "
+                  f"{canaries['bound_fpr']:.4f}); the most these canaries could prove: "
                   f"{canaries['largest_provable']:.3f}.", ""]
     verdict = document.get("verdict", {})
     if verdict.get("consistent") is not None:
@@ -80,7 +80,7 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     canaries = document.get("canaries")
     if canaries and "skipped" not in canaries:
         lines.append(f"Dirac canaries: epsilon >= {canaries['epsilon_lower_bound']:.3f} (at most "
-                     f"{canaries['largest_provable']:.3f} provable with {canaries['canaries']:,} canaries a side)")
+                     f"{canaries['largest_provable']:.3f} provable with {canaries['canaries_in'] + canaries['canaries_out']:,} canaries)")
     if document["verdict"].get("consistent") is not None:
         lines.append(("consistent: " if document["verdict"]["consistent"] else "INCONSISTENT: ") + document["verdict"]["reason"])
     return lines
