@@ -63,13 +63,19 @@ def group_members(pgid: int) -> list[int]:
 
 
 class Federation:
-    """One SuperLink (TLS, node auth) and one SuperNode per store, all on 127.0.0.1."""
+    """One SuperLink (TLS, node auth) and one SuperNode per store, all on 127.0.0.1.
 
-    def __init__(self, root: Path, stores: tuple[str, ...] = STORES) -> None:
+    ``cert_hosts`` are the names `fedrec certs` puts in the server certificate. The SuperNodes
+    connect to ``fleet_address``: the SuperLink's own address unless a test puts a proxy
+    there (test_fleet_only_deployment.py)."""
+
+    def __init__(self, root: Path, stores: tuple[str, ...] = STORES,
+                 cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> None:
         self.root, self.certs, self.logs = root, root / "certs", root / "logs"
-        self.stores = stores
+        self.stores, self.cert_hosts = stores, cert_hosts
         self.logs.mkdir()
         self.address = f"127.0.0.1:{free_port()}"
+        self.fleet_address = self.address
         self.procs: dict[str, subprocess.Popen] = {}
         self.env = {
             **os.environ,
@@ -107,7 +113,12 @@ class Federation:
         return result
 
     def up(self) -> None:
-        self.cli("fedrec", "certs", "--out", "certs", "--host", "127.0.0.1", "--host", "localhost", "--nodes", *self.stores)
+        self.start_superlink()
+        self.join_stores()
+
+    def start_superlink(self) -> None:
+        hosts = [arg for host in self.cert_hosts for arg in ("--host", host)]
+        self.cli("fedrec", "certs", "--out", "certs", *hosts, "--nodes", *self.stores)
         host, port = self.address.split(":")
         self.start(
             "superlink", "flower-superlink",
@@ -121,6 +132,9 @@ class Federation:
             f'[superlink]\ndefault = "fedrec"\n\n[superlink.fedrec]\naddress = "{self.address}"\n'
             f'root-certificates = "{self.certs}/ca.crt"\n'
         )
+
+    def join_stores(self) -> None:
+        """The operator registers each store's key, then each store starts its SuperNode."""
         for store in self.stores:
             registered = self.cli("flwr", "supernode", "register", f"{self.certs}/{store}.pub", "fedrec", "--format", "json")
             assert json.loads(registered.stdout)["success"], registered.stdout
@@ -131,7 +145,7 @@ class Federation:
         data = self.store_data.get(name, self.store_data[self.stores[0]])
         trust = ["--root-certificates", f"{self.certs}/ca.crt"] if trust_ca else []
         return self.start(
-            name, "flower-supernode", *trust, "--superlink", self.address, "--port", str(free_port()),
+            name, "flower-supernode", *trust, "--superlink", self.fleet_address, "--port", str(free_port()),
             "--auth-supernode-private-key", str(key), "--node-config", f"data-path='{data}' client-name='{name}'",
         )
 
@@ -182,8 +196,10 @@ def three_stores(tmp_path):
     yield from _running(Federation(tmp_path, ("store-a", "store-b", "store-c")))
 
 
-def _running(fed: Federation):
+def _running(fed: Federation, start: Callable[[Federation], None] | None = None):
     try:
+        if start is not None:
+            start(fed)
         yield fed
     finally:
         fed.stop()
