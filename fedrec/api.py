@@ -23,6 +23,7 @@ from typing import Any
 
 from fedrec.config import TrainConfig, split_mapping
 from fedrec.errors import ConfigError
+from fedrec.rundir import write_json
 from fedrec.models.base import Recommender
 from fedrec.models.registry import load_model
 from fedrec.rundir import RunDir
@@ -219,6 +220,20 @@ def make_key(out: str | Path) -> Path:
     from fedrec.anonymize import make_key as write_key
 
     return write_key(Path(out))
+
+
+def draft_schema(src: str | Path, out: str | Path, *, schema: str | Path | None = None) -> Path:
+    """A draft schema for the raw log ``src``, every column with its guessed role and why
+    (``fedrec anonymize IN --write-schema OUT``), for the shop to review and pass as
+    ``schema``. Extends ``schema`` when given. Never overwrites a file."""
+    from fedrec.anonymize import draft_schema as draft
+
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; a draft never replaces a schema. Pass another path or remove it.")
+    document = draft(Path(src), schema=None if schema is None else Path(schema))
+    write_json(out, document)
+    return out
 
 
 def anonymize_log(src: str | Path, dst: str | Path, *, key: str | Path, k: int = 5, l: int | None = None,

@@ -13,7 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from fedrec import api
 from fedrec.api import Run
 from fedrec.config import DP_MODES, AuditConfig, FederationConfig, TrainConfig, field_type
-from fedrec.errors import FedrecError, ReleaseBlocked
+from fedrec.errors import ConfigError, FedrecError, ReleaseBlocked
 from fedrec.federation.recipes import describe_default
 from fedrec.rundir import RunDir
 
@@ -106,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         "anonymize", help="a store's raw log -> a pseudonymous, k-anonymous log to train on, and its report",
     )
     anonymize.add_argument("input", type=Path, metavar="IN", help="raw event log, .csv or .parquet (only read)")
-    anonymize.add_argument("output", type=Path, metavar="OUT", help="anonymized log, .csv or .parquet")
-    anonymize.add_argument("--key", type=Path, required=True, metavar="KEYFILE", help="the key from fedrec keys")
+    anonymize.add_argument("output", type=Path, metavar="OUT", nargs="?", help="anonymized log, .csv or .parquet")
+    anonymize.add_argument("--key", type=Path, metavar="KEYFILE", help="the key from fedrec keys (needed with OUT)")
+    anonymize.add_argument("--write-schema", type=Path, metavar="FILE",
+                           help="write a draft schema (every column's guessed role) to FILE for review; no OUT, no key")
     anonymize.add_argument("--k", type=int, default=5, help="at least K customers share each quasi-identifier class")
     anonymize.add_argument("--l", type=int, default=None, help="also l-diverse in the sensitive attribute (e.g. 2)")
     anonymize.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
@@ -300,7 +302,12 @@ def main(argv: list[str] | None = None) -> int:
                 gate_outcome(run)
             elif args.command == "keys":
                 print(api.make_key(args.out))
+            elif args.command == "anonymize" and args.write_schema:
+                print(api.draft_schema(args.input, args.write_schema, schema=args.schema))
             elif args.command == "anonymize":
+                if args.output is None or args.key is None:
+                    raise ConfigError("fedrec anonymize needs OUT and --key KEYFILE (fedrec keys makes one); or "
+                                      "--write-schema FILE to draft the log's schema first.")
                 report = api.anonymize_log(args.input, args.output, key=args.key, k=args.k, l=args.l, schema=args.schema,
                                        link_stores=args.link_stores, scrub_text=args.scrub_text, report_dir=args.report)
                 print(f"{report['rows_out']} rows, {report['users_out']} users, k={report['k_achieved']} -> {args.output}")

@@ -7,7 +7,11 @@ step. Modules, one idea each:
 
     keys         the deployment secret (make_key, load_key)
     schema       column roles, declared or recognised by name
+    column_names personal columns by name, in nine languages
+    content      personal data by content: person names, birth dates, postcodes, addresses
     detect       personal data in columns nobody declared (presidio), free-text scrubbing
+    shapes       an undeclared column's kind: item or store attribute, per customer, per event
+    undeclared   deny by default: the verdict on each undeclared column, the refusal, the draft schema
     tables       CSV / Parquet / DataFrame as batches, times and numbers from text
     scan         pass 1: customers, their quasi-identifiers, opt-outs
     hierarchies  generalisation ladders: age bands, postcode prefixes, values, "*"
@@ -22,11 +26,11 @@ See docs/anonymization.md.
 """
 
 from fedrec.anonymize.keys import KEY_BYTES, key_id, load_key, make_key
-from fedrec.anonymize.pipeline import anonymize_file, anonymize_frame
+from fedrec.anonymize.pipeline import anonymize_file, anonymize_frame, draft_schema
 from fedrec.anonymize.report import AnonymizationReport, write_report
 from fedrec.anonymize.schema import ROLES, Schema, load_schema, resolve_schema
 
 __all__ = [
-    "KEY_BYTES", "ROLES", "AnonymizationReport", "Schema", "anonymize_file", "anonymize_frame", "key_id", "load_key",
-    "load_schema", "make_key", "resolve_schema", "write_report",
+    "KEY_BYTES", "ROLES", "AnonymizationReport", "Schema", "anonymize_file", "anonymize_frame", "draft_schema",
+    "key_id", "load_key", "load_schema", "make_key", "resolve_schema", "write_report",
 ]

@@ -20,12 +20,15 @@ from typing import Mapping
 import pandas as pd
 import pyarrow as pa
 
+from fedrec.anonymize.content import content_hits
 from fedrec.anonymize.detect import SAMPLE_SIZE, analyze_samples, scrub
 from fedrec.anonymize.keys import KEY_BYTES
 from fedrec.anonymize.release import Settings, plan_release
 from fedrec.anonymize.report import AnonymizationReport, build_report, write_report
 from fedrec.anonymize.scan import sample_columns, scan
 from fedrec.anonymize.schema import Schema, load_schema, resolve_schema
+from fedrec.anonymize.shapes import column_shapes
+from fedrec.anonymize.undeclared import draft, judge, refusal, settle
 from fedrec.anonymize.tables import CSV_SUFFIXES, PARQUET_SUFFIXES, Table, frame_table, open_table
 from fedrec.anonymize.writer import TableSink, output_columns, plain, release_batches, write_ordered
 from fedrec.data.readers import CATALOG_SUFFIXES
@@ -58,7 +61,8 @@ def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path
     def write(tmp: Path) -> None:
         sink = TableSink(tmp, csv=not as_parquet)
         try:
-            write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric=numeric),
+            write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric=numeric,
+                                          key=key, link_stores=settings.link_stores),
                           rows=sink_rows, release=release, write=sink.write, scratch=dst.parent)
         finally:
             sink.close()
@@ -98,7 +102,8 @@ def anonymize_frame(frame: pd.DataFrame, *, key: bytes, k: int = 5, schema: Path
     table = frame_table(frame)
     schema_, census, release, detections = _prepare(table, schema, settings, key)
     parts: list[pa.Table] = []
-    write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric={}),
+    write_ordered(release_batches(table, census, release, schema_, scrub_text=scrub_text, numeric={}, key=key,
+                                  link_stores=settings.link_stores),
                   rows=int(census.customer_rows[~census.removed].sum()), release=release, write=parts.append,
                   scratch=Path(tempfile.gettempdir()))
     out = plain(pa.concat_tables(parts)).to_pandas()
@@ -123,10 +128,13 @@ def _prepare(table: Table, schema, settings: Settings, key: bytes):
     declared = load_schema(schema) if isinstance(schema, (str, Path)) else schema
     schema_ = resolve_schema(table.columns, declared, source=table.name)
     output_columns(schema_, scrub_text=settings.scrub_text)
-    detections, sampled = _check_columns(table, schema_, settings)
-    if schema_.undeclared:
-        log.info("anonymize: kept with no declared role (no personal data in their samples): %s",
-                 ", ".join(schema_.undeclared))
+    schema_, detections, sampled = _check_columns(table, schema_, settings)
+    if schema_.passed:
+        log.info("anonymize: published with no declared role: %s",
+                 "; ".join(f"{c} ({why})" for c, why in schema_.passed.items()))
+    if schema_.dropped_undeclared:
+        log.info("anonymize: dropped (no declared role; the schema says \"undeclared\": \"drop\"): %s",
+                 ", ".join(schema_.dropped_undeclared))
     started = time.perf_counter()
     census = scan(table, schema_, link_stores=settings.link_stores)
     removed = int(census.removed.sum())
@@ -139,25 +147,39 @@ def _prepare(table: Table, schema, settings: Settings, key: bytes):
     return schema_, census, release, (detections, sampled)
 
 
-def _check_columns(table: Table, schema: Schema, settings: Settings) -> tuple[dict, dict]:
-    """Refuse undeclared columns that hold personal data, and scrubbed text that still does."""
-    scanned = [schema.item_id, *([schema.store_id] if schema.store_id else []), *schema.verbatim,
-               *(schema.free_text if settings.scrub_text else ())]
-    samples = sample_columns(table, schema, scanned, size=SAMPLE_SIZE)
-    detections = analyze_samples(samples, by_content=set(schema.verbatim))
-    for column in schema.verbatim:
-        if column in detections and column not in schema.declared:
-            found = ", ".join(f"{entity} in {n} of {len(samples[column])} sampled values"
-                              for entity, n in detections[column].items())
-            raise DataError(
-                f"{table.name}: column {column!r} has no declared role but looks like personal data ({found}). "
-                f"Declare it in the schema as a direct identifier (dropped) or as free text, or drop the column; "
-                f"if it is not personal data, declare it under \"keep\"."
-            )
+def _check_columns(table: Table, schema: Schema, settings: Settings) -> tuple[Schema, dict, dict]:
+    """Deny by default: every column the schema did not declare is judged (undeclared.py) and
+    the run refused if one may not be published, unless the schema drops such columns; scrubbed
+    text that still shows personal data is refused too."""
+    verdicts, samples, detections = _judge(table, schema, settings)
+    if any(not v.passes for v in verdicts) and schema.undeclared_policy != "drop":
+        raise DataError(refusal(table.name, verdicts))
     if settings.scrub_text:
         left = analyze_samples({c: scrub(pa.array(samples[c], pa.string())).to_pylist() for c in schema.free_text})
         if left:
             column, hits = next(iter(left.items()))
             raise DataError(f"{table.name}: scrubbing column {column!r} still leaves {hits}; drop the column instead "
                             "(the default) or clean it before anonymizing.")
-    return detections, {c: len(v) for c, v in samples.items()}
+    return settle(schema, verdicts), detections, {c: len(v) for c, v in samples.items()}
+
+
+def _judge(table: Table, schema: Schema, settings: Settings):
+    scanned = [schema.item_id, *([schema.store_id] if schema.store_id else []), *schema.verbatim,
+               *schema.quasi_identifiers, *(schema.free_text if settings.scrub_text else ())]
+    samples = sample_columns(table, schema, scanned, size=SAMPLE_SIZE)
+    quasi = set(schema.quasi_identifiers)  # checked by content only, for the report: generalised whatever they hold
+    detections = {**analyze_samples({c: v for c, v in samples.items() if c not in quasi}, by_content=set(schema.verbatim)),
+                  **{c: hits for c in quasi if (hits := content_hits(samples[c]))}}
+    shapes = column_shapes(table, schema.undeclared, customer=schema.customer_id, item=schema.item_id,
+                           store=schema.store_id)
+    return judge(schema, detections, {c: len(v) for c, v in samples.items()}, shapes), samples, detections
+
+
+def draft_schema(src: Path | pd.DataFrame, *, schema: Path | Mapping | None = None) -> dict:
+    """A schema declaring every column of the log ``src`` (a file or a DataFrame) as guessed,
+    for the shop to review: ``fedrec anonymize IN --write-schema FILE``. Reads the log; writes nothing."""
+    table = frame_table(src) if isinstance(src, pd.DataFrame) else open_table(Path(src))
+    declared = load_schema(schema) if isinstance(schema, (str, Path)) else schema
+    schema_ = resolve_schema(table.columns, declared, source=table.name)
+    verdicts, _, _ = _judge(table, schema_, Settings())
+    return draft(schema_, verdicts)

@@ -54,6 +54,8 @@ class AnonymizationReport:
     dropped: list[str]
     generalised: dict[str, dict[str, Any]]  # column -> output column, how it was identified, hierarchy, users per level
     kept: list[str]
+    pseudonymised: list[str]
+    undeclared_published: dict[str, str]  # column with no declared role -> why it may be published
     free_text: dict[str, Any]
     k_achieved: int
     l_achieved: int | None
@@ -79,7 +81,9 @@ def build_report(source: str, output: str | None, schema: Schema, census: Census
         counts = np.bincount(recoding.levels[:, j], minlength=len(release.level_names[column]))
         generalised[column] = {
             "output": list(release.published)[j], "hierarchy": schema.hierarchies[column],
-            "identified": "declared in the schema" if column in schema.declared else "by its name",
+            "identified": ("declared in the schema" if column in schema.declared else "by its name")
+                          + "".join(f"; its values read as {entity} ({n} of {sampled.get(column, 0)} sampled)"
+                                    for entity, n in found.get(column, {}).items()),
             "levels": {name: int(n) for name, n in zip(release.level_names[column], counts)},
         }
     people_in = int(census.person.max()) + 1  # person codes are 0..n-1
@@ -103,9 +107,11 @@ def build_report(source: str, output: str | None, schema: Schema, census: Census
         users_out=len(release.pseudonym),
         columns=schema.roles(),
         dropped=[*schema.direct_identifiers, *(() if settings.scrub_text else schema.free_text), schema.customer_id,
-                 *schema.opt_out, *schema.consent],
+                 *schema.opt_out, *schema.consent, *schema.dropped_undeclared],
         generalised=generalised,
         kept=list(schema.verbatim),
+        pseudonymised=list(schema.pseudonymise),
+        undeclared_published=dict(schema.passed),
         free_text={"columns": list(schema.free_text), "action": "scrubbed" if settings.scrub_text else "dropped"},
         k_achieved=recoding.k,
         l_achieved=recoding.l,
@@ -170,6 +176,8 @@ def render_markdown(report: AnonymizationReport) -> str:
         "",
         f"- dropped: {_names(report.dropped)}",
         f"- kept as they are: {_names(report.kept)}",
+        *[f"  - `{c}`: no declared role; {why}" for c, why in report.undeclared_published.items()],
+        f"- pseudonymised: {_names(report.pseudonymised)}",
         f"- free text ({_names(report.free_text['columns'])}): {report.free_text['action']}",
         "- generalised:",
     ]

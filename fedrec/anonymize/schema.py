@@ -9,9 +9,12 @@ string), plus an optional ``"hierarchies"`` object, column -> ``age`` | ``prefix
 
 Declared roles win; every other column is recognised by its name (normalised: case, accents
 and separators do not matter; ``DEFAULT_NAMES``, and for personal data
-fedrec.anonymize.column_names in several languages); a column left with no role is kept only if its values show no personal
-data (``detect.py``). A column named in the schema but absent from the data is an error: a
-typo there would otherwise leave an identifier undeclared.
+fedrec.anonymize.column_names in several languages). A column left with no role is denied by
+default: published only when the log shows it is an item or store attribute (``shapes.py``)
+and its values show no personal data (``detect.py``); otherwise the run is refused, or, with
+``"undeclared": "drop"`` in the schema, the column is dropped. Keys starting with ``_`` are
+comments. A column named in the schema but absent from the data is an error: a typo there
+would otherwise leave an identifier undeclared.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ LIST_ROLES = (
     "opt_out",  # true: the customer is removed
     "consent",  # false or empty: the customer is removed
     "free_text",  # dropped, or scrubbed on request
+    "pseudonymise",  # each value replaced by a keyed pseudonym (per store unless stores are linked)
     "keep",  # kept as is; the schema's author vouches they identify no one
 )
 ROLES = SINGLE_ROLES + LIST_ROLES
 HIERARCHIES = ("age", "prefix", "value")
+UNDECLARED_POLICIES = ("refuse", "drop")  # what happens to an undeclared column that does not pass (shapes.py)
 
 DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "customer_id": ("customer_id", "user_id", "client_id"),
@@ -47,6 +52,9 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "opt_out": ("opt_out", "opted_out"),
     "consent": ("consent",),
     "free_text": ("order_note", "note", "notes", "comment", "comments"),
+    # event fields and item attributes a shop's log commonly carries: nothing about the customer
+    "keep": ("event_type", "event", "event_name", "action", "interaction", "behavior", "behaviour", "quantity", "qty",
+             "rating", "price", "unit_price", "brand", "category", "category_code", "category_id", "currency"),
 }
 
 
@@ -66,10 +74,14 @@ class Schema:
     opt_out: tuple[str, ...] = ()
     consent: tuple[str, ...] = ()
     free_text: tuple[str, ...] = ()
+    pseudonymise: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
-    undeclared: tuple[str, ...] = ()
+    undeclared: tuple[str, ...] = ()  # no role; published only once shapes.py finds them item, store or constant
     hierarchies: Mapping[str, str] = field(default_factory=dict)
     declared: frozenset[str] = frozenset()
+    undeclared_policy: str = "refuse"
+    passed: Mapping[str, str] = field(default_factory=dict)  # undeclared column -> why it may be published
+    dropped_undeclared: tuple[str, ...] = ()  # undeclared, not passing, and the schema says "undeclared": "drop"
 
     @property
     def verbatim(self) -> tuple[str, ...]:
@@ -79,7 +91,8 @@ class Schema:
     def roles(self) -> dict[str, list[str]]:
         """Role -> columns, for the report."""
         single = {r: [getattr(self, r)] for r in SINGLE_ROLES if getattr(self, r)}
-        return {**single, **{r: list(getattr(self, r)) for r in (*LIST_ROLES, "undeclared") if getattr(self, r)}}
+        lists = (*LIST_ROLES, "undeclared", "dropped_undeclared")
+        return {**single, **{r: list(getattr(self, r)) for r in lists if getattr(self, r)}}
 
 
 def load_schema(path: Path) -> dict:
@@ -100,10 +113,11 @@ def check_declarations(document: Mapping, *, source: str = "schema") -> dict:
     """Role names, value types and hierarchy names; returns role -> tuple of columns."""
     declared: dict = {}
     for role, value in document.items():
-        if role == "hierarchies":
+        if role in ("hierarchies", "undeclared") or role.startswith("_"):  # "_...": comments (a draft's notes)
             continue
         if role not in ROLES:
-            raise ConfigError(f"{source}: unknown role {role!r}. Roles: {', '.join(ROLES)}, hierarchies.")
+            raise ConfigError(f"{source}: unknown role {role!r}. Roles: {', '.join(ROLES)}; also hierarchies, "
+                              "undeclared.")
         columns = [value] if isinstance(value, str) else value
         if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
             raise ConfigError(f"{source}: role {role!r} takes a list of column names, found {value!r}.")
@@ -118,6 +132,11 @@ def check_declarations(document: Mapping, *, source: str = "schema") -> dict:
             raise ConfigError(f"{source}: hierarchy {name!r} of column {column!r} is unknown; "
                               f"use one of {', '.join(HIERARCHIES)}.")
     declared["hierarchies"] = dict(hierarchies)
+    policy = document.get("undeclared", "refuse")
+    if policy not in UNDECLARED_POLICIES:
+        raise ConfigError(f"{source}: \"undeclared\": {policy!r} is unknown; use \"refuse\" (the default: a column "
+                          "with no role that is not an item or store attribute stops the run) or \"drop\".")
+    declared["undeclared"] = policy
     return declared
 
 
@@ -127,7 +146,7 @@ def resolve_schema(columns: list[str], declared: Mapping | None = None, *, sourc
     hierarchies = dict(declared.get("hierarchies", {}))
     role_of: dict[str, str] = {}
     for role in ROLES:
-        for column in declared.get(role, ()):
+        for column in declared.get(role, ()):  # roles only: "hierarchies" and "undeclared" are not column lists
             if column not in columns:
                 raise ConfigError(
                     f"schema: column {column!r} (role {role}) is not in {source}; its columns are "
@@ -169,6 +188,7 @@ def resolve_schema(columns: list[str], declared: Mapping | None = None, *, sourc
         undeclared=tuple(c for c in columns if c not in role_of),
         hierarchies=hierarchies,
         declared=frozenset(c for r in ROLES for c in declared.get(r, ())),
+        undeclared_policy=declared.get("undeclared", "refuse"),
     )
 
 

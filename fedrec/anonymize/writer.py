@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from fedrec.anonymize.detect import scrub
 from fedrec.anonymize.hierarchies import output_name
+from fedrec.anonymize.pseudonyms import pseudonymize_values
 from fedrec.anonymize.release import Release
 from fedrec.anonymize.scan import Census
 from fedrec.anonymize.schema import Schema
@@ -44,7 +45,7 @@ OUTPUT_IDS = ("user_id", "item_id", "timestamp", "store_id")
 def output_columns(schema: Schema, *, scrub_text: bool) -> list[str]:
     """The output's columns, in order; a kept column named like a published one is refused."""
     ids = [c for c, source in zip(OUTPUT_IDS, (1, 1, 1, schema.store_id)) if source]
-    kept = [*schema.verbatim, *(schema.free_text if scrub_text else ())]
+    kept = [*schema.verbatim, *schema.pseudonymise, *(schema.free_text if scrub_text else ())]
     columns = [*ids, *kept, *(output_name(c, schema.hierarchies[c]) for c in schema.quasi_identifiers)]
     clash = sorted({c for c in columns if columns.count(c) > 1})
     if clash:
@@ -54,10 +55,10 @@ def output_columns(schema: Schema, *, scrub_text: bool) -> list[str]:
 
 
 def release_batches(table: Table, census: Census, release: Release, schema: Schema, *, scrub_text: bool,
-                    numeric: dict[str, pa.DataType]) -> Iterator[pa.Table]:
+                    numeric: dict[str, pa.DataType], key: bytes, link_stores: bool) -> Iterator[pa.Table]:
     """Pass 2: the rows that stay, batch by batch, in the columns kept from the log, with
     each row's user, rank and original time (the published columns are added once sorted)."""
-    kept = [*schema.verbatim, *(schema.free_text if scrub_text else ())]
+    kept = [*schema.verbatim, *schema.pseudonymise, *(schema.free_text if scrub_text else ())]
     reading = list(dict.fromkeys([schema.item_id, *([schema.store_id] if schema.store_id else []), *kept]))
     offset = 0
     batches = table.batches(reading, dictionaries=reading)
@@ -73,6 +74,9 @@ def release_batches(table: Table, census: Census, release: Release, schema: Sche
             "item_id": batch.column(schema.item_id),
             **({"store_id": _compact(batch.column(schema.store_id))} if schema.store_id else {}),
             **{c: _compact(_kept(batch.column(c), numeric.get(c))) for c in schema.verbatim},
+            **{c: pseudonymize_values(batch.column(c), None if link_stores or not schema.store_id
+                                      else batch.column(schema.store_id), column=c, key=key)
+               for c in schema.pseudonymise},
             **({c: _compact(scrub(batch.column(c))) for c in schema.free_text} if scrub_text else {}),
             _USER: pa.array(users.astype(np.int32)),
             _RANK: pa.array(release.rank[users]),

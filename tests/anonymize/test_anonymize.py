@@ -220,7 +220,8 @@ def test_k_larger_than_the_customers_is_refused(raw, key):
 def test_an_undeclared_column_of_emails_is_refused_naming_it_and_the_fix(raw, key):
     frame = raw.assign(contact=raw["email"])
 
-    with pytest.raises(DataError, match=r"column 'contact'.*EMAIL_ADDRESS.*direct identifier"):
+    with pytest.raises(DataError, match=r"(?s)'contact': looks like personal data \(EMAIL_ADDRESS.*"
+                                         r"\{\"direct_identifiers\": \[\"contact\"\]\}"):
         anonymize_frame(frame, key=key, k=5)
 
 

@@ -101,6 +101,7 @@ def test_bad_input_exits_2_with_one_message_and_touches_nothing(shop, tmp_path, 
 
     err = capsys.readouterr().err
     assert status == 2, err
-    assert err.startswith("fedrec: error:") and expected in err and err.count("\n") == 1
+    assert err.startswith("fedrec: error:") and expected in err and err.count("fedrec:") == 1  # one message
+    assert "Traceback" not in err and "usage:" not in err
     assert digest(source) == before
     assert not out.exists() and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".out*"))

@@ -62,7 +62,7 @@ def test_a_log_with_renamed_personal_columns_comes_out_without_them(tmp_path, re
     assert present["birth_date"] not in out.columns
     assert report["k_achieved"] >= 5
     assert {present["postcode"], present["birth_date"]} <= set(report["generalised"])  # k counted over them too
-    assert report["generalised"][present["birth_date"]]["identified"] == "by its name"
+    assert report["generalised"][present["birth_date"]]["identified"].startswith("by its name")
 
 
 @pytest.mark.parametrize("column, entity", [("name", "PERSON_NAME"), ("street_address", "STREET_ADDRESS"),
@@ -73,6 +73,6 @@ def test_a_personal_column_under_a_name_that_says_nothing_is_refused_by_its_cont
     opaque = tmp_path / "opaque.parquet"
     frame.to_parquet(opaque, index=False)
 
-    with pytest.raises(DataError, match=rf"column 'field_7' has no declared role but looks like personal data \({entity}"):
+    with pytest.raises(DataError, match=rf"'field_7': looks like personal data \({entity}"):
         fedrec.anonymize_log(opaque, tmp_path / "out.parquet", key=fedrec.make_key(tmp_path / "k.key"), k=5)
     assert not (tmp_path / "out.parquet").exists()

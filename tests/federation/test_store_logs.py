@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 import fedrec
 from fedrec.config import FederationConfig, TrainConfig
+from fedrec.errors import DataError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site
 from fedrec.federation.store_logs import OWN_COPY, OWN_COPY_SETTINGS, anonymize_own_log
@@ -34,20 +36,24 @@ def test_the_own_copy_is_made_again_when_k_or_the_key_changes(tmp_path):
 
 def test_a_deployed_store_takes_its_schema_from_its_node_config(tmp_path):
     """`schema-path` in the SuperNode's node config: the store's own declarations shape its copy
-    (here: a column the names do not know, declared a direct identifier, is dropped)."""
+    (here: a column the names do not know, refused without a schema, declared a direct
+    identifier, is dropped); changing the schema makes the copy again."""
     raw, _ = fedrec.synth(tmp_path / "raw.parquet", stores=1, users=300, seed=4)
+    key = fedrec.make_key(tmp_path / "store.key")
+    fedrec.anonymize_log(raw, tmp_path / "catalog.parquet", key=key)  # the items every store shares
     frame = pd.read_parquet(raw)
     frame["member_tier"] = frame["name"].str.len().astype(str)  # a per-customer column nobody recognises by name
     frame.to_parquet(raw, index=False)
-    key = fedrec.make_key(tmp_path / "store.key")
-    schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps({"direct_identifiers": ["member_tier"]}))
-    fedrec.anonymize_log(raw, tmp_path / "catalog.parquet", key=key)  # the items every store shares
     train = TrainConfig(model="lstm", data=str(tmp_path / "catalog.parquet"))
     config = {wire.NODE_RAW_DATA_PATH: str(raw), wire.NODE_KEY_PATH: str(key), wire.NODE_STATE_DIR: str(tmp_path / "s")}
+    with pytest.raises(DataError, match="'member_tier': constant per customer"):
+        locate_site(config, train, FederationConfig(), None)  # deny by default: the store refuses to train
 
-    locate_site(config, train, FederationConfig(), None)  # first without a schema: adding one makes the copy again
-    assert json.loads((tmp_path / "s" / OWN_COPY_SETTINGS).read_text())["schema"] is None
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"keep": ["member_tier"]}))
+    locate_site({**config, wire.NODE_SCHEMA_PATH: str(schema)}, train, FederationConfig(), None)
+    assert "member_tier" in pd.read_parquet(tmp_path / "s" / OWN_COPY).columns
+    schema.write_text(json.dumps({"direct_identifiers": ["member_tier"]}))
     locate_site({**config, wire.NODE_SCHEMA_PATH: str(schema)}, train, FederationConfig(), None)
 
     assert "member_tier" not in pd.read_parquet(tmp_path / "s" / OWN_COPY).columns
