@@ -205,7 +205,9 @@ def run_certs(args: argparse.Namespace) -> None:
         print(f"SuperNode {node.name}: private {node.private_key}, public {node.public_key}")
     print(
         "\nStart the SuperLink (docs/deployment.md):\nflower-superlink --ssl-ca-certfile {ca} --ssl-certfile {cert} "
-        "--ssl-keyfile {key} --enable-supernode-auth --disable-runtime-dependency-installation --host 0.0.0.0 --port PORT".format(
+        "--ssl-keyfile {key} --enable-supernode-auth --disable-runtime-dependency-installation --host 127.0.0.1 "
+        "--port PORT\nand let the stores reach only its Fleet API through nginx (docs/nginx-fleet-only.conf): "
+        "the Control API on the same port authenticates nobody.".format(
             ca=tls.ca_cert, cert=tls.server_cert, key=tls.server_key
         )
     )
