@@ -31,7 +31,11 @@ from fedrec.privacy.popularity_prior import prior_segment
 FEDERATION = "federation (distributed DP)"  # the run's one ledger
 SHARES_SEEN = "server, seeing each store's share (no secure aggregation)"  # --no-secagg: what the server itself saw
 MECHANISM = ("dp-sgd across stores: each round every store sends the clipped gradient sum of a Poisson sample of its "
-             "customers plus a share of the gaussian noise; any `survivors` shares add up to the full noise")
+             "customers plus its share of the Gaussian noise; the noise shares of the stores that reply add up to at "
+             "least the full noise (a round with too few replies is refused)")
+# What ledgers written before said (a ledger keeps its mechanism for life): the report reads them as MECHANISM.
+EARLIER_MECHANISMS = ("dp-sgd across stores: each round every store sends the clipped gradient sum of a Poisson sample "
+                      "of its customers plus a share of the gaussian noise; any `survivors` shares add up to the full noise",)
 UNIT = "customer (one history at one store)"
 FEWEST_SURVIVORS = 2  # one store's share alone would be the whole sum
 

@@ -25,6 +25,8 @@ class AccuracyCurves:
     step: str  # "round" or "epoch"
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # label -> (step, HR@10) points
     reported: int | None = None  # the round or epoch of model.pt and the headline metrics
+    last: int | None = None  # the run's last round or epoch, evaluated or not (the axis spans 1..last)
+    every: int | None = None  # a federation's --eval-every: the server evaluates every this many rounds and the last
 
 
 def accuracy_curves(document: dict[str, Any]) -> AccuracyCurves:
@@ -44,12 +46,15 @@ def accuracy_curves(document: dict[str, Any]) -> AccuracyCurves:
             label = "clients' test HR@10"
         valid = [(r["round"], r["valid_hr@10"]) for r in rounds if r.get("valid_hr@10") is not None]
         reported = document.get("reported_round", document.get("best_round"))
-        return AccuracyCurves("round", _nonempty({label: test, "validation HR@10": valid}), reported)
+        last = max((r["round"] for r in rounds), default=None)
+        every = (document.get("federation") or {}).get("eval_every")
+        return AccuracyCurves("round", _nonempty({label: test, "validation HR@10": valid}), reported, last, every)
     training = document.get("training") or {}
     valid = [(e["epoch"], e["valid_hr@10"]) for e in training.get("history", []) if e.get("valid_hr@10") is not None]
     kept = training.get("best_epoch") or None
     test = [(kept, document["metrics"]["hr@10"])] if valid and kept and "hr@10" in document.get("metrics", {}) else []
-    return AccuracyCurves("epoch", _nonempty({"validation HR@10": valid, "test HR@10 (kept model)": test}), kept)
+    last = max((e["epoch"] for e in training.get("history", [])), default=None)
+    return AccuracyCurves("epoch", _nonempty({"validation HR@10": valid, "test HR@10 (kept model)": test}), kept, last)
 
 
 def _nonempty(series: dict[str, list[tuple[int, float]]]) -> dict[str, list[tuple[int, float]]]:
@@ -57,7 +62,14 @@ def _nonempty(series: dict[str, list[tuple[int, float]]]) -> dict[str, list[tupl
 
 
 def plot_accuracy(curves: AccuracyCurves, path: Path) -> None:
-    """HR@10 by round or epoch, from zero; a dotted line marks the reported model (model.pt)."""
+    """The accuracy picture (``accuracy_figure``) as a PNG at ``path``."""
+    _save(accuracy_figure(curves), path)
+
+
+def accuracy_figure(curves: AccuracyCurves):
+    """HR@10 by round or epoch, from zero, on whole rounds from the first to the run's last; a
+    dotted line marks the reported model (model.pt). Several evaluated rounds are a line; a run
+    evaluated once is one point, and the plot says so. Returns the matplotlib Figure."""
     figure, axes = _figure()
     for label, points in curves.series.items():
         steps, values = zip(*points)
@@ -66,12 +78,19 @@ def plot_accuracy(curves: AccuracyCurves, path: Path) -> None:
                   color="tab:orange" if validation else "tab:blue", linestyle="--" if validation else "-")
     if curves.reported is not None:
         axes.axvline(curves.reported, color="grey", linestyle=":", linewidth=1, label=f"model.pt ({curves.step} {curves.reported})")
+    evaluated = sorted({step for points in curves.series.values() for step, _ in points})
+    last = max([*evaluated, curves.last or 0, curves.reported or 0])
+    axes.set_xlim(min([1, *evaluated]) - 0.5, last + 0.5)  # whole steps: ticks land on integers, never 9.45
+    if len(evaluated) == 1:
+        why = f" (--eval-every {curves.every}: every {curves.every}th round and the last)" if curves.every and curves.every > 1 else ""
+        axes.text(0.5, 0.5, f"only {curves.step} {evaluated[0]} of {last} was evaluated{why}:\none point, no curve",
+                  transform=axes.transAxes, ha="center", va="center", color="dimgrey")
     axes.set_title(f"HR@10 by {curves.step} (full ranking, leave-one-out)")
     axes.set_xlabel(curves.step)
     axes.set_ylabel("HR@10")
     axes.set_ylim(bottom=0)
     axes.legend(loc="lower right", fontsize="small")
-    _save(figure, path)
+    return figure
 
 
 def plot_epsilon(report: dict[str, Any], path: Path) -> None:
@@ -96,7 +115,10 @@ def plot_epsilon(report: dict[str, Any], path: Path) -> None:
     delta_text = f"δ = {report['delta']:.1e}" if len(deltas) == 1 else f"δ ≤ {report['delta']:.1e}"
     accountants = " | ".join(dict.fromkeys(client["accountant"] for client in clients))
     axes.set_title(f"Cumulative ε per client ({delta_text}, accountant {accountants})")
-    axes.set_xlabel("round")
+    rounds = [record["round"] for client in clients for record in client["rounds"]]
+    if rounds:  # whole rounds only, even for a run of one
+        axes.set_xlim(min(rounds) - 0.5, max(rounds) + 0.5)
+    axes.set_xlabel("round (0: the DP popularity prior, released once before training)" if 0 in rounds else "round")
     axes.set_ylabel("cumulative ε")
     axes.set_ylim(bottom=0)  # from zero, so the eye reads growth in epsilon as the budget spent
     if len(clients) <= MAX_LEGEND:

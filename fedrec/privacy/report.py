@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import opacus
 from opacus.accountants import create_accountant
 
+from fedrec.privacy.distributed_dp import EARLIER_MECHANISMS, MECHANISM
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
 from fedrec.privacy.noise_check import CHECK_COORDINATES, FALSE_ALARM_PER_RUN, load_noise_checks
 from fedrec.privacy.plots import accuracy_curves, plot_accuracy, plot_epsilon
@@ -162,6 +163,13 @@ def no_privacy_report(*, generated_at: datetime | None = None) -> dict[str, Any]
     }
 
 
+PRIOR_ROUND = 0  # a ledger's round 0: the DP popularity prior, released before the first training round
+PRIOR_NOTE = (
+    "Rounds trained are the training rounds, as many as the run asked for. Before them, the DP popularity prior "
+    "(noisy item counts that start the model at the popularity floor) was released once and accounted: it counts in "
+    "epsilon and as one step, its noise multiplier is listed first, and it is round 0 of the epsilon plot."
+)
+
 NO_GUARANTEE = (
     "Trained without differential privacy (no --dp or --central-dp): raw data stayed on the clients, "
     "but what the model and its updates reveal about any one user is not bounded."
@@ -178,7 +186,7 @@ def build_report(ledgers: dict[str, ClientLedger], *, generated_at: datetime | N
     sample_rates = [q for _, q, _ in segments]
     accountants = _distinct(ledger.accountant for ledger in ordered)
     return {
-        "mechanism": " | ".join(_distinct(ledger.mechanism for ledger in ordered)),
+        "mechanism": " | ".join(_distinct(readable_mechanism(ledger.mechanism) for ledger in ordered)),
         "unit": " | ".join(_distinct(ledger.unit for ledger in ordered)),
         "accountant": ordered[0].accountant,
         "delta": max(ledger.delta for ledger in ordered),
@@ -188,7 +196,8 @@ def build_report(ledgers: dict[str, ClientLedger], *, generated_at: datetime | N
         "max_grad_norm": sorted(_distinct(ledger.max_grad_norm for ledger in ordered)),
         "sample_rate": {"min": min(sample_rates, default=None), "max": max(sample_rates, default=None)},
         "steps": {"total": sum(c["steps"] for c in clients), "max_per_client": max(c["steps"] for c in clients)},
-        "rounds": len({record["round"] for ledger in ordered for record in ledger.rounds}),
+        "rounds": len({record["round"] for ledger in ordered for record in ledger.rounds if record["round"] != PRIOR_ROUND}),
+        "popularity_prior": any(_prior_steps(client["rounds"]) for client in clients),
         "generated_at": (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "epsilon_recomputed_with": (
             f"opacus {opacus.__version__} "
@@ -207,7 +216,7 @@ def _client_entry(ledger: ClientLedger) -> dict[str, Any]:
         "earlier_runs": [{"run": run["run"], "history": [list(h) for h in run["history"]]} for run in ledger.earlier_runs],
         "delta": ledger.delta,
         "accountant": ledger.accountant,
-        "mechanism": ledger.mechanism,
+        "mechanism": readable_mechanism(ledger.mechanism),
         "unit": ledger.unit,
         "max_grad_norm": ledger.max_grad_norm,
         "steps": ledger.steps,
@@ -215,6 +224,22 @@ def _client_entry(ledger: ClientLedger) -> dict[str, Any]:
         "rounds": sorted(ledger.rounds, key=lambda record: record["round"]),
         "refused": list(ledger.refused),
     }
+
+
+def readable_mechanism(mechanism: str) -> str:
+    """A ledger's mechanism as the report says it: ledgers written before the wording changed
+    keep the old words for life, so they are read as today's."""
+    return MECHANISM if mechanism in EARLIER_MECHANISMS else mechanism
+
+
+def trained_rounds(records: Sequence[dict[str, Any]]) -> int:
+    """Training rounds in a client's per-round records: round 0 is the DP popularity prior, one
+    accounted release before training, not a round."""
+    return sum(1 for record in records if record["round"] != PRIOR_ROUND)
+
+
+def _prior_steps(records: Sequence[dict[str, Any]]) -> int:
+    return sum(int(record.get("steps", 1)) for record in records if record["round"] == PRIOR_ROUND)
 
 
 def _distinct(values) -> list:
@@ -303,17 +328,22 @@ def render_markdown(report: dict[str, Any], *, plots: Sequence[str] = ()) -> str
         "",
         f"Generated {report['generated_at']}; epsilon recomputed with {report['epsilon_recomputed_with']}.",
         "",
-        "| client | epsilon (this run) | epsilon (lifetime) | delta | noise multiplier(s) | sample rate | steps | rounds trained | rounds refused |",
-        "|---|---:|---:|---:|---|---|---:|---:|---:|",
+        "| client | epsilon (this run) | epsilon (lifetime) | delta | noise multiplier(s) | sample rate | steps | rounds trained | DP popularity prior | rounds refused |",
+        "|---|---:|---:|---:|---|---|---:|---:|---|---:|",
     ]
     for client in report["clients"]:
         noise = _listing(n for n, _, _ in client["history"])
         rates = _listing(q for _, q, _ in client["history"])
+        prior = _prior_steps(client["rounds"])
         lines.append(
             f"| {_cell(client['client'])} | {client['epsilon']:.3f} | {client.get('lifetime_epsilon', client['epsilon']):.3f} "
             f"| {client['delta']:.1e} | {noise} | {rates} "
-            f"| {client['steps']} | {len(client['rounds'])} | {len(client['refused'])} |"
+            f"| {client['steps']} | {trained_rounds(client['rounds'])} "
+            f"| {'one accounted release' if prior == 1 else f'{prior} accounted releases' if prior else '-'} "
+            f"| {len(client['refused'])} |"
         )
+    if any(_prior_steps(client["rounds"]) for client in report["clients"]):
+        lines += ["", PRIOR_NOTE]
     lines += [
         "",
         *pictures,

@@ -12,9 +12,10 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from fedrec.cli import main
 from fedrec.config import TrainConfig
 from fedrec.privacy.ledger import ClientLedger, History, save_run_ledger
-from fedrec.privacy.plots import accuracy_curves
+from fedrec.privacy.distributed_dp import EARLIER_MECHANISMS, FEDERATION, MECHANISM, UNIT
+from fedrec.privacy.plots import accuracy_curves, accuracy_figure
 from fedrec.privacy.report import (
-    ACCURACY_PLOT, EPSILON_PLOT, REPORT_FILES, REPORT_JSON, REPORT_MD, build_report, write_privacy_report,
+    ACCURACY_PLOT, EPSILON_PLOT, REPORT_FILES, REPORT_JSON, REPORT_MD, build_report, guarantee, write_privacy_report,
 )
 from fedrec.training.central import train_centrally
 
@@ -199,3 +200,69 @@ def test_cli_on_a_folder_that_is_no_run_asks_for_the_run_directory(tmp_path, cap
 def test_cli_on_a_missing_directory_asks_for_the_run_directory(tmp_path, capsys):
     assert main(["privacy-report", str(tmp_path / "nowhere")]) == 2
     assert "--out/--resume" in capsys.readouterr().err
+
+
+def distributed_ledger(client: str, *, mechanism: str = MECHANISM, rounds: int = 3) -> ClientLedger:
+    """A --dp distributed ledger: the popularity prior (round 0, one release), then one step a round."""
+    ledger = ClientLedger(client=client, accountant="rdp", delta=1e-5, max_grad_norm=1.0, mechanism=mechanism, unit=UNIT)
+    ledger.record_round(0, [(5.0, 1.0, 1)])
+    for round_number in range(1, rounds + 1):
+        ledger.record_round(round_number, [(5.0, 1.0, 1), (1.1, 1.0, round_number)])
+    return ledger
+
+
+def test_rounds_trained_are_the_rounds_asked_for_and_the_prior_is_listed_as_one_release(tmp_path):
+    save_run_ledger(tmp_path, {name: distributed_ledger(name) for name in (FEDERATION, "store-0")})
+
+    report = json.loads(write_privacy_report(tmp_path).read_text(encoding="utf-8"))
+
+    markdown = (tmp_path / "privacy" / REPORT_MD).read_text(encoding="utf-8")
+    assert report["rounds"] == 3 and report["popularity_prior"] is True
+    assert [record["round"] for record in report["clients"][0]["rounds"]] == [0, 1, 2, 3]  # the ledger keeps round 0
+    row = next(line for line in markdown.splitlines() if line.startswith("| store-0 |"))
+    assert row.endswith("| 4 | 3 | one accounted release | 0 |"), row  # steps, rounds trained, prior, refused
+    assert "DP popularity prior" in markdown and "was released once and accounted" in markdown
+
+
+def test_a_run_without_a_prior_lists_none(reported_run):
+    run_dir, report = reported_run
+    markdown = (run_dir / "privacy" / REPORT_MD).read_text(encoding="utf-8")
+    assert report["popularity_prior"] is False and "was released once" not in markdown
+    assert next(line for line in markdown.splitlines() if line.startswith("| store-a |")).endswith("| 90 | 3 | - | 0 |")
+
+
+@pytest.mark.parametrize("mechanism", [MECHANISM, *EARLIER_MECHANISMS], ids=["today", "earlier ledger"])
+def test_the_distributed_mechanism_reads_for_people_without_internal_names(mechanism, tmp_path):
+    save_run_ledger(tmp_path, {FEDERATION: distributed_ledger(FEDERATION, mechanism=mechanism)})
+
+    report = json.loads(write_privacy_report(tmp_path).read_text(encoding="utf-8"))
+
+    said = guarantee(report) + (tmp_path / "privacy" / REPORT_MD).read_text(encoding="utf-8")
+    assert "survivors" not in said and "`" not in report["mechanism"]
+    assert "the noise shares of the stores that reply add up to at least the full noise" in guarantee(report)
+    assert report["clients"][0]["mechanism"] == MECHANISM
+
+
+def test_one_evaluated_round_is_plotted_on_whole_rounds_and_the_plot_says_so():
+    """A --dp distributed run evaluates every 20th round and the last: a 10-round run has one point."""
+    rounds = [{"round": r} for r in range(1, 10)] + [{"round": 10, "hr@10": 0.02, "valid_hr@10": 0.03}]
+    curves = accuracy_curves({"rounds": rounds, "reported_round": 10, "federation": {"eval_every": 20}})
+
+    axes = accuracy_figure(curves).axes[0]
+
+    ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert axes.get_xlim()[0] < 1 and axes.get_xlim()[1] > 10  # the whole run, round 1 to its last
+    said = " ".join(text.get_text() for text in axes.texts)
+    assert "only round 10 of 10 was evaluated" in said and "--eval-every 20" in said
+
+
+def test_several_evaluated_rounds_are_drawn_as_a_line_without_a_note():
+    rounds = [{"round": r, "hr@10": 0.01 * r, "valid_hr@10": 0.01 * r} for r in (1, 2, 3)]
+
+    axes = accuracy_figure(accuracy_curves({"rounds": rounds, "reported_round": 3})).axes[0]
+
+    test = next(line for line in axes.get_lines() if line.get_label() == "test HR@10")
+    assert list(test.get_xdata()) == [1, 2, 3] and test.get_linestyle() == "-"
+    assert not axes.texts
+    assert all(float(t).is_integer() for t in axes.get_xticks())
