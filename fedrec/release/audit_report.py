@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedrec.release.readings import read_check, verdict_words
+
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -22,14 +24,20 @@ def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str
         "",
         "## Checks (bounds inclusive; unset = unbounded)",
         "",
-        "| check | slice | value | bound | result |",
-        "|---|---|---|---|---|",
+        "The gate judges the measured value, except the group ratio: by default it judges the largest ratio the "
+        "groups' 95% intervals allow, shown beside the measured ratio.",
+        "",
+        "| check | slice | measured | the gate judged | bound | result |",
+        "|---|---|---|---|---|---|",
     ]
     for c in document["checks"]:
         bound = " ".join(f"{side} {_num(v)}" for side, v in (("\u2265", c["threshold"]["lower"]),
                                                               ("\u2264", c["threshold"]["upper"])) if v is not None)
-        lines.append(f"| {c['check']} | {c['slice']} | {_num(c['value'])} | {bound} | "
-                     f"{'pass' if c['passed'] else '**FAIL**'} |")
+        reading = read_check(c, document.get("groups", {}))
+        judged = "the measured value" if reading.same else f"{_num(reading.judged)}, {reading.judged_as}"
+        result = verdict_words(reading)
+        lines.append(f"| {c['check']} | {c['slice']} | {_num(reading.measured)} | {judged} | {bound} | "
+                     f"{result if reading.passed else f'**{result}**'} |")
     lines += [f"- not checked: {s['check']} on {s['slice']}: {s['reason']}" for s in document["skipped"]]
     pop = document["popularity"]
     lines += [

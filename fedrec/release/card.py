@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from fedrec.audit.gate import wilson_interval
+from fedrec.release.readings import MEASURED, is_group_ratio, read_check
 
 INTENDED_USE = (
     "Ranking beauty and cosmetics products for a shopper of the stores whose data trained it, from their own "
@@ -37,7 +38,9 @@ def _metric(kind: str, value: float | None, slice_: str, interval: Sequence[floa
 
 def performance_metrics(run: Mapping[str, Any], audit: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Test metrics (overall HR@k with its Wilson interval), per-group HR@k and NDCG@k with
-    their bootstrap intervals, and every gate check with its threshold."""
+    their bootstrap intervals, and every gate check with its threshold: the measured value, and
+    where the gate judged another value (the group ratio's interval bound) that one beside it,
+    with the reason a pass rests on it."""
     k, users = audit["utility"]["k"], audit["utility"]["users"]
     hr = audit["utility"][f"hr@{k}"]
     found = [_metric(f"HR@{k}", hr, "all users", None if hr is None else wilson_interval(round(hr * users), users))]
@@ -50,7 +53,12 @@ def performance_metrics(run: Mapping[str, Any], audit: Mapping[str, Any]) -> lis
                 found.append(_metric(metric.upper(), entry[metric], f"{grouping}={label} ({entry['users']} users)",
                                      entry.get(f"{metric}_ci")))
     for check in audit["checks"]:
-        found.append(_metric(check["check"], check["value"], check["slice"], threshold=check["threshold"]))
+        reading = read_check(check, audit.get("groups", {}))
+        interval = check.get("ratio_ci") if is_group_ratio(check) else None
+        entry = _metric(check["check"], reading.measured, check["slice"], interval, threshold=check["threshold"])
+        entry["gate"] = {"judged_value": reading.judged, "judged_as": reading.judged_as, "passed": reading.passed,
+                         "reason": reading.reason}
+        found.append(entry)
     return found
 
 
@@ -107,6 +115,17 @@ def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _gate_cell(metric: Mapping[str, Any]) -> str:
+    """What the gate made of a check: pass / FAIL, on which value, and why when it is not the measured one."""
+    gate = metric.get("gate")
+    if not gate:
+        return "-"
+    word = "pass" if gate["passed"] else "**FAIL**"
+    if gate.get("reason"):
+        return f"{word}: {gate['reason']}"
+    return word if gate["judged_as"] == MEASURED else f"{word} on {_num(gate['judged_value'])}, {gate['judged_as']}"
+
+
 def render_card(card: Mapping[str, Any]) -> str:
     """The card for people."""
     details, parameters = card["model_details"], card["model_parameters"]
@@ -120,14 +139,16 @@ def render_card(card: Mapping[str, Any]) -> str:
                   f"> Failed checks: {'; '.join(o['failed_checks']) or 'none'}", ""]
     lines += ["## Data", ""] + [f"- {d['name']}: {d['description']}" for d in parameters["data"]]
     lines += ["", "## Metrics (test split, full ranking, leave-one-out)", "",
-              "| metric | slice | value | 95% interval | threshold |", "|---|---|---|---|---|"]
+              "Gate checks show the measured value; the group ratio's gate judges the largest ratio the groups' 95% "
+              "intervals allow, shown beside it with the reason when a pass rests on it.", "",
+              "| metric | slice | value | 95% interval | threshold | gate |", "|---|---|---|---|---|---|"]
     for m in card["quantitative_analysis"]["performance_metrics"]:
         ci = m.get("confidence_interval")
         interval = "-" if not ci else f"{_num(ci['lower_bound'])} - {_num(ci['upper_bound'])}"
         bound = m.get("threshold") or {}
         shown = " ".join(f"{side} {_num(bound.get(key))}" for side, key in (("\u2265", "lower"), ("\u2264", "upper"))
                          if bound.get(key) is not None)
-        lines.append(f"| {m['type']} | {m['slice']} | {_num(m['value'])} | {interval} | {shown or '-'} |")
+        lines.append(f"| {m['type']} | {m['slice']} | {_num(m['value'])} | {interval} | {shown or '-'} | {_gate_cell(m)} |")
     lines += ["", "## Privacy", "", considerations["ethical_considerations"][0]["mitigation_strategy"], ""]
     lines += ["## Intended use", ""] + [f"- {u['description']}" for u in considerations["use_cases"]]
     lines += ["", "## Limitations", ""] + [f"- {l['description']}" for l in considerations["limitations"]]

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from fedrec.release.readings import MEASURED, Reading, is_group_ratio, read_check
 from fedrec.rundir import atomic_write
 
 GROUP_UTILITY, EXPOSURE_CURVE, POPULARITY = "group_utility", "exposure_curve", "popularity"
@@ -49,6 +50,7 @@ def plot_group_utility(document: dict[str, Any], path: Path) -> Path:
     config = document.get("config") or {}
     ratio = config.get("min_group_ratio")
     blocked = {c["slice"] for c in document.get("checks", []) if c["check"].endswith("_group_ratio") and not c["passed"]}
+    checks = {c["slice"]: c for c in document.get("checks", []) if is_group_ratio(c)}
     utility = document.get("utility") or {}
     rows = -(-len(groups) // PANEL_COLUMNS)
     columns = min(len(groups), PANEL_COLUMNS)
@@ -75,6 +77,8 @@ def plot_group_utility(document: dict[str, Any], path: Path) -> Path:
                          label=f"{ratio:g} \u00d7 best ({_short(gap['best'])})")
         failed = f"grouping {grouping}" in blocked
         title = f"{grouping}{' (BLOCKED)' if failed else ''}"
+        if f"grouping {grouping}" in checks:
+            title += "\n" + ratio_caption(read_check(checks[f"grouping {grouping}"], groups))
         if audit["suppressed"]:
             names = ", ".join(_short(s, 10) for s in audit["suppressed"][:SHOWN_SUPPRESSED])
             more = len(audit["suppressed"]) - SHOWN_SUPPRESSED
@@ -93,6 +97,15 @@ def plot_group_utility(document: dict[str, Any], path: Path) -> Path:
     gate = "" if ratio is None else f"; dashed: the gate's bound{f' ({evidence} evidence)' if evidence else ''}"
     figure.suptitle(f"HR@{k} per customer group, 95% bootstrap intervals{gate}")
     return _save(figure, path)
+
+
+def ratio_caption(reading: Reading) -> str:
+    """A panel's line on its group check: the measured ratio, and the bound when the gate judged that."""
+    measured = "-" if reading.measured is None else f"{reading.measured:.2f}"
+    verdict = "passed" if reading.passed else "failed"
+    if reading.judged_as == MEASURED:
+        return f"worst/best ratio {measured}: {verdict}"
+    return f"worst/best ratio {measured}; {verdict} on the interval bound {reading.judged:.2f}"
 
 
 def plot_exposure_curve(popularity: dict[str, Any], path: Path) -> Path:
