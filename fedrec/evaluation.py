@@ -114,3 +114,16 @@ def evaluate(
     model: "Recommender", eval_set: EvalSet, *, mask_history: bool = True, ks: Iterable[int] = DEFAULT_KS
 ) -> dict[str, float]:
     return summarize(rank_targets(model, eval_set, mask_history=mask_history), ks)
+
+
+def tested_population(*, holdout: float = 0.0, sampled_from: int | None = None) -> str:
+    """Whom a test figure covers, as words that follow its count ("1,316 test users who
+    trained: ..."), the same words wherever a test HR@10 is shown (metrics.json, audit.json,
+    the card), so that two figures measured on different users are never read as one: all test
+    users; or, with --audit-holdout, all but the customers kept out of training; or a random
+    --eval-users sample of those."""
+    who = ("test users who trained: the audit holdout excluded (--audit-holdout "
+           f"{holdout:g}, customers kept out of training for the membership audit)") if holdout else "test users, all of them"
+    if sampled_from:
+        return f"test users drawn at random (--eval-users) from {sampled_from:,} " + who.removesuffix(", all of them")
+    return who

@@ -148,7 +148,7 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     audits = finish_audits(sums, catalog, popularity=popularity, popularity_source=source, config=config,
                            order=grouping_order([list(m.content[wire.AUDIT][wire.AUDIT_GROUPINGS]) for m in answered]),
-                           why_no_popularity=source)
+                           why_no_popularity=source, holdout=federation.audit_holdout)
     audits["skipped_audits"] += [{"audit": key, "reason": "not every client sent these sums (a client without that "
                                   "column); part of the population is not the whole"} for key in partial]
     left_out = grouping_order([list(m.content[wire.AUDIT].get(wire.AUDIT_LEFT_OUT, [])) for m in answered])

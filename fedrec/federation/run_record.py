@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrec.config import FederationConfig, TrainConfig
+from fedrec.evaluation import tested_population
 from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
 from fedrec.federation.client import shared_dataset
 from fedrec.models import create_model
@@ -43,10 +44,23 @@ def metrics_document(train: TrainConfig, federation: FederationConfig, history: 
         "federation": federation.to_dict(),
         "reported_round": chosen["round"] if chosen else None,
         "round_selection": selection,
+        "test_population": reported_population(federation, chosen),
         "rounds": history,
         "complete": complete,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def reported_population(federation: FederationConfig, chosen: dict[str, Any] | None) -> dict[str, Any]:
+    """Whom the reported test metrics cover: {"users": count (None: not known to the server),
+    "who": words that follow the count, "by": which evaluation}; the audit uses the same words."""
+    if chosen is not None and chosen.get("test_users") is not None:
+        users, eligible = int(chosen["test_users"]), int(chosen.get("eligible_test_users") or chosen["test_users"])
+        return {"users": users, "who": tested_population(holdout=federation.audit_holdout,
+                                                          sampled_from=eligible if eligible > users else None),
+                "by": f"the server's evaluation of round {chosen['round']}"}
+    return {"users": None, "who": tested_population(holdout=federation.audit_holdout),
+            "by": "each store's evaluation of its own test users (no server-side evaluation)"}
 
 
 def save_release_candidate(run_dir: Path, train: TrainConfig, federation: FederationConfig, document: dict[str, Any]) -> None:

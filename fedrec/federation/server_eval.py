@@ -11,6 +11,7 @@ import torch
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
 from fedrec.data.catalog import align_to_catalog
+from fedrec.data.holdout import held_out
 from fedrec.data.split import EvalSet
 from fedrec.evaluation import evaluate
 from fedrec.federation.client import shared_dataset
@@ -24,7 +25,9 @@ class GlobalEvaluator:
     In simulation the server reads the same data set the clients were cut from; deployed,
     it needs an evaluation set of its own (``server-eval=false`` skips this and relies on
     federated evaluation). MF user vectors never reach the server, so it folds them in
-    from each user's history with the item side frozen.
+    from each user's history with the item side frozen. With --audit-holdout it evaluates the
+    customers who trained, as the stores' release audit does, so the run has one test HR@10
+    on one population (each round's record counts ``test_users``; run_record puts it in words).
     """
 
     def __init__(self, train: TrainConfig, federation: FederationConfig) -> None:
@@ -34,8 +37,12 @@ class GlobalEvaluator:
             data = align_to_catalog(data, catalog.items, min_interactions=train.min_interactions)
         split = leave_one_out(data)
         self.valid, self.test = split.valid, split.test
-        if federation.eval_users and federation.eval_users < data.n_users:
-            chosen = np.sort(np.random.default_rng(train.seed).choice(data.n_users, federation.eval_users, replace=False))
+        if federation.audit_holdout:  # the customers who never trained are not the stores' test users either
+            trained = np.flatnonzero(~held_out(data.users.raw[self.test.users], federation.audit_holdout, train.seed))
+            self.valid, self.test = _subset(self.valid, trained), _subset(self.test, trained)
+        self.eligible = len(self.test.users)  # before --eval-users draws its sample
+        if federation.eval_users and federation.eval_users < self.eligible:
+            chosen = np.sort(np.random.default_rng(train.seed).choice(self.eligible, federation.eval_users, replace=False))
             self.valid, self.test = _subset(self.valid, chosen), _subset(self.test, chosen)
         self.model = create_model(train.model, train, n_users=0, n_items=data.n_items)
         self.n_items = data.n_items
@@ -46,7 +53,8 @@ class GlobalEvaluator:
         scorer = FoldInScorer(self.model) if isinstance(self.model, MatrixFactorization) else self.model
         valid = evaluate(scorer, self.valid, mask_history=self.mask_history)
         test = evaluate(scorer, self.test, mask_history=self.mask_history)
-        return {"hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "valid_hr@10": valid["hr@10"], "metrics": test}
+        return {"hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "valid_hr@10": valid["hr@10"], "metrics": test,
+                "test_users": len(self.test.users), "eligible_test_users": self.eligible}
 
 
 def _subset(eval_set: EvalSet, rows: np.ndarray) -> EvalSet:

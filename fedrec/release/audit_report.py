@@ -18,7 +18,7 @@ def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str
         "",
         f"Run `{document['run']}`: {document['model']} on {document['data']}"
         + (" (federated)" if document["federated"] else "") + (" under DP" if document["dp"] else "")
-        + f"; {document['utility']['users']} test users, {document['protocol']}.",
+        + f"; {population(document['utility'])}, {document['protocol']}.",
         "",
         *[f"> {note}" for note in document["notes"]],
         "",
@@ -42,8 +42,8 @@ def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str
     pop = document["popularity"]
     lines += [
         "", "## Utility and popularity bias", "",
-        f"HR@{k} {_num(document['utility'][f'hr@{k}'])}; popularity baseline (same training counts) "
-        f"{_num(document['utility'][f'popularity_baseline_hr@{k}'])}.",
+        f"Test HR@{k} {_num(document['utility'][f'hr@{k}'])} on {population(document['utility'])}; popularity "
+        f"baseline (same training counts) {_num(document['utility'][f'popularity_baseline_hr@{k}'])} on the same users.",
         "",
         f"ARP@{k} {_num(pop[f'arp@{k}'])} vs consumed {_num(pop['arp_consumed'])} (ratio {_num(pop['arp_ratio'])}); "
         f"APLT@{k} {_num(pop[f'aplt@{k}'])}; coverage@{k} {_num(pop[f'coverage@{k}'])}; "
@@ -70,3 +70,9 @@ def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str
     lines += ["", *[f"![{name}]({name})" for name in pictures]]
     lines += ["", "Definitions: docs/audit.md. Every number: audit.json.", ""]
     return "\n".join(lines)
+
+
+def population(utility: dict[str, Any]) -> str:
+    """Whom the audit's test HR@k was measured on: "1,316 test users who trained: ..."."""
+    return f"{utility['users']:,} {utility.get('population') or 'test users'}"
+

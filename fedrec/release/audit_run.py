@@ -13,6 +13,10 @@ The audit is two steps so a federation can split it (fedrec.federation.audit_rou
     finish_audits  (summed) sums + item popularity -> the audits the gate reads
 
 Here the server holds every test user, so it is one client: the sums of all users, finished.
+A federation run with ``--audit-holdout`` kept some customers out of training; its stores
+audit only the customers who trained, and so does this audit (the test users and the
+training counts both leave the holdout out), so it measures what the run's release gate
+measured, on the same users (``utility.population`` says whom).
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from fedrec.audit.group_utility import GroupUtilitySums, UtilitySums, hit_rate, 
 from fedrec.config import AuditConfig
 from fedrec.data import EvalSet, Interactions, LeaveOneOut, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
+from fedrec.data.holdout import held_out
 from fedrec.errors import ConfigError, ModelError
-from fedrec.evaluation import EvaluationPass, evaluation_pass
+from fedrec.evaluation import EvaluationPass, evaluation_pass, tested_population
 from fedrec.models.base import Recommender
 from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.models.registry import load_model
@@ -78,6 +83,24 @@ class Subject:
     split: LeaveOneOut
     model: Recommender
     mask_history: bool
+    holdout: float = 0.0  # --audit-holdout: the share of customers the run kept out of training
+    trained: np.ndarray | None = None  # (n_users,) bool: True for a customer who trained (None: everyone)
+
+    @property
+    def test(self) -> EvalSet:
+        """The test users the audit ranks: those who trained (the run's stores audit no other)."""
+        test = self.split.test
+        if self.trained is None:
+            return test
+        rows = np.flatnonzero(self.trained[test.users])
+        return EvalSet(test.users[rows], [test.histories[i] for i in rows], test.targets[rows])
+
+    @property
+    def train_histories(self) -> list[np.ndarray]:
+        """The training histories of the customers who trained (what the popularity counts)."""
+        if self.trained is None:
+            return self.split.train
+        return [history for history, trained in zip(self.split.train, self.trained) if trained]
 
 
 def open_subject(run_dir: str | Path) -> Subject:
@@ -103,7 +126,10 @@ def open_subject(run_dir: str | Path) -> Subject:
             f"{run.model} scores {model.n_items} items but {spec} has {data.n_items}; the data changed since "
             "the run, so audit against the data it was trained on."
         )
-    return Subject(run, document, data, leave_one_out(data), model, bool(config.get("mask_history", True)))
+    holdout = float(config.get("federation.audit_holdout") or 0.0)
+    trained = ~held_out(data.users.raw, holdout, int(config["seed"])) if holdout else None
+    return Subject(run, document, data, leave_one_out(data), model, bool(config.get("mask_history", True)),
+                   holdout, trained)
 
 
 def popularity_ranks(counts: np.ndarray, histories: Sequence[np.ndarray], targets: np.ndarray, *,
@@ -153,7 +179,7 @@ def user_groupings(data: Interactions, split: LeaveOneOut, users: np.ndarray, *,
 
 def groupings(subject: Subject) -> dict[str, np.ndarray]:
     """Label per evaluated user of a run's test split (central audit)."""
-    return user_groupings(subject.data, subject.split, subject.split.test.users)
+    return user_groupings(subject.data, subject.split, subject.test.users)
 
 
 def audit_sums(evaluated: EvaluationPass, test: EvalSet, customer_keys: np.ndarray, labels: Mapping[str, np.ndarray], *,
@@ -212,11 +238,12 @@ def provider_audits(data: Interactions, sums: ExposureSums, counts: np.ndarray) 
 
 def finish_audits(sums: Mapping[str, AuditSums], catalog: Interactions, *, popularity: np.ndarray | None,
                   popularity_source: str, config: AuditConfig, order: Sequence[str] = (),
-                  why_no_popularity: str = "") -> dict[str, Any]:
+                  why_no_popularity: str = "", holdout: float = 0.0) -> dict[str, Any]:
     """Step two: every audit from (summed) sums; suppression of small groups happens here, on
     the counts of everyone the sums hold. ``catalog`` names the items' providers; without
     ``popularity`` the popularity and provider audits are skipped for ``why_no_popularity``.
-    Groupings come in ``order``, then any others by name."""
+    Groupings come in ``order``, then any others by name. ``holdout``: the run's
+    --audit-holdout, for the words that say whom the test HR@k covers."""
     k = config.top_k
     model = sums[f"{UtilitySums.KIND}/{MODEL}"]
     baseline = sums.get(f"{UtilitySums.KIND}/{POPULARITY_BASELINE}")
@@ -234,7 +261,8 @@ def finish_audits(sums: Mapping[str, AuditSums], catalog: Interactions, *, popul
         popular = finish_popularity(exposure, popularity=popularity, popularity_source=popularity_source)
         providers, skipped = provider_audits(catalog, exposure, popularity)
     return {
-        "utility": {"k": k, "users": users, f"hr@{k}": hit_rate(model) if users else 0.0,
+        "utility": {"k": k, "users": users, "population": tested_population(holdout=holdout),
+                    f"hr@{k}": hit_rate(model) if users else 0.0,
                     f"popularity_baseline_hr@{k}": None if baseline is None else hit_rate(baseline)},
         "popularity": popular,
         "groups": groups,
@@ -256,20 +284,20 @@ def popularity_free(exposure: ExposureSums, source: str) -> dict[str, Any]:
 
 def compute_audits(subject: Subject, evaluated: EvaluationPass, config: AuditConfig) -> dict[str, Any]:
     """Every audit of one evaluation pass, and the notes and skips a reader needs."""
-    test = subject.split.test
+    test = subject.test
     counts, source = audit_popularity(subject)
     labels = groupings(subject)
     sums = audit_sums(evaluated, test, subject.data.users.raw[test.users], labels, n_items=subject.data.n_items,
                       popularity=counts, mask_history=subject.mask_history, config=config)
     return finish_audits({s.key: s for s in sums}, subject.data, popularity=counts, popularity_source=source,
-                         config=config, order=list(labels), why_no_popularity=source)
+                         config=config, order=list(labels), why_no_popularity=source, holdout=subject.holdout)
 
 
 def audit_popularity(subject: Subject) -> tuple[np.ndarray | None, str]:
     """(item popularity, its source): the exact training counts, but under DP only what the
     run released and accounted (DIR/privacy/popularity_prior.pt), or None."""
     if not (subject.document.get("config") or {}).get("dp"):
-        return interaction_counts(subject.split.train, n_items=subject.data.n_items), TRAINING_COUNTS
+        return interaction_counts(subject.train_histories, n_items=subject.data.n_items), TRAINING_COUNTS
     prior = released_prior(subject.run.root)
     return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
 
@@ -309,7 +337,7 @@ def audit_run(run_dir: str | Path, config: AuditConfig, *, baseline: Mapping[str
 
 def audit_subject(subject: Subject, config: AuditConfig, *, baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    evaluated = evaluation_pass(scorer(subject.model, subject.data.n_users), subject.split.test,
+    evaluated = evaluation_pass(scorer(subject.model, subject.data.n_users), subject.test,
                                 mask_history=subject.mask_history, top_k=config.top_k)
     evaluated_at = time.perf_counter()
     audits = compute_audits(subject, evaluated, config)

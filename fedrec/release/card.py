@@ -36,17 +36,48 @@ def _metric(kind: str, value: float | None, slice_: str, interval: Sequence[floa
     return entry
 
 
+def populations(run: Mapping[str, Any], audit: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Whom the card's overall test figures cover: {"audit": the release audit's HR@k (what the
+    gate judged), "run": metrics.json's other test metrics}, each {"users", "who", "by"}."""
+    utility, tested = audit["utility"], run.get("test_population") or {}
+    return {"audit": {"users": utility["users"], "who": utility.get("population") or "test users",
+                      "by": "the release audit, which the gate judged"},
+            "run": {"users": tested.get("users"), "who": tested.get("who") or "test users (not recorded by this run)",
+                    "by": tested.get("by") or "metrics.json"}}
+
+
+def tested_words(population: Mapping[str, Any]) -> str:
+    """"1,316 test users who trained: ..." (no count when the server never knew it)."""
+    return ("" if population.get("users") is None else f"{population['users']:,} ") + population["who"]
+
+
+def same_figure_note(run: Mapping[str, Any], audit: Mapping[str, Any]) -> str | None:
+    """A sentence when metrics.json's test HR@k and the audit's are two figures, saying why."""
+    k = audit["utility"]["k"]
+    mine, theirs = audit["utility"].get(f"hr@{k}"), (run.get("metrics") or {}).get(f"hr@{k}")
+    who = populations(run, audit)
+    if mine is None or theirs is None or (abs(mine - theirs) < 5e-7 and who["run"]["users"] == who["audit"]["users"]):
+        return None
+    return (f"Test HR@{k} is {mine:.4f} in the release audit, on {tested_words(who['audit'])}; metrics.json says "
+            f"{theirs:.4f}, on {tested_words(who['run'])} ({who['run']['by']}). The gate judged the audit's figure. "
+            "They differ in the users they cover or, for a model without user vectors in model.pt (federated MF), in "
+            "how users are scored: the stores rank with their private user vectors, the server folds them in.")
+
+
 def performance_metrics(run: Mapping[str, Any], audit: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Test metrics (overall HR@k with its Wilson interval), per-group HR@k and NDCG@k with
-    their bootstrap intervals, and every gate check with its threshold: the measured value, and
-    where the gate judged another value (the group ratio's interval bound) that one beside it,
-    with the reason a pass rests on it."""
+    """Test metrics (the audit's HR@k with its Wilson interval, metrics.json's others, each with
+    the users it covers), per-group HR@k and NDCG@k with their bootstrap intervals, and every
+    gate check with its threshold: the measured value, and where the gate judged another
+    value (the group ratio's interval bound) that one beside it, with the reason a pass rests on it."""
     k, users = audit["utility"]["k"], audit["utility"]["users"]
     hr = audit["utility"][f"hr@{k}"]
-    found = [_metric(f"HR@{k}", hr, "all users", None if hr is None else wilson_interval(round(hr * users), users))]
+    who = populations(run, audit)
+    overall = _metric(f"HR@{k}", hr, "all users", None if hr is None else wilson_interval(round(hr * users), users))
+    found = [{**overall, "population": who["audit"]}]
     for name, value in sorted((run.get("metrics") or {}).items()):
         if name != f"hr@{k}" and isinstance(value, (int, float)):
-            found.append(_metric(name.upper() if name != "mrr" else "MRR", float(value), "all users"))
+            found.append({**_metric(name.upper() if name != "mrr" else "MRR", float(value), "all users"),
+                          "population": who["run"]})
     for grouping, groups in audit.get("groups", {}).items():
         for label, entry in groups["groups"].items():
             for metric in (f"hr@{k}", f"ndcg@{k}"):
@@ -91,6 +122,8 @@ def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Map
         },
         "quantitative_analysis": {
             "performance_metrics": performance_metrics(run, audit),
+            "tested": populations(run, audit),
+            "notes": [note for note in (same_figure_note(run, audit),) if note],
             "graphics": {"description": "per-group HR with intervals, exposure curve, recommended vs consumed popularity",
                          "collection": [{"name": name, "image": name} for name in plots]},
         },
@@ -113,6 +146,22 @@ def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Map
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _tested_lines(quantitative: Mapping[str, Any]) -> list[str]:
+    """Whom the overall test figures ("all users" in the table) cover, said once, and why two differ."""
+    who = quantitative.get("tested")
+    if not who:
+        return []
+    audit, run = who["audit"], who["run"]
+    hr = quantitative["performance_metrics"][0]["type"]  # the audit's HR@k comes first
+    if tested_words(audit) == tested_words(run):
+        lines = [f"\"All users\" is the same {tested_words(audit)}, for every overall test figure: {hr} from "
+                 f"{audit['by']}, the others from {run['by']}."]
+    else:
+        lines = [f"\"All users\" is, for {hr}, {tested_words(audit)} ({audit['by']}); for the other overall test "
+                 f"metrics, {tested_words(run)} ({run['by']})."]
+    return lines + [f"{note}" for note in quantitative.get("notes") or []]
 
 
 def _gate_cell(metric: Mapping[str, Any]) -> str:
@@ -139,6 +188,7 @@ def render_card(card: Mapping[str, Any]) -> str:
                   f"> Failed checks: {'; '.join(o['failed_checks']) or 'none'}", ""]
     lines += ["## Data", ""] + [f"- {d['name']}: {d['description']}" for d in parameters["data"]]
     lines += ["", "## Metrics (test split, full ranking, leave-one-out)", "",
+              *_tested_lines(card["quantitative_analysis"]), "",
               "Gate checks show the measured value; the group ratio's gate judges the largest ratio the groups' 95% "
               "intervals allow, shown beside it with the reason when a pass rests on it.", "",
               "| metric | slice | value | 95% interval | threshold | gate |", "|---|---|---|---|---|---|"]

@@ -15,7 +15,7 @@ import torch
 
 from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out, load_dataset
-from fedrec.evaluation import evaluate
+from fedrec.evaluation import evaluate, tested_population
 from fedrec.models import create_model, model_class
 from fedrec.privacy.ledger import ClientLedger, save_run_ledger
 from fedrec.privacy.popularity_prior import save_released_prior
@@ -49,6 +49,7 @@ def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
         "data": config.data,
         "protocol": PROTOCOL,
         "metrics": test,
+        "test_population": {"users": len(split.test.users), "who": tested_population(), "by": "fedrec train's test"},
         "wall_seconds": round(wall, 3),
         "config": model.config.to_dict(),
         "validation_metrics": valid,
