@@ -21,6 +21,7 @@ def render_markdown(document: dict[str, Any], *, pictures: list[str] | tuple[str
         + f"; {population(document['utility'])}, {document['protocol']}.",
         "",
         *[f"> {note}" for note in document["notes"]],
+        *([f"> {replaced_note(document['replaces'])}", ""] if document.get("replaces") else []),
         "",
         "## Checks (bounds inclusive; unset = unbounded)",
         "",
@@ -76,3 +77,10 @@ def population(utility: dict[str, Any]) -> str:
     """Whom the audit's test HR@k was measured on: "1,316 test users who trained: ..."."""
     return f"{utility['users']:,} {utility.get('population') or 'test users'}"
 
+
+def replaced_note(replaced: dict[str, Any]) -> str:
+    """The line that says this audit replaced an earlier one, and where that one is kept."""
+    hr = replaced.get("hr")
+    return (f"This audit replaces the earlier one ({replaced.get('verdict')}"
+            + (f", test HR@{replaced.get('k', 10)} {_num(hr)} on {replaced.get('users'):,} test users" if hr is not None else "")
+            + f"; {replaced.get('protocol') or 'protocol not recorded'}), kept unchanged in `{replaced['kept_in']}`.")

@@ -17,6 +17,10 @@ A federation run with ``--audit-holdout`` kept some customers out of training; i
 audit only the customers who trained, and so does this audit (the test users and the
 training counts both leave the holdout out), so it measures what the run's release gate
 measured, on the same users (``utility.population`` says whom).
+
+An earlier audit in DIR/audit/ (the release gate's at the end of training, or an earlier
+``fedrec audit``) is never overwritten: it is moved, with its page and pictures, to
+DIR/audit/earlier/<n>/ and the new audit names it under ``replaces``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from fedrec.models.mf import FoldInScorer, MatrixFactorization
 from fedrec.models.registry import load_model
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_report import render_markdown
+from fedrec.release.earlier_audits import keep_earlier
 from fedrec.release.plots import write_audit_plots
 from fedrec.rundir import RunDir, sha256_file, write_json, write_text
 
@@ -312,8 +317,10 @@ def scorer(model: Recommender, n_users: int):
 
 def write_audit(run: RunDir, document: dict[str, Any]) -> Path:
     """DIR/audit/audit.json, its pictures and audit.md of an audit document (central or
-    federated), stamped with the sha256 of the model.pt it audited; returns audit.json."""
+    federated), stamped with the sha256 of the model.pt it audited; returns audit.json. An
+    audit already there is kept in DIR/audit/earlier/<n>/ and named under ``replaces``."""
     run.audit.mkdir(parents=True, exist_ok=True)
+    document["replaces"] = keep_earlier(run)
     if run.model.exists():
         document["model_sha256"] = sha256_file(run.model)
     pictures = write_audit_plots(document, run.audit)

@@ -232,3 +232,28 @@ def test_the_federated_audit_of_a_simulation_equals_the_server_side_audit(secure
         difference = close(federated[block], central[block], block, tolerance, relative)
         assert difference is None, difference
     assert list(federated["groups"]) == list(central["groups"])
+
+
+def test_with_an_audit_holdout_the_run_has_one_test_hr_on_one_population(shop, tmp_path):
+    """--audit-holdout keeps customers out of training; the stores audit only those who trained,
+    and so do the server's evaluation (metrics.json, the final line) and `fedrec audit DIR`:
+    one test HR@10 per run, on users every file names alike. The gate's audit is kept when
+    `fedrec audit` replaces it."""
+    run = tmp_path / "run"
+    result = run_cli("simulate", "--model", "lstm", "--data", str(shop), "--rounds", "1", "--local-epochs", "1",
+                     *SMALL, "--audit-holdout", "0.2", "--out", str(run))
+    gated = json.loads((RunDir(run).audit / "audit.json").read_text())
+    metrics = json.loads(RunDir(run).metrics.read_text())
+    assert result.returncode in (0, 3), result.stderr[-3000:]
+
+    central = api.audit(run)
+
+    everyone = len(load_dataset(str(shop)).users.raw)
+    assert gated["utility"]["users"] == metrics["test_population"]["users"] < everyone
+    assert math.isclose(gated["utility"]["hr@10"], metrics["metrics"]["hr@10"], abs_tol=TOLERANCE)
+    assert gated["utility"]["population"] == metrics["test_population"]["who"] == central["utility"]["population"]
+    assert "the audit holdout excluded (--audit-holdout 0.2" in gated["utility"]["population"]
+    assert close(central["utility"], gated["utility"], "utility") is None
+    assert close(central["groups"], gated["groups"], "groups") is None
+    assert central["replaces"]["kept_in"] == "audit/earlier/1/audit.json"
+    assert json.loads((RunDir(run).audit / "earlier" / "1" / "audit.json").read_text())["checks"] == gated["checks"]

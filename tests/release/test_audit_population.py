@@ -1,5 +1,6 @@
-"""`fedrec audit DIR` says whom its test HR@10 covers and measures what the release gate
-measured (a run's --audit-holdout customers never trained, so they are not audited)."""
+"""`fedrec audit DIR` says whom its test HR@10 covers, measures what the release gate measured
+(a run's --audit-holdout customers never trained, so they are not audited), and never
+silently replaces the audit a release was judged on."""
 
 from __future__ import annotations
 
@@ -65,6 +66,34 @@ def test_the_audit_of_a_run_with_a_holdout_leaves_out_the_customers_who_never_tr
     assert "the audit holdout excluded (--audit-holdout 0.3" in document["utility"]["population"]
     # the popularity is the training counts of those who trained: the baseline differs from everyone's
     assert document["popularity"]["arp_consumed"] != everyone["popularity"]["arp_consumed"]
+
+
+def test_a_second_audit_keeps_the_first_with_its_page_and_pictures_and_says_so(pop_run, tmp_path, caplog):
+    run = with_holdout(pop_run, tmp_path / "twice")
+    first = api.audit(run)
+    audit = RunDir(run).audit
+    kept_page = (audit / "audit.md").read_text()
+    pictures = sorted(p.name for p in audit.glob("*.png"))
+
+    second = api.audit(run, min_coverage=0.5)
+
+    earlier = audit / "earlier" / "1"
+    assert json.loads((earlier / "audit.json").read_text())["checks"] == first["checks"]
+    assert (earlier / "audit.md").read_text() == kept_page
+    assert sorted(p.name for p in earlier.glob("*.png")) == pictures
+    assert second["replaces"]["kept_in"] == "audit/earlier/1/audit.json"
+    assert second["replaces"]["verdict"] == first["verdict"] and second["replaces"]["users"] == first["utility"]["users"]
+    assert json.loads((audit / "audit.json").read_text())["replaces"] == second["replaces"]
+    assert "replaces the earlier one" in (audit / "audit.md").read_text()
+    assert any("this audit replaces" in record.getMessage() for record in caplog.records)
+    assert first.get("replaces") is None
+
+    third = api.audit(run)
+
+    assert third["replaces"]["kept_in"] == "audit/earlier/2/audit.json"
+    assert json.loads((audit / "earlier" / "2" / "audit.json").read_text())["config"]["min_coverage"] == 0.5
+    assert not list((audit / "earlier").glob(".*"))  # no staging folder left
+    assert np.isclose(third["utility"]["hr@10"], first["utility"]["hr@10"])
 
 
 def card_of(run: dict, audit: dict) -> tuple[dict, str]:
