@@ -61,9 +61,9 @@ class TrainConfig(_Mapped):
     )
     max_len: int | None = _opt(None, "longest history a sequential model reads, most recent items")
     attribute_buckets: int | None = _opt(
-        None, "lstm, mlp: also read and score items through their catalog attributes (brand, category: public, no "
-        "privacy cost), hashed into this many embedding buckets (the --dp default applies when the data has item "
-        "attributes); 0 = off",
+        None, "lstm, mlp: also read and score items through their catalog attributes (brand, category, price band: "
+        "public, no privacy cost), hashed into this many embedding buckets; the default applies in every mode when the "
+        "data or its catalog has item attributes (Beauty does); 0 = off",
     )
     neighbors: int = _opt(100, "itemknn: neighbours kept per item; userknn: neighbours per user")
     similarity: str = _opt(
@@ -429,6 +429,10 @@ class AuditConfig(_Mapped):
         "interval", "interval: block a grouping only when even the largest ratio the worst and best groups' 95 percent "
         "(Wilson) intervals allow is below --min-group-ratio (the gap is real, not noise); point: gate the point estimate",
         ("interval", "point"),
+    )
+    allow_unmeasured: bool = _opt(
+        False, "let a check whose value cannot be measured (e.g. popularity under DP without a released prior) pass; "
+        "the card and the audit record that it passed unmeasured",
     )
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedrec.data.catalog_attributes import with_attribute_ids
 from fedrec.data.interactions import Interactions, build_interactions
 from fedrec.errors import DataError
 
@@ -104,7 +105,7 @@ def read_interaction_log(path: Path, *, min_interactions: int = 3, short_users: 
     ratings = [g.to_numpy(np.float32) for _, g in grouped["rating"]] if "rating" in frame.columns else None
     stores = _store_per_user(path, grouped) if "store_id" in frame.columns else None
     user_attrs, item_attrs, ignored = _split_attribute_columns(frame)
-    item_attrs = _with_catalog(item_attrs, _read_catalog_sidecar(path, frame["item_id"]))
+    item_attrs = with_attribute_ids(_with_catalog(item_attrs, _read_catalog_sidecar(path, frame["item_id"])))
     keep_users, sequences, dropped = _filter_short_users(
         path, users, sequences, min_interactions, short_users, lambda i: f"user_id {users[i]!r}"
     )

@@ -132,8 +132,7 @@ def _mode_value(model: str, mode: str, name: str) -> Any:
     if name in {f.name for f in dataclasses.fields(FederationConfig)}:
         return {**COMMON, **STORE_RECIPES[(model, recipe_mode)]}.get(name) if federated else None
     if name == "attribute_buckets":
-        buckets = model_class(model).dp_attribute_buckets
-        return (buckets if dp else 0) if buckets else None
+        return model_class(model).catalog_attribute_buckets or None
     return model_class(model).recipe(federated=federated and recipe_mode != "distributed", dp=dp).get(name)
 
 

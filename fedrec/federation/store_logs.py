@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from fedrec.anonymize import anonymize_file, load_key, resolve_schema
+from fedrec.anonymize.pipeline import copy_catalog
 from fedrec.anonymize.schema import load_schema
 from fedrec.errors import ConfigError, DataError
 from fedrec.rundir import RunDir, atomic_write, write_json
@@ -62,6 +63,7 @@ def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, li
                      report.rows_in, report.customers_in, report.rows_out, report.users_out, report.k_achieved)
             parts.append(out)
     union = folder / UNION
+    copy_catalog(raw, union)  # the shop's item catalog is public: the run reads its attributes, the release its names
     atomic_write(union, lambda tmp: pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
                  .to_parquet(tmp, index=False))
     return union

@@ -51,7 +51,7 @@ class Recommender(ABC):
     federated_defaults: ClassVar[dict[str, Any]] = {}
     dp_defaults: ClassVar[dict[str, Any]] = {}
     federated_dp_defaults: ClassVar[dict[str, Any]] = {}
-    dp_attribute_buckets: ClassVar[int] = 0  # under --dp, when the data has item attributes
+    catalog_attribute_buckets: ClassVar[int] = 0  # attribute encoder size whenever the data has item attributes
     uses_popularity_prior: ClassVar[bool] = False  # DP: starts from a noisy popularity release (apply_popularity_prior)
     releasable: ClassVar[bool] = True  # False: the model holds customers' data; the release gate never releases it
     not_releasable_because: ClassVar[str] = ""
@@ -75,15 +75,16 @@ class Recommender(ABC):
     @classmethod
     def resolve_config(cls, config: TrainConfig, *, federated: bool = False, item_attributes: bool = False) -> TrainConfig:
         """Unset fields from the model's recipe for this mode; explicit values win. The
-        learning rate follows the optimizer; under --dp the catalog attributes are read when
-        the data has them (``item_attributes``)."""
+        learning rate follows the optimizer; the catalog's attributes are read whenever the
+        data has them (``item_attributes``), in every mode: public, no privacy cost, and better
+        measured (docs/results.md, "A shop's catalog")."""
         recipe = cls.recipe(federated=federated, dp=config.dp)
         learning_rates = recipe.pop("lr", {})
         resolved = config.with_model_defaults(recipe)
         if resolved.lr is None and resolved.optimizer in learning_rates:
             resolved = resolved.with_model_defaults({"lr": learning_rates[resolved.optimizer]})
         if resolved.attribute_buckets is None:
-            buckets = cls.dp_attribute_buckets if config.dp and item_attributes else 0
+            buckets = cls.catalog_attribute_buckets if item_attributes else 0
             resolved = resolved.with_model_defaults({"attribute_buckets": buckets})
         return resolved
 

@@ -39,7 +39,7 @@ class LSTMRecommender(TorchRecommender):
     dp_defaults = {"epochs": 10, "batch_size": 1024, "lr": {"adam": 2e-2, "sgd": 10.0}, "dim": 32, "dropout": 0.0,
                    "max_len": 20, "vocab_size": 3000}
     federated_dp_defaults = {"batch_size": 128, "vocab_size": 500, "prior_noise": 3.0}
-    dp_attribute_buckets = 1024
+    catalog_attribute_buckets = 1024
     shareable_parameters = None  # every parameter is shared in federation
     item_row_parameters = ("item_embedding.weight",)
     privacy_unit = "user (their whole train item sequence)"

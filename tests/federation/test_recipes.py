@@ -19,7 +19,7 @@ def resolved(item_attributes: bool = True, **fields):
 def test_federated_lstm_defaults_to_the_mime_recipe():
     train, federation = resolved(model="lstm")
 
-    assert (train.optimizer, train.lr, train.batch_size, train.attribute_buckets) == ("adam", 5e-3, 64, 0)
+    assert (train.optimizer, train.lr, train.batch_size, train.attribute_buckets) == ("adam", 5e-3, 64, 1024)
     assert (federation.drift_correction, federation.mime_momentum, federation.strategy, federation.server_momentum) == ("mime", 0.0, "fedavgm", 0.9)
     assert (federation.rounds, federation.local_epochs, federation.client_lr_decay) == (100, 2, 1.0)
     assert (federation.server_eval, federation.fraction, federation.eval_users) == (True, 1.0, 0)
@@ -46,6 +46,14 @@ def test_keeping_the_optimizer_state_turns_the_default_mime_off():
     _, federation = resolved(model="lstm", keep_optimizer_state=True)
 
     assert federation.drift_correction == "none"
+
+
+def test_every_mode_reads_the_catalogs_attributes_when_the_data_has_them():
+    for privacy in ({}, dict(dp=True, target_epsilon=8.0)):
+        with_attributes, _ = resolved(model="lstm", **privacy)
+        without, _ = resolved(model="lstm", item_attributes=False, **privacy)
+        assert (with_attributes.attribute_buckets, without.attribute_buckets) == (1024, 0)
+    assert model_class("lstm").resolve_config(TrainConfig(model="lstm"), item_attributes=True).attribute_buckets == 1024
 
 
 def test_federated_dp_lstm_reads_attributes_only_when_the_data_has_them():
