@@ -1,5 +1,6 @@
 """Every cross-field check of a federated run, in one call made before any process starts
-(`fedrec simulate` runs it before Ray; the ServerApp again before round 1)."""
+(`fedrec simulate` runs it before Ray; the ServerApp again before round 1). The checks that
+need no data run first, before a raw log is anonymized or a run folder made."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from fedrec.privacy.central_dp import check_privacy_modes
 from fedrec.privacy.distributed_dp import check_distributed
 
 
-def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:
-    """Refuse what cannot work, naming the fix; ``train`` and ``federation`` are resolved."""
+def check_options(train: TrainConfig, federation: FederationConfig) -> None:
+    """The checks that need no data: run before any file is read or written."""
     check_privacy_modes(train, federation, uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
     check_secure_aggregation(train, federation)
     check_distributed(train, federation, every_parameter_shared=shares_every_parameter(train.model))
+
+
+def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:
+    """Refuse what cannot work, naming the fix; ``train`` and ``federation`` are resolved."""
+    check_options(train, federation)
     # The model's own checks (vocabulary needs the DP prior, attributes need a catalog with them).
     model = create_model(train.model, train, n_users=0, n_items=catalog.n_items)
     model.use_item_attributes(catalog)

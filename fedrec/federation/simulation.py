@@ -3,10 +3,12 @@ one virtual SuperNode per client, in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
-from fedrec.federation.checks import check_run
+from fedrec.federation.checks import check_options, check_run
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
@@ -63,20 +65,22 @@ def simulate(
     run_dir = Path(federation.run_dir)
     if not federation.resume and latest_checkpoint(run_dir) is not None:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
-    if anonymization is not None:
-        if federation.resume:
-            raise ConfigError("--resume trains on the anonymized copy the run already made; drop --anonymize-key.")
-        union = anonymize_stores(Path(train.data), run_dir, key_file=anonymization.key_file, k=anonymization.k,
-                                 link_stores=anonymization.link_stores, schema=anonymization.schema)
-        train = dataclasses.replace(train, data=str(union.resolve()))
-    catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
-    train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
-    check_run(train, federation, catalog)  # every cross-field check, before Ray starts
-    _, partition = partitioned(train, federation)
-    if partition.num_clients < federation.min_clients:
-        raise ConfigError(
-            f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
-        )
+    if anonymization is not None and federation.resume:
+        raise ConfigError("--resume trains on the anonymized copy the run already made; drop --anonymize-key.")
+    check_options(*resolve_run(train, federation, item_attributes=False))  # before a file is read or written
+    with _removed_on_failure(run_dir):
+        if anonymization is not None:
+            union = anonymize_stores(Path(train.data), run_dir, key_file=anonymization.key_file, k=anonymization.k,
+                                     link_stores=anonymization.link_stores, schema=anonymization.schema)
+            train = dataclasses.replace(train, data=str(union.resolve()))
+        catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
+        train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
+        check_run(train, federation, catalog)  # every cross-field check, before Ray starts
+        _, partition = partitioned(train, federation)
+        if partition.num_clients < federation.min_clients:
+            raise ConfigError(
+                f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
+            )
     # Sample from all virtual clients, not from those registered first.
     federation = dataclasses.replace(federation, min_available=partition.num_clients)
     import ray
@@ -115,6 +119,19 @@ def simulate(
         if started_ray and ray.is_initialized():
             ray.shutdown()  # leave a cluster this run joined (it keeps running), or stop the local one
     return RunDir(run_dir).read_metrics()
+
+
+@contextlib.contextmanager
+def _removed_on_failure(run_dir: Path):
+    """A run refused before it starts leaves nothing behind: the run folder this call made
+    (anonymized copies and all) is removed; a folder that was there before is left alone."""
+    made = not run_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if made and run_dir.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _flower_console(*, verbose: bool) -> None:

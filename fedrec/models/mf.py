@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedrec.data.split import LeaveOneOut
+from fedrec.models.item_vocabulary import bias_from_counts
 from fedrec.models.registry import register_model
 from fedrec.models.torch_model import TorchRecommender
 
@@ -62,11 +63,19 @@ class MatrixFactorization(TorchRecommender):
     defaults = {"epochs": 60, "batch_size": 1024, "optimizer": "adam", "lr": {"adam": 3e-3, "sgd": 10.0},
                 "weight_decay": 0.0, "dim": 64, "dropout": 0.3}
     federated_defaults = {"batch_size": 64, "optimizer": "sgd"}
-    dp_defaults = {"epochs": 10, "batch_size": 256, "optimizer": "adam", "dim": 32, "dropout": 0.0}
+    dp_defaults = {"epochs": 10, "batch_size": 256, "optimizer": "adam", "dim": 32, "dropout": 0.0, "prior_noise": 5.0}
     shareable_parameters = ITEM_SIDE
+    # Under DP the item biases start from a noisy, accounted popularity release: the release
+    # audit's popularity baseline is that same release (nothing else is measured under DP).
+    uses_popularity_prior = True
     privacy_unit = "user (their set of train items; their vector is refitted locally and never released)"
     private_positives = 50  # most recent distinct train items per user in a DP sample
     private_negatives = 100  # uniformly sampled items each positive competes with
+
+    def apply_popularity_prior(self, counts: np.ndarray) -> None:
+        """Item biases from the noisy counts (log-popularity, centred)."""
+        with torch.no_grad():
+            self.net.item_bias.weight.copy_(bias_from_counts(counts).unsqueeze(1))
 
     def build_net(self) -> MFNet:
         return MFNet(self.n_users, self.n_items, self.config.dim, self.config.dropout)
