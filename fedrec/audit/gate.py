@@ -22,6 +22,10 @@ Checks:
       hits per group the percentile interval collapses (a group with no hit gets [0, 0]).
       A grouping with fewer than two reported groups is listed under ``skipped``;
   (d) with a baseline release's audit: the change bounds of :func:`change_checks`.
+
+A check whose value cannot be measured (popularity under DP when the run released no counts)
+blocks, unless ``allow_unmeasured`` is set: then it passes marked ``unmeasured``, and the
+model card says so.
 """
 
 from __future__ import annotations
@@ -166,7 +170,21 @@ def gate(audits: Mapping[str, Any], config: AuditConfig, *, baseline: Mapping[st
     found, skipped_groups = group_checks(audits.get("groups", {}), config)
     checks += found
     skipped += skipped_groups
+    if config.allow_unmeasured:
+        checks = [allowed_unmeasured(c) if c["value"] is None and not c["passed"] else c for c in checks]
     return {"verdict": PASSED if all(c["passed"] for c in checks) else BLOCKED, "checks": checks, "skipped": skipped}
+
+
+def allowed_unmeasured(check: Mapping[str, Any]) -> dict[str, Any]:
+    """A check with no value, passed because the audit was asked to (``allow_unmeasured``):
+    marked so that the audit, the card and the release say it was never measured."""
+    return {**check, "passed": True, "unmeasured": True,
+            "message": f"{check['message']}; passed unmeasured, as --allow-unmeasured asked"}
+
+
+def unmeasured(verdict: Mapping[str, Any]) -> list[str]:
+    """Names of the checks that passed without a value."""
+    return [f"{c['check']} ({c['slice']})" for c in verdict.get("checks", []) if c.get("unmeasured")]
 
 
 def failed_checks(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from fedrec.audit.gate import wilson_interval
+from fedrec.audit.gate import unmeasured, wilson_interval
 from fedrec.release.readings import MEASURED, is_group_ratio, read_check
 
 INTENDED_USE = (
@@ -140,7 +140,8 @@ def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Map
                  "mitigation_strategy": "the release gate bounds the popularity ratio and catalog coverage"},
             ],
         },
-        "release": {"verdict": verdict["verdict"], "override": override, "code_version": dict(code_version)},
+        "release": {"verdict": verdict["verdict"], "override": override, "code_version": dict(code_version),
+                    "passed_unmeasured": unmeasured(audit)},
     }
 
 
@@ -186,6 +187,9 @@ def render_card(card: Mapping[str, Any]) -> str:
         o = release["override"]
         lines += [f"> **Released over a blocked audit** by {o['user']} at {o['time']}: {o['reason']}",
                   f"> Failed checks: {'; '.join(o['failed_checks']) or 'none'}", ""]
+    if release.get("passed_unmeasured"):
+        lines += [f"> **Passed with checks never measured** (--allow-unmeasured): {'; '.join(release['passed_unmeasured'])}",
+                  ""]
     lines += ["## Data", ""] + [f"- {d['name']}: {d['description']}" for d in parameters["data"]]
     lines += ["", "## Metrics (test split, full ranking, leave-one-out)", "",
               *_tested_lines(card["quantitative_analysis"]), "",

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from fedrec.audit.gate import BLOCKED, PASSED, failed_checks, gate, wilson_interval
+from fedrec.audit.gate import BLOCKED, PASSED, failed_checks, gate, unmeasured, wilson_interval
 from fedrec.config import AuditConfig
 from fedrec.errors import ConfigError
 
@@ -145,3 +145,16 @@ def test_audit_config_reads_kebab_case_and_none():
 
     assert config.max_arp_ratio is None and config.min_group_size == 50
     assert dataclasses.asdict(config)["top_k"] == 10
+
+
+def test_an_unmeasured_check_blocks_unless_allowed_and_then_says_it_was_never_measured():
+    audits = {"utility": utility(0.03, None), "popularity": popularity(None, 0.5)}
+
+    strict = gate(audits, AuditConfig())
+    allowed = gate(audits, AuditConfig(allow_unmeasured=True))
+
+    assert strict["verdict"] == BLOCKED and len(failed_checks(strict)) == 2
+    assert allowed["verdict"] == PASSED
+    assert unmeasured(allowed) == ["hr@10_gain_over_popularity (all users)", "arp_ratio (all users)"]
+    assert all("passed unmeasured" in c["message"] for c in allowed["checks"] if c["value"] is None)
+    assert gate({"popularity": popularity(9.0, 0.5)}, AuditConfig(allow_unmeasured=True))["verdict"] == BLOCKED

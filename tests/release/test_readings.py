@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fedrec.audit import exposure_sums, finish_group_utility, finish_popularity, group_utility_sums
-from fedrec.audit.gate import gate
+from fedrec.audit.gate import allowed_unmeasured, gate
 from fedrec.config import AuditConfig
 from fedrec.release.audit_report import render_markdown
 from fedrec.release.card import model_card, render_card
@@ -114,3 +114,20 @@ def test_a_check_judged_on_its_measured_value_reads_as_it_is(no_hit_group):
     reading = read_check(coverage, no_hit_group["groups"])
 
     assert reading.same and reading.measured == reading.judged == coverage["value"] and reading.reason is None
+
+
+def test_the_card_says_when_a_check_passed_without_being_measured(no_hit_group):
+    audit = {**no_hit_group, "checks": [allowed_unmeasured({
+        "check": "arp_ratio", "slice": "all users", "value": None, "threshold": {"lower": None, "upper": 6.0},
+        "passed": False, "message": "arp undefined on all users: the gate cannot pass a value it cannot measure"})]}
+    run = {"model": "mf", "metrics": {"hr@10": 0.01}}
+    card = model_card(run=run, audit=audit, verdict={"verdict": "passed", "override": None},
+                      data={"source": "shop.csv", "description": "529 users"}, privacy="none",
+                      code_version={"fedrec": "0"}, plots=[], created="today")
+
+    markdown = render_card(card)
+
+    assert card["release"]["passed_unmeasured"] == ["arp_ratio (all users)"]
+    assert "Passed with checks never measured** (--allow-unmeasured): arp_ratio (all users)" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| arp_ratio |"))
+    assert "not measured" in row
