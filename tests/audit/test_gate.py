@@ -158,3 +158,13 @@ def test_an_unmeasured_check_blocks_unless_allowed_and_then_says_it_was_never_me
     assert unmeasured(allowed) == ["hr@10_gain_over_popularity (all users)", "arp_ratio (all users)"]
     assert all("passed unmeasured" in c["message"] for c in allowed["checks"] if c["value"] is None)
     assert gate({"popularity": popularity(9.0, 0.5)}, AuditConfig(allow_unmeasured=True))["verdict"] == BLOCKED
+
+
+def test_the_gates_thresholds_stay_as_calibrated_on_beauty():
+    """docs/audit.md, "Release gate": a normally trained model passes, popularity is blocked.
+    A change here is a recalibration: measure it there first."""
+    config = AuditConfig()
+
+    assert (config.min_hr_gain, config.max_arp_ratio, config.min_coverage, config.min_group_ratio) == (0.002, 6.0, 0.01, 0.5)
+    assert (config.min_group_size, config.group_evidence, config.allow_unmeasured) == (100, "interval", False)
+    assert (config.max_hr_drop, config.max_group_ratio_drop) == (0.005, 0.1)
