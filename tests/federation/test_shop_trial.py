@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
@@ -89,3 +90,20 @@ def test_a_dp_run_on_the_shop_log_reads_the_catalogs_attributes(shop_run, tmp_pa
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run / "metrics.json").read_text())["config"]["attribute_buckets"] == 1024
+
+
+def test_a_refused_run_leaves_nothing_behind(shop_run, tmp_path):
+    folder = shop_run.parents[1]
+    conflicting, refused = tmp_path / "conflicting", tmp_path / "refused"
+    personal = tmp_path / "personal.csv"
+    frame = pd.read_csv(folder / "shop.csv")
+    frame.assign(tier=frame["customer_id"].str[-1]).to_csv(personal, index=False)  # per customer, no role
+
+    options = fedrec("simulate", "--data", str(folder / "shop.csv"), "--anonymize-key", str(folder / "shop.key"),
+                     "--model", "mf", "--dp", "distributed", "--target-epsilon", "8", "--out", str(conflicting))
+    columns = fedrec("simulate", "--data", str(personal), "--anonymize-key", str(folder / "shop.key"), "--rounds", "1",
+                     "--out", str(refused))
+
+    assert options.returncode == 2 and "--dp local" in options.stderr and not conflicting.exists()
+    assert "anonymiz" not in options.stderr.lower()  # refused before any row was read
+    assert columns.returncode == 2 and "'tier': constant per customer" in columns.stderr and not refused.exists()
