@@ -251,6 +251,9 @@ def report_gate(run_dir: Path, gate: dict) -> None:
           f"{len(gate['checks'])} checks passed) -> {where}")
     if gate.get("not_released"):
         print(f"not released: {gate['not_released']}")
+    if gate.get("replaces"):  # fedrec audit over an earlier audit: said even under -q
+        print(f"replaced the earlier audit ({gate['replaces']['verdict']}); it is kept in "
+              f"{Path(run_dir) / gate['replaces']['kept_in']}")
     if failed:
         raise ReleaseBlocked(
             "release blocked: " + "; ".join(c["message"] for c in failed) + f". No release was written. Change the "

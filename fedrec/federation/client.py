@@ -110,7 +110,9 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
                 f"{partition.num_clients} clients; start it with num-supernodes={partition.num_clients}."
             )
         data = client_interactions(full, partition, index)
-        name = f"{federation.partition}-{index}"
+        # A store keeps one name everywhere (ledger, private state, reports): its own id when the
+        # log has a store column, store-<i> for the simulated ones; a device its index.
+        name = partition.client_names[index] if federation.partition == "store" else f"{federation.partition}-{index}"
     else:
         raise ConfigError(
             "this SuperNode has no data: start it with --node-config \"data-path='/path/to/log.csv'\" "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pandas as pd
 from fedrec.anonymize import anonymize_file, load_key, resolve_schema
 from fedrec.anonymize.pipeline import copy_catalog
 from fedrec.anonymize.schema import load_schema
+from fedrec.data.partition.stores import store_label
 from fedrec.errors import ConfigError, DataError
 from fedrec.rundir import RunDir, atomic_write, write_json
 
@@ -111,4 +111,4 @@ def _write_like(rows: pd.DataFrame, path: Path) -> None:
 
 
 def _file_name(store: str) -> str:
-    return "store-" + re.sub(r"[^A-Za-z0-9_.-]", "_", store)
+    return store_label(store)  # the name its client, ledger and reports carry too

@@ -130,7 +130,7 @@ def test_store_id_column_makes_one_client_per_store_in_sorted_order(tmp_path):
 
     partition = partition_by_store(data, None)
 
-    assert partition.client_names == ("east", "north", "south")
+    assert partition.client_names == ("store-east", "store-north", "store-south")
     members = [data.users.to_raw(users).tolist() for users in partition.client_users]
     assert members == [["u4"], ["u1", "u3"], ["u2", "u5"]]
 

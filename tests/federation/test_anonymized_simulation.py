@@ -105,3 +105,26 @@ def test_a_deployed_store_anonymizes_its_own_raw_log_with_its_own_key(tmp_path):
     assert json.loads((state / "anonymization" / "report.json").read_text())["k_achieved"] >= 2
     with pytest.raises(ConfigError, match="key-path"):
         locate_site({wire.NODE_RAW_DATA_PATH: str(own_raw)}, train, federation, None)
+
+
+def test_a_store_keeps_one_name_from_its_anonymization_to_its_ledger(tmp_path):
+    """The review found store-S01 in the anonymization folder and store-0 in the ledgers."""
+    raw_path, _ = write_synth(synthesize(stores=2, users=160, seed=5), tmp_path / "raw.csv")
+    key = tmp_path / "store.key"
+    assert run_cli("keys", "--out", str(key)).returncode == 0
+    run = tmp_path / "run"
+
+    result = run_cli("simulate", "--model", "lstm", "--data", str(raw_path), "--anonymize-key", str(key),
+                     "--k-anonymity", "2", "--dp", "--target-epsilon", "8", "--rounds", "1", *SMALL, "--out", str(run))
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    stores = sorted(pd.read_csv(raw_path, dtype=str)["store_id"].unique())
+    names = [f"store-{store}" for store in stores]
+    assert sorted(p.name for p in (run / "anonymization").iterdir() if p.is_dir()) == names
+    report = json.loads((run / "privacy" / "report.json").read_text())
+    assert sorted(report_names(report)) == names
+
+
+def report_names(report: dict) -> list[str]:
+    clients = report.get("clients") or report.get("stores") or {}
+    return list(clients) if isinstance(clients, dict) else [c.get("client") or c.get("name") for c in clients]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -80,9 +81,15 @@ def _real_stores(data: Interactions, num_clients: int | None) -> Partition:
     return Partition(
         scheme="store",
         client_users=_group(owner, len(distinct)),
-        client_names=tuple(str(s) for s in distinct),
+        client_names=tuple(store_label(s) for s in distinct),
         method="stores from the store_id column",
     )
+
+
+def store_label(store_id) -> str:
+    """A store's one name in a run (its client, ledger, private state, anonymization folder,
+    reports): ``store-`` and its own id, with characters unsafe in a file name replaced."""
+    return "store-" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(store_id))
 
 
 def _dirichlet_owners(labels: np.ndarray, k: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
