@@ -59,13 +59,19 @@ class TolerantStrategy(WrappingStrategy):
         self.refusals_per_round: dict[int, int] = {}
         self.privacy_ledgers: dict[str, ClientLedger] = {}  # DP: each client's latest ledger
         self.before_asking: Callable[[int], None] | None = None  # called with the round before it is sent
+        self.fixed_tables: dict[str, Array] = {}  # integer arrays last sent: kept through aggregation
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        self.remember_sent(arrays)
         self.sampled_per_round[server_round] = len(messages)  # a node that never replies failed too
         if messages and self.before_asking is not None:
             self.before_asking(server_round)
         return messages
+
+    def remember_sent(self, arrays: ArrayRecord) -> None:
+        """The integer arrays of the state sent this round, which aggregation leaves as they are."""
+        self.fixed_tables = {k: a for k, a in arrays.items() if np.dtype(a.dtype).kind in "iub"}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
@@ -83,7 +89,8 @@ class TolerantStrategy(WrappingStrategy):
                 server_round, len(ok), sampled, self.min_successes,
             )
             return None, None
-        return self.inner.aggregate_train(server_round, ok)
+        arrays, metrics = self.inner.aggregate_train(server_round, ok)
+        return keep_fixed_tables(arrays, self.fixed_tables), metrics
 
     def take_privacy_records(self, server_round: int, replies: list[Message]) -> list[Message]:
         """Keep each DP client's ledger; drop (and log) clients that refused for budget."""
@@ -190,6 +197,19 @@ class TouchedRowsAveraging(WrappingStrategy):
     def summary(self) -> None:
         log.info("item rows averaged over the clients that touched them: %s", ", ".join(self.row_keys))
         self.inner.summary()
+
+
+def keep_fixed_tables(arrays: ArrayRecord | None, fixed: dict[str, Array]) -> ArrayRecord | None:
+    """The integer arrays of the state (the catalog's attribute table, the vocabulary's item
+    ids) are lookups, not weights: the aggregate keeps the ones the server sent. Averaged (and
+    moved by server momentum) they drifted into ids past the table: an IndexError at round 49
+    of a non-DP run with attributes."""
+    if arrays is None or not fixed:
+        return arrays
+    kept = ArrayRecord()
+    for key, array in arrays.items():
+        kept[key] = fixed.get(key, array)
+    return kept
 
 
 def _fill_untouched_rows(replies: list[Message], key: str, global_rows: np.ndarray) -> None:

@@ -123,3 +123,32 @@ def test_the_aggregate_does_not_depend_on_which_client_replied_first():
     backward, _ = strategy.aggregate_train(1, replies[::-1])
 
     assert np.array_equal(forward["w"].numpy(), backward["w"].numpy())
+
+
+def test_integer_tables_of_the_state_come_out_of_aggregation_as_the_server_sent_them():
+    """The attribute table (item -> bucket ids) is a lookup: averaged over unequal weights and
+    moved by server momentum it drifted into ids past the table (an IndexError at round 49)."""
+    from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+
+    from fedrec.federation import wire
+
+    table = np.array([[0, 0], [1024, 7], [3, 513]], dtype=np.int64)
+    sent = ArrayRecord({"item_attributes": Array(table), "w": Array(np.zeros(4, np.float32))})
+    strategy = build_strategy(federation(strategy="fedavg"))
+
+    strategy.remember_sent(sent)  # what configure_train does with the arrays it sends
+    replies = []
+    for client, weight in enumerate((7, 3, 11)):
+        drifted = table + (5 if client == 2 else 0)  # a table no reply should change; averaged: table + 2.6
+        content = RecordDict({wire.ARRAYS: ArrayRecord({"item_attributes": Array(drifted),
+                                                        "w": Array(np.full(4, client, np.float32))}),
+                              wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: weight, wire.UNIT_WEIGHT: 1.0,
+                                                          wire.TRAIN_LOSS: 0.0, wire.NUM_USERS: 5})})
+        metadata = Metadata(run_id=1, message_id=f"m{client}", src_node_id=client + 1, dst_node_id=0,
+                            reply_to_message_id="", group_id="1", created_at=0.0, ttl=60.0, message_type="train")
+        replies.append(Message(content=content, metadata=metadata))
+
+    aggregated, _ = strategy.aggregate_train(1, replies)
+
+    assert np.array_equal(aggregated["item_attributes"].numpy(), table)
+    assert not np.array_equal(aggregated["w"].numpy(), np.zeros(4))  # the weights were averaged
