@@ -63,8 +63,8 @@ def main() -> None:
         done = fedrec("simulate", "--data", str(log), "--anonymize-key", str(key), *ARMS[arm], "--out", str(run))
         wall = time.perf_counter() - started
         document = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
-        gate = json.loads((run / "audit" / "audit.json").read_text()).get("gate", {}) \
-            if (run / "audit" / "audit.json").exists() else {}
+        audit = run / "audit" / "audit.json"
+        verdict = json.loads(audit.read_text()).get("verdict") if audit.exists() else None
         results[arm] = {"command": ["fedrec", "simulate", "--data", "shop.csv", "--anonymize-key", "shop.key",
                                     *ARMS[arm], "--out", f"run-{arm}"],
                         "exit": done.returncode, "wall_seconds": round(wall, 1),
@@ -72,7 +72,7 @@ def main() -> None:
                         "ndcg@10": document.get("metrics", {}).get("ndcg@10"),
                         "reported_round": document.get("reported_round"),
                         "attribute_buckets": (document.get("config") or {}).get("attribute_buckets"),
-                        "gate": gate.get("verdict"), "stderr_tail": done.stderr[-600:]}
+                        "gate": verdict, "stderr_tail": done.stderr[-600:]}
         results_path.write_text(json.dumps(results, indent=2))
         print(f"{arm}: exit {done.returncode}, HR@10 {results[arm]['hr@10']}, {wall:.0f} s", flush=True)
     print(f"\n{args.stores} stores, {args.users} customers (fedrec synth), each arm a fresh `fedrec simulate`")
