@@ -56,7 +56,11 @@ class Catalog:
         raw = [""] + [str(v) for v in frame["item_id"]]
         columns = {name: [None] + [_text(v) for v in frame[name]] for name in DISPLAY_COLUMNS if name in frame}
         tokens: list[frozenset[str]] = [frozenset()]
-        attribute_values = [None] * len(frame) if "attributes" not in frame else [_text(v) for v in frame["attributes"]]
+        # Attribute ids give reasons only where they are all the catalog says (Beauty); a shop's
+        # catalog names its brand and category in words, and its ids repeat them (plus price bands).
+        named = "brand" in frame or "category" in frame
+        attribute_values = ([None] * len(frame) if "attributes" not in frame or named
+                            else [_text(v) for v in frame["attributes"]])
         brands = columns.get("brand", [None] * (len(frame) + 1))
         categories = columns.get("category", [None] * (len(frame) + 1))
         for i in range(1, len(frame) + 1):

@@ -212,7 +212,7 @@ def test_csv_log_splits_extra_columns_into_user_and_item_attributes(tmp_path):
 
     assert data.user_attributes is not None and data.item_attributes is not None
     assert data.user_attributes.columns.tolist() == ["age"]
-    assert data.item_attributes.columns.tolist() == ["category"]
+    assert data.item_attributes.columns.tolist() == ["category", "attributes"]  # + its ids for the attribute encoder
     u1, u2 = data.users.to_index(["u1", "u2"])
     assert data.user_attributes.loc[u1, "age"] == 30
     assert data.user_attributes.loc[u2, "age"] == 41
