@@ -2,7 +2,8 @@
 
 In order: opted-out customers out; direct identifiers and free text dropped (free text
 scrubbed on request); every column that would be written as it is checked for personal
-data on a sample; quasi-identifiers generalised until every class of customers has k
+data on a sample, and one the schema did not declare published only if the log shows it is an
+item or store attribute (deny by default); quasi-identifiers generalised until every class has k
 members; customer ids replaced by keyed pseudonyms; times cut to the day; the rows written
 grouped by user, in each user's time order, to a file that appears whole or not at all.
 The input is only ever read.
