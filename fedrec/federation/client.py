@@ -36,6 +36,7 @@ from fedrec.federation.client_state import (
 )
 from fedrec.models import create_model
 from fedrec.models.torch_model import TorchRecommender
+from fedrec.privacy.budget import ledger_file
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
 from fedrec.release.audit_run import audit_sums, user_groupings
@@ -87,6 +88,18 @@ def _partitioned(spec: str, min_interactions: int, short_users: str, scheme: str
     return data, make_partition(data, scheme, num_clients, alpha=alpha, seed=seed)
 
 
+def refuse_positional_ledger(state_dir: Path, *, old: str, new: str) -> None:
+    """Before stores were named by their own id, a store of a log with a store column kept its
+    ledger under its position (store-0, ...): reading on under the new name would restart its
+    lifetime budget, and a position need not be the same store in another run."""
+    if ledger_file(state_dir, old).exists() and not ledger_file(state_dir, new).exists():
+        raise ConfigError(
+            f"{state_dir} holds a privacy ledger named {old} from before stores were named by their id; this store is "
+            f"now {new}. Check which store that ledger belongs to and rename it to {ledger_file(state_dir, new).name} "
+            "(moving it away instead restarts this store's lifetime budget, which then understates it)."
+        )
+
+
 def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig, state_dir: str | None) -> ClientSite:
     """A deployed node names its own data file; a simulated node gets a partition id."""
     own_state = node_config.get(wire.NODE_STATE_DIR) or state_dir
@@ -113,6 +126,8 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
         # A store keeps one name everywhere (ledger, private state, reports): its own id when the
         # log has a store column, store-<i> for the simulated ones; a device its index.
         name = partition.client_names[index] if federation.partition == "store" else f"{federation.partition}-{index}"
+        if own_state and name != f"{federation.partition}-{index}":
+            refuse_positional_ledger(Path(own_state), old=f"{federation.partition}-{index}", new=name)
     else:
         raise ConfigError(
             "this SuperNode has no data: start it with --node-config \"data-path='/path/to/log.csv'\" "

@@ -10,7 +10,7 @@ import pytest
 
 import fedrec
 from fedrec.config import FederationConfig, TrainConfig
-from fedrec.errors import DataError
+from fedrec.errors import ConfigError, DataError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site
 from fedrec.federation.store_logs import OWN_COPY, OWN_COPY_SETTINGS, anonymize_own_log
@@ -58,3 +58,21 @@ def test_a_deployed_store_takes_its_schema_from_its_node_config(tmp_path):
 
     assert "member_tier" not in pd.read_parquet(tmp_path / "s" / OWN_COPY).columns
     assert json.loads((tmp_path / "s" / OWN_COPY_SETTINGS).read_text())["schema"] is not None
+
+
+def test_a_ledger_kept_under_a_stores_old_positional_name_is_not_silently_left_behind(tmp_path):
+    """Stores of a log with a store column were store-0, store-1, ... in their ledgers; now
+    store-<id>. A state dir with the old name must not restart that store's lifetime budget."""
+    rows = [f"u{u},i{(u + t) % 9},{1_700_000_000 + t},{'S01' if u < 6 else 'S02'}" for u in range(12) for t in range(4)]
+    log = tmp_path / "shop.csv"
+    log.write_text("user_id,item_id,timestamp,store_id\n" + "\n".join(rows) + "\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "store-0.privacy.json").write_text("{}")
+    train, federation = TrainConfig(model="lstm", data=str(log)), FederationConfig(partition="store")
+    config = {wire.NODE_PARTITION_ID: 0, wire.NODE_NUM_PARTITIONS: 2, wire.NODE_STATE_DIR: str(state)}
+
+    with pytest.raises(ConfigError, match="store-0 from before stores were named by their id; this store is now store-S01"):
+        locate_site(config, train, federation, None)
+    (state / "store-0.privacy.json").rename(state / "store-S01.privacy.json")
+    assert locate_site(config, train, federation, None).name == "store-S01"
