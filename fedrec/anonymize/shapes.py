@@ -141,13 +141,12 @@ def _hashes(values: pa.Array, *, with_filled: bool = False):
     """A 64-bit hash of each value's text (hashed once per distinct value of the batch), and
     with ``with_filled`` whether the value is there (not null, not empty)."""
     encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-    words = pc.cast(decoded(encoded.dictionary), pa.string())
-    table = pd.util.hash_array(np.asarray(words.to_pylist(), dtype=object), categorize=False)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    words = np.asarray(pc.cast(decoded(encoded.dictionary), pa.string()).to_pylist(), dtype=object)
+    table = pd.util.hash_array(words, categorize=False)
     nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
-    hashed = table[np.where(nulls, 0, codes).astype(np.int64)] if len(table) else np.zeros(len(codes), np.uint64)
+    codes = np.where(nulls, 0, encoded.indices.to_numpy(zero_copy_only=False)).astype(np.int64)
+    hashed = table[codes] if len(table) else np.zeros(len(codes), np.uint64)
     if not with_filled:
         return hashed
-    blank = np.asarray([w == "" for w in words.to_pylist()], dtype=bool)
-    empty = nulls | (blank[np.where(nulls, 0, codes).astype(np.int64)] if len(blank) else True)
+    empty = nulls | ((words == "")[codes] if len(words) else True)
     return hashed, ~empty

@@ -157,6 +157,14 @@ class Federation:
         config = f"data='{self.data}' item-catalog='{self.catalog}' run-dir='{run_dir}' {TINY} {settings}"
         return ["flwr", "run", str(REPO), "fedrec", "--stream", "--run-config", config]
 
+    def operator_run(self, run_dir: Path, settings: str, *, timeout: int) -> dict:
+        """`flwr run` as the operator starts it; its output goes to logs/flwr-run.log. Returns
+        metrics.json (`flwr run` exits 0 even when the ServerApp fails: the run directory is the verdict)."""
+        result = subprocess.run(self.run_command(run_dir, settings), env=self.env, cwd=self.root, capture_output=True,
+                                text=True, timeout=timeout)
+        (self.logs / "flwr-run.log").write_text(result.stdout + result.stderr)
+        return read_metrics(run_dir)
+
     def kill(self, name: str) -> None:
         os.killpg(self.procs[name].pid, signal.SIGKILL)
         self.procs[name].wait(timeout=30)
@@ -239,14 +247,7 @@ def test_tls_deployment_with_node_auth_runs_two_rounds(federation):
     untrusting = federation.start_supernode("untrusting", federation.certs / "store-a.key", trust_ca=False)
     run_dir = federation.root / "run"
 
-    result = subprocess.run(
-        federation.run_command(run_dir, "model='lstm' rounds=2 min-clients=2"),
-        env=federation.env, cwd=federation.root, capture_output=True, text=True, timeout=900,
-    )
-    (federation.logs / "flwr-run.log").write_text(result.stdout + result.stderr)
-
-    # `flwr run` exits 0 even when the ServerApp fails: the run directory is the verdict.
-    document = read_metrics(run_dir)
+    document = federation.operator_run(run_dir, "model='lstm' rounds=2 min-clients=2", timeout=900)
     assert document.get("complete") is True, "the run did not complete"
     assert [r["round"] for r in document["rounds"]] == [1, 2]
     assert [r["failures"] for r in document["rounds"]] == [0, 0]

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from flwr.proto.control_pb2 import ListRunsRequest  # pylint: disable=E0611
 
-from test_deployment import Federation, _running, group_members, read_metrics, wait_for
+from test_deployment import Federation, _running, group_members, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "docs" / "nginx-fleet-only.conf"
@@ -108,12 +108,7 @@ def flwr_json(fed: Federation, *command: str) -> dict:
 
 def test_a_run_the_operator_starts_trains_through_the_proxy(proxied):
     run_dir = proxied.root / "run"
-    result = subprocess.run(
-        proxied.run_command(run_dir, "model='lstm' rounds=1 min-clients=2"),
-        env=proxied.env, cwd=proxied.root, capture_output=True, text=True, timeout=600,
-    )
-    (proxied.logs / "flwr-run.log").write_text(result.stdout + result.stderr)
-    document = read_metrics(run_dir)
+    document = proxied.operator_run(run_dir, "model='lstm' rounds=1 min-clients=2", timeout=600)
     assert document.get("complete") is True, "the run did not complete"
     assert [(r["round"], r["failures"]) for r in document["rounds"]] == [(1, 0)]
     assert (run_dir / "model.pt").is_file()
