@@ -9,6 +9,18 @@
 - ``recommend(users, histories, k)``: top-k item indices, seen items excluded.
 - ``save(path)`` / ``fedrec.models.load_model(path)``: one file with the model name, sizes, the
   resolved config and the tensors; loading rebuilds the right class by name.
+
+What serving, fold-in and the release audit may ask of any model (they never ask its class):
+
+- ``item_vectors()``: the model's own item space (unit vectors, which items have one of their
+  own, how a reason names the space), or None for models without one.
+- ``item_similarities()``: a sparse item-item table of kept neighbours, or None.
+- ``item_factors()``: (item vectors, item biases) when a user is scored as <user vector, item
+  vector> + bias and user vectors are not kept with the model: serving folds users in from them.
+- ``scorer_for(n_users)``: what ranks ``n_users`` users from their histories (the model, or a
+  fold-in scorer where it holds no vector for them).
+- ``history_length()``: the most recent items the model reads (None: all of them);
+  ``predicts_next_item``: scores are for the item right after the history's last.
 """
 
 from __future__ import annotations
@@ -16,9 +28,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Protocol, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from fedrec.config import TrainConfig
@@ -42,6 +55,36 @@ class FitResult:
     released_popularity: np.ndarray | None = None  # under DP: noisy item counts the fit released (and accounted)
 
 
+class Scorer(Protocol):
+    def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """(B, n_items + 1) scores, as ``Recommender.score``."""
+
+
+@dataclass(frozen=True)
+class ItemVectors:
+    """A model's item space: row i is item i's unit vector, zero for padding (row 0) and for
+    items without a vector the model learnt for them alone (``own[i]`` False)."""
+
+    vectors: torch.Tensor  # (n_items + 1, d), unit rows or zero
+    own: np.ndarray  # (n_items + 1,) bool
+    description: str  # how a reason names the space ("cosine in the model's item embeddings")
+
+
+@dataclass(frozen=True)
+class ItemFactors:
+    """The item side of a model that scores <user vector, item vector> + item bias."""
+
+    vectors: torch.Tensor  # (n_items + 1, d); row 0 padding
+    bias: torch.Tensor  # (n_items + 1,)
+
+
+def unit_rows(rows: torch.Tensor) -> torch.Tensor:
+    """(n, d) -> (n, d) float rows scaled to norm 1; all-zero rows stay zero."""
+    rows = rows.detach().float()
+    norms = rows.norm(dim=1, keepdim=True)
+    return torch.where(norms > 0, rows / norms.clamp(min=1e-12), torch.zeros_like(rows))
+
+
 class Recommender(ABC):
     name: ClassVar[str]
     # The best measured settings per mode, layered: centralised, then what changes on
@@ -55,8 +98,11 @@ class Recommender(ABC):
     uses_popularity_prior: ClassVar[bool] = False  # DP: starts from a noisy popularity release (apply_popularity_prior)
     releasable: ClassVar[bool] = True  # False: the model holds customers' data; the release gate never releases it
     not_releasable_because: ClassVar[str] = ""
+    predicts_next_item: ClassVar[bool] = False  # scores are for the item right after the history's last one
 
     def __init__(self, config: TrainConfig, *, n_users: int, n_items: int) -> None:
+        # A config the caller resolved (for its mode) comes through unchanged: every field the
+        # plain recipe names is already set. An unresolved one gets the plain recipe.
         self.config = self.resolve_config(config)
         self.n_users = n_users
         self.n_items = n_items
@@ -73,12 +119,14 @@ class Recommender(ABC):
         return merged
 
     @classmethod
-    def resolve_config(cls, config: TrainConfig, *, federated: bool = False, item_attributes: bool = False) -> TrainConfig:
-        """Unset fields from the model's recipe for this mode; explicit values win. The
+    def resolve_config(cls, config: TrainConfig, *, federated: bool = False, private: bool = False,
+                       item_attributes: bool = False) -> TrainConfig:
+        """Unset fields from the model's recipe for this mode (``private``: trained under DP,
+        said by the caller: a model never reads the privacy mode); explicit values win. The
         learning rate follows the optimizer; the catalog's attributes are read whenever the
         data has them (``item_attributes``), in every mode: public, no privacy cost, and better
         measured (docs/results.md, "A shop's catalog")."""
-        recipe = cls.recipe(federated=federated, dp=config.dp)
+        recipe = cls.recipe(federated=federated, dp=private)
         learning_rates = recipe.pop("lr", {})
         resolved = config.with_model_defaults(recipe)
         if resolved.lr is None and resolved.optimizer in learning_rates:
@@ -101,6 +149,30 @@ class Recommender(ABC):
 
     @abstractmethod
     def load_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+    # --- what serving, fold-in and the release audit ask (defaults: a model with none of it)
+
+    def item_vectors(self) -> ItemVectors | None:
+        """The model's own item space, or None (models that score by counts or similarities)."""
+        return None
+
+    def item_similarities(self) -> sp.csr_matrix | None:
+        """(n_items + 1, n_items + 1): row i holds item i's kept neighbours and their
+        similarity; None for models that keep no item-item table."""
+        return None
+
+    def item_factors(self) -> ItemFactors | None:
+        """The item side, for models that score <user vector, item vector> + bias and keep
+        user vectors only for the users they were trained on; None for the rest."""
+        return None
+
+    def scorer_for(self, n_users: int) -> Scorer:
+        """What ranks ``n_users`` users (dense indices) from their histories: the model itself."""
+        return self
+
+    def history_length(self) -> int | None:
+        """How many of a history's most recent items the model reads (None: all)."""
+        return None
 
     def recommend(self, users: np.ndarray, histories: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
         """(B, k) item indices, best first, never an item the user has already seen."""

@@ -63,6 +63,10 @@ class ItemKNN(Recommender):
         )
         return torch.from_numpy(np.asarray((seen @ self.similarity).todense(), dtype=np.float32))
 
+    def item_similarities(self) -> sp.csr_matrix:
+        check_fitted(self, self.similarity is not None)
+        return self.similarity
+
     def state(self) -> dict[str, torch.Tensor]:
         check_fitted(self, self.similarity is not None)
         s = self.similarity

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from fedrec.data.interactions import Interactions
 from fedrec.data.split import LeaveOneOut
 from fedrec.errors import ConfigError
-from fedrec.models.item_vocabulary import bias_from_counts, vocabulary_from_counts
+from fedrec.models.base import ItemVectors, unit_rows
+from fedrec.models.item_vocabulary import OTHER, bias_from_counts, vocabulary_from_counts
 from fedrec.models.registry import register_model
 from fedrec.models.sequence_net import SequenceNet
 from fedrec.models.sequences import gather_positions, last_targets, right_pad
@@ -32,12 +33,12 @@ class LSTMRecommender(TorchRecommender):
     # epoch; federated clients take Adam 5e-3 steps scaled by the federation's second moment
     # (the Mime recipe, fedrec.federation.recipes); SGD at 20 is the best plain-SGD rate.
     defaults = {"epochs": 200, "batch_size": 128, "optimizer": "adam", "lr": {"adam": 3e-3, "sgd": 20.0},
-                "weight_decay": 0.0, "dim": 64, "dropout": 0.3, "max_len": 50, "vocab_size": 0, "prior_noise": 5.0}
+                "weight_decay": 0.0, "dim": 64, "dropout": 0.3, "max_len": 50, "vocab_size": 0}
     federated_defaults = {"batch_size": 64, "lr": {"adam": 5e-3}}
     # DPLSTM steps in Python over every position of the longest sequence in a Poisson batch:
     # short histories, a small net, few large batches, a vocabulary from the noisy prior.
     dp_defaults = {"epochs": 10, "batch_size": 1024, "lr": {"adam": 2e-2, "sgd": 10.0}, "dim": 32, "dropout": 0.0,
-                   "max_len": 20, "vocab_size": 3000}
+                   "max_len": 20, "vocab_size": 3000, "prior_noise": 5.0}
     federated_dp_defaults = {"batch_size": 128, "vocab_size": 500, "prior_noise": 3.0}
     catalog_attribute_buckets = 1024
     shareable_parameters = None  # every parameter is shared in federation
@@ -45,6 +46,7 @@ class LSTMRecommender(TorchRecommender):
     privacy_unit = "user (their whole train item sequence)"
     private_targets = 10  # under DP, each user's loss covers their 10 most recent next-item predictions
     uses_popularity_prior = True
+    predicts_next_item = True
 
     def apply_popularity_prior(self, counts: np.ndarray) -> None:
         """Output bias from the noisy counts; with a vocabulary, also which items it holds
@@ -59,16 +61,21 @@ class LSTMRecommender(TorchRecommender):
 
     def __init__(self, config, *, n_users: int, n_items: int) -> None:
         super().__init__(config, n_users=n_users, n_items=n_items)
-        if self.config.vocab_size and not (self.config.dp and self.config.prior_noise):
+        if self.config.vocab_size and not self.config.prior_noise:  # only DP recipes set a prior
             raise ConfigError(
                 f"vocab_size={self.config.vocab_size} picks items by the DP popularity prior; use it with --dp "
                 "(and a --prior-noise above 0), or set --vocab-size 0 to model every item."
             )
 
     def build_net(self) -> SequenceNet:
-        # Opacus refuses nn.LSTM; DPLSTM is the drop-in with the same parameter names.
-        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp, vocab_size=self.config.vocab_size,
-                           attribute_buckets=self.config.attribute_buckets)
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, vocab_size=self.config.vocab_size,
+                           attribute_buckets=self.config.attribute_buckets, level_output=self.starts_level)
+
+    @property
+    def starts_level(self) -> bool:
+        """Whether the output bias starts at zero: a model set up to start from a noisy
+        popularity prior (a DP recipe sets --prior-noise; 0 = no release, and level is the prior)."""
+        return self.config.prior_noise is not None
 
     def use_item_attributes(self, data: Interactions) -> None:
         """Read the catalog's item attributes into the model (they then travel with its
@@ -147,3 +154,16 @@ class LSTMRecommender(TorchRecommender):
             states = self.net.hidden(right_pad(recent))  # (B, L, dim)
             last = states[torch.arange(len(recent)), lengths - 1]  # (B, dim)
             return self.net.scoring_item_logits(last, torch.tensor([h[-1] if len(h) else 0 for h in recent]))
+
+    def history_length(self) -> int:
+        return self.config.max_len
+
+    def item_vectors(self) -> ItemVectors:
+        """Each item's next-item output row (items outside the DP vocabulary share the
+        "other" class's row: they have no vector of their own)."""
+        net = self.net
+        classes = net.classes_of(torch.arange(self.n_items + 1))  # item -> its output row
+        vectors = unit_rows(net.output.weight)[classes]
+        own = (classes.numpy() > OTHER) if net.vocab_size else np.arange(self.n_items + 1) > 0
+        vectors[torch.from_numpy(~own)] = 0.0
+        return ItemVectors(vectors, own, "cosine in the model's next-item output embeddings")

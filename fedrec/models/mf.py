@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedrec.data.split import LeaveOneOut
+from fedrec.models.base import ItemFactors, ItemVectors, Scorer, unit_rows
 from fedrec.models.item_vocabulary import bias_from_counts
 from fedrec.models.registry import register_model
 from fedrec.models.torch_model import TorchRecommender
@@ -100,6 +101,19 @@ class MatrixFactorization(TorchRecommender):
         self.net.eval()
         with torch.no_grad():
             return self.net(torch.as_tensor(users, dtype=torch.int64))
+
+    def item_vectors(self) -> ItemVectors:
+        vectors = unit_rows(self.net.item_embedding.weight)
+        vectors[0] = 0.0  # padding: trained through the softmax's column 0, but no item's vector
+        return ItemVectors(vectors, np.arange(self.n_items + 1) > 0, "cosine in the model's item embeddings")
+
+    def item_factors(self) -> ItemFactors:
+        return ItemFactors(self.net.item_embedding.weight.detach(), self.net.item_bias.weight.detach().squeeze(1))
+
+    def scorer_for(self, n_users: int) -> Scorer:
+        """A model saved without these users' vectors (a federation's model.pt: n_users 0)
+        scores them by fold-in, as the server evaluated it."""
+        return self if self.n_users == n_users else FoldInScorer(self)
 
     # --- DP: alternating minimisation. Each user's vector is fitted from that user's own
     # items with the item side frozen (local, never released), then DP-SGD trains the

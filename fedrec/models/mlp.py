@@ -19,6 +19,5 @@ class MLPRecommender(LSTMRecommender):
     name = "mlp"
 
     def build_net(self) -> SequenceNet:
-        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, private=self.config.dp,
-                           vocab_size=self.config.vocab_size, attribute_buckets=self.config.attribute_buckets,
-                           encoder="mlp")
+        return SequenceNet(self.n_items, self.config.dim, self.config.dropout, vocab_size=self.config.vocab_size,
+                           attribute_buckets=self.config.attribute_buckets, level_output=self.starts_level, encoder="mlp")

@@ -1,10 +1,10 @@
 """The sequence models' network: item ids -> embedding -> encoder -> class scores -> item scores.
 
 The encoder is an LSTM (``lstm``) or the pooled MLP of ``pooled_encoder`` (``mlp``). The LSTM
-is ``nn.LSTM`` (fused, fast) when training is not private and Opacus' ``DPLSTM`` layer when it
-is (Opacus refuses ``nn.LSTM``); DPLSTM keeps nn.LSTM's parameter names, so
-``portable_state`` moves weights between the two unchanged. The DP vocabulary
-(``item_vocabulary``) and the attribute scores (``item_attributes``) plug in here.
+is always built as ``nn.LSTM`` (fused, fast); private training swaps in a layer Opacus accepts
+(``fedrec.privacy.opacus_layers``: Opacus' ``DPLSTM``, same weights, same parameter names), so
+``portable_state`` reads the same names from either, and scoring runs a fused copy. The DP
+vocabulary (``item_vocabulary``) and the attribute scores (``item_attributes``) plug in here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from opacus.layers import DPLSTM
 from torch import nn
 
 from fedrec.models.item_attributes import MAX_ATTRIBUTES, attribute_table, bucket_matrix
@@ -32,8 +31,8 @@ class SequenceNet(nn.Module):
     about has several times less noise to fight. ``item_class`` maps item ids to classes.
     """
 
-    def __init__(self, n_items: int, dim: int, dropout: float, *, private: bool = False, vocab_size: int = 0,
-                 attribute_buckets: int = 0, encoder: str = "lstm") -> None:
+    def __init__(self, n_items: int, dim: int, dropout: float, *, vocab_size: int = 0, attribute_buckets: int = 0,
+                 level_output: bool = False, encoder: str = "lstm") -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder {encoder!r} is not one of {ENCODERS}")
@@ -43,7 +42,7 @@ class SequenceNet(nn.Module):
         self.item_embedding = nn.Embedding(classes, dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         if encoder == "lstm":
-            self.rnn = (DPLSTM if private else nn.LSTM)(dim, dim, batch_first=True)
+            self.rnn = nn.LSTM(dim, dim, batch_first=True)
         else:
             self.pooled = PooledEncoder(dim)
         self.output = nn.Linear(dim, classes)
@@ -63,9 +62,10 @@ class SequenceNet(nn.Module):
             nn.init.ones_(self.attribute_affinity.weight)
             with torch.no_grad():
                 self.attribute_affinity.weight[0] = 0
-        if private:
+        if level_output:
             # A random output bias is a random popularity ranking that noisy DP steps take
-            # many rounds to undo; start every item level instead.
+            # many rounds to undo; start every item level instead (no random draw: the other
+            # weights are the same either way).
             nn.init.zeros_(self.output.bias)
 
     def classes_of(self, items: torch.Tensor) -> torch.Tensor:
@@ -119,8 +119,9 @@ class SequenceNet(nn.Module):
         return weights.contiguous(), offsets
 
     def encoder(self, scoring: bool) -> nn.Module:
-        """The encoder; for scoring, DPLSTM (which runs step by step in Python) is replaced by
-        a fused nn.LSTM holding the same weights (about 5x faster)."""
+        """The encoder; for scoring, a private layer swapped in for training (Opacus' DPLSTM,
+        which runs step by step in Python) is replaced by a fused nn.LSTM holding the same
+        weights (about 5x faster)."""
         if not hasattr(self, "rnn"):
             return self.pooled
         if not scoring or isinstance(self.rnn, nn.LSTM):
@@ -157,7 +158,7 @@ class SequenceNet(nn.Module):
         self.item_class.copy_(ranked_vocabulary(items_by_popularity, self.n_items, self.vocab_size))
 
     def portable_state(self) -> dict[str, torch.Tensor]:
-        """Weights under nn.LSTM's names whichever layer is in use (nested DPLSTM also
+        """Weights under nn.LSTM's names whichever layer is in use (a swapped-in DPLSTM also
         reports its inner ``l0.ih.*`` aliases; those are dropped)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("rnn.l")}
 

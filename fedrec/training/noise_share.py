@@ -27,6 +27,7 @@ from fedrec.privacy.dp_sgd import noisy_gradient_sum
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, save_ledger
 from fedrec.privacy.noise_check import CHECK_COORDINATES, CHECK_KEY
 from fedrec.privacy.noisy_counts import checked_noisy_counts, user_level_counts
+from fedrec.privacy.opacus_layers import make_private_layers
 from fedrec.privacy.secret_noise import SecretNoise
 
 
@@ -71,6 +72,7 @@ def gradient_share(model: TorchRecommender, split: LeaveOneOut, plan: Distribute
     record_round(ledger, round_number, plan)
     save_ledger(path, ledger)  # before anything leaves
     model.prepare_private(split)
+    make_private_layers(model.net)  # layers Opacus refuses (nn.LSTM) become ones it accepts, same weights
     _, _, check = noisy_gradient_sum(model, split, sample_rate=plan.sample_rate, max_grad_norm=plan.max_grad_norm,
                                      noise_std=plan.noise_share_std, noise=SecretNoise.fresh(), round_number=round_number,
                                      check=CHECK_COORDINATES)

@@ -22,6 +22,7 @@ from fedrec.privacy.canaries import Canaries
 from fedrec.privacy.dp_sgd import DPPlan, plan_dp, train_private
 from fedrec.privacy.ledger import ClientLedger, History, delta_for
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, noise_for_epsilon, user_level_counts
+from fedrec.privacy.opacus_layers import make_private_layers
 from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.privacy.popularity_prior import noisy_popularity, prior_segment
 from fedrec.progress import time_left
@@ -47,6 +48,7 @@ def train_private_epochs(model: TorchRecommender, split: LeaveOneOut, epochs: in
     """``epochs`` of DP-SGD continuing ``history``, sampled and noised from ``noise`` (with
     ``canaries`` along); returns (the accountant's history, mean loss)."""
     model.prepare_private(split)
+    make_private_layers(model.net)  # layers Opacus refuses (nn.LSTM) become ones it accepts, same weights
     return train_private(model, split, plan, epochs=epochs, history=history, noise=noise, round_number=round_number,
                          after_epoch=after_epoch, canaries=canaries)
 

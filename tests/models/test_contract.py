@@ -5,6 +5,7 @@ Each class trains its model once (class-scoped fixtures) and every contract test
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -39,6 +40,11 @@ class RecommenderContract:
     model_name: str
     min_test_hr10: float
     config_changes: dict = {}
+    # What the model answers serving, fold-in and the release audit (Recommender's interface).
+    has_item_vectors = False
+    has_item_similarities = False
+    has_item_factors = False
+    next_item = False
 
     def write_data(self, path):
         return write_chain_sequences(path)
@@ -87,6 +93,56 @@ class RecommenderContract:
         users, histories = split.test.users[:10], split.test.histories[:10]
         torch.testing.assert_close(loaded.score(users, histories), model.score(users, histories))
 
+    def test_item_vectors_are_unit_rows_for_the_items_that_have_their_own(self, fitted):
+        model, _ = fitted
+        space = model.item_vectors()
+        assert (space is not None) == self.has_item_vectors
+        if space is None:
+            return
+        rows = model.n_items + 1
+        assert space.vectors.shape[0] == rows and space.vectors.dtype == torch.float32
+        assert space.own.shape == (rows,) and space.own.dtype == bool and not space.own[0]
+        norms = space.vectors.norm(dim=1)
+        torch.testing.assert_close(norms[torch.from_numpy(space.own)], torch.ones(int(space.own.sum())))
+        assert norms[torch.from_numpy(~space.own)].eq(0).all()
+        assert space.description
+
+    def test_item_similarities_are_an_item_by_item_table_of_neighbours(self, fitted):
+        model, split = fitted
+        table = model.item_similarities()
+        assert (table is not None) == self.has_item_similarities
+        if table is None:
+            return
+        assert table.shape == (model.n_items + 1, model.n_items + 1)
+        history = split.test.histories[0]
+        seen = np.zeros(model.n_items + 1, dtype=np.float32)
+        np.add.at(seen, history, 1.0)
+        torch.testing.assert_close(model.score(split.test.users[:1], [history])[0], torch.from_numpy(seen @ table))
+
+    def test_item_factors_are_the_item_side_of_a_user_vector_model(self, fitted):
+        model, _ = fitted
+        factors = model.item_factors()
+        assert (factors is not None) == self.has_item_factors
+        if factors is None:
+            return
+        assert factors.vectors.shape[0] == model.n_items + 1 and factors.bias.shape == (model.n_items + 1,)
+
+    def test_a_scorer_ranks_users_the_model_holds_no_vector_for(self, fitted):
+        model, split = fitted
+        assert model.scorer_for(model.n_users) is model
+        histories = split.test.histories[:3]
+        scores = model.scorer_for(model.n_users + 1).score(np.zeros(3, dtype=np.int64), histories)
+        assert tuple(scores.shape) == (3, model.n_items + 1)
+
+    def test_history_length_is_all_the_model_reads_of_a_history(self, fitted):
+        model, split = fitted
+        assert model.predicts_next_item is self.next_item
+        length = model.history_length()
+        assert length is None or length >= 1
+        if length is not None:
+            users, history = split.test.users[:1], np.concatenate([np.arange(1, model.n_items + 1)] * 2)
+            torch.testing.assert_close(model.score(users, [history]), model.score(users, [history[-length:]]))
+
     def test_scoring_before_fit_is_an_error_or_deterministic(self, data_split, config):
         data, split = data_split
         model = create_model(self.model_name, config, n_users=data.n_users, n_items=data.n_items)
@@ -120,6 +176,7 @@ class TestPopularity(RecommenderContract):
 class TestItemKNN(RecommenderContract):
     model_name = "itemknn"
     min_test_hr10 = 0.5
+    has_item_similarities = True
 
 
 class TestUserKNN(RecommenderContract):
@@ -157,6 +214,22 @@ class TestUserKNNPearson(TestUserKNN):
 class TestMatrixFactorization(RecommenderContract):
     model_name = "mf"
     min_test_hr10 = 0.2
+    has_item_vectors = True
+    has_item_factors = True
+
+    def test_item_factors_and_its_user_vectors_give_its_scores(self, fitted):
+        model, split = fitted
+        factors = model.item_factors()
+        users = split.test.users[:5]
+        vectors = model.net.user_embedding.weight[torch.as_tensor(users)].detach()
+        torch.testing.assert_close(model.score(users, split.test.histories[:5]), vectors @ factors.vectors.T + factors.bias)
+
+    def test_users_without_a_vector_are_scored_by_fold_in(self, fitted):
+        model, split = fitted
+        histories = split.train[:4]
+        with torch.no_grad():
+            expected = model.net.logits(model.fold_in(histories))
+        torch.testing.assert_close(model.scorer_for(0).score(np.zeros(4, dtype=np.int64), histories), expected)
 
     def test_fold_in_rebuilds_a_user_vector_that_ranks_their_items_high(self, fitted):
         model, split = fitted
@@ -176,20 +249,24 @@ class TestMatrixFactorization(RecommenderContract):
 class TestLSTM(RecommenderContract):
     model_name = "lstm"
     min_test_hr10 = 0.6
+    has_item_vectors = True
+    next_item = True
 
-    def test_private_variant_uses_dplstm_and_loads_the_same_weights(self, fitted):
+    def test_private_layers_hold_the_same_weights_under_the_same_names(self, fitted):
         from opacus.layers import DPLSTM
 
-        from fedrec.models.sequence_net import SequenceNet
+        from fedrec.privacy.opacus_layers import make_private_layers
 
-        model, split = fitted
-        private = SequenceNet(model.n_items, model.config.dim, 0.0, private=True)
-        assert isinstance(private.rnn, DPLSTM)
-        private.load_portable_state(model.state())
-        assert set(private.portable_state()) == set(model.state())
-        private.eval()
+        model, _ = fitted
+        net = copy.deepcopy(model.net)
+        assert make_private_layers(net) is net and isinstance(net.rnn, DPLSTM)
+        assert set(net.portable_state()) == set(model.state())
+        for name, value in net.portable_state().items():
+            assert torch.equal(value, model.state()[name]), name
+        net.train()  # the training path runs the DPLSTM itself
         sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
-        torch.testing.assert_close(private.hidden(sequences), model.net.hidden(sequences), atol=1e-5, rtol=1e-4)
+        with torch.no_grad():
+            torch.testing.assert_close(net.hidden(sequences), model.net.hidden(sequences), atol=1e-6, rtol=1e-6)
 
 
 class TestMLP(RecommenderContract):
@@ -197,6 +274,8 @@ class TestMLP(RecommenderContract):
 
     model_name = "mlp"
     min_test_hr10 = 0.6
+    has_item_vectors = True
+    next_item = True
 
     def test_its_network_has_no_recurrent_layer(self, fitted):
         model, _ = fitted
@@ -235,6 +314,8 @@ class TestLSTMWithAttributes(WithAttributes, RecommenderContract):
 
     model_name = "lstm"
     min_test_hr10 = 0.6
+    has_item_vectors = True
+    next_item = True
 
     def test_attribute_table_is_part_of_the_shared_state(self, fitted):
         model, _ = fitted
@@ -260,10 +341,13 @@ def test_scoring_path_gives_the_training_path_scores(private, vocab_size, bucket
     rows included (DP noise makes them non-zero)."""
     from fedrec.models.sequence_net import SequenceNet
     from fedrec.models.sequences import right_pad
+    from fedrec.privacy.opacus_layers import make_private_layers
 
     torch.manual_seed(0)
     n_items = 60
-    net = SequenceNet(n_items, 8, 0.0, private=private, vocab_size=vocab_size, attribute_buckets=buckets)
+    net = SequenceNet(n_items, 8, 0.0, vocab_size=vocab_size, attribute_buckets=buckets)
+    if private:
+        make_private_layers(net)
     if buckets:
         net.set_attributes([[]] + [[item % 7, 9 + item % 5, 20 + item % 3] for item in range(1, n_items + 1)])
     if vocab_size:

@@ -12,8 +12,9 @@ from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedrec.models import create_model
+from fedrec.models import create_model, model_class
 from fedrec.privacy import bookkeeping
+from fedrec.privacy.opacus_layers import make_private_layers
 
 MAX_GRAD_NORM = 0.05
 
@@ -21,7 +22,9 @@ MAX_GRAD_NORM = 0.05
 def private_model(name: str, chain_split, fast_config, **changes):
     data, split = chain_split
     config = dataclasses.replace(fast_config, model=name, dp=True, noise_multiplier=1.0, **changes)
+    config = model_class(name).resolve_config(config, private=True)
     model = create_model(name, config, n_users=data.n_users, n_items=data.n_items)
+    make_private_layers(model.net)
     if config.attribute_buckets:
         model.net.set_attributes([[]] + [[item % 5, 10 + item % 3] for item in range(1, data.n_items + 1)])
     model.prepare_private(split)
