@@ -48,8 +48,7 @@ from fedrec.data.catalog import align_to_catalog
 from fedrec.data.holdout import held_out
 from fedrec.errors import ConfigError, ModelError
 from fedrec.evaluation import EvaluationPass, evaluation_pass, tested_population
-from fedrec.models.base import Recommender
-from fedrec.models.mf import FoldInScorer, MatrixFactorization
+from fedrec.models.base import Recommender, Scorer
 from fedrec.models.registry import load_model
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_report import render_markdown
@@ -307,12 +306,11 @@ def audit_popularity(subject: Subject) -> tuple[np.ndarray | None, str]:
     return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
 
 
-def scorer(model: Recommender, n_users: int):
-    """What ranks the run's users: the model, or for an MF model saved without user vectors
-    (a federation's model.pt) its item side with vectors folded in, as the server evaluated it."""
-    if isinstance(model, MatrixFactorization) and model.n_users != n_users:
-        return FoldInScorer(model)
-    return model
+def scorer(model: Recommender, n_users: int) -> Scorer:
+    """What ranks the run's users: the model, or for a model saved without their user vectors
+    (an MF model.pt of a federation) its item side with vectors folded in, as the server
+    evaluated it (``Recommender.scorer_for``)."""
+    return model.scorer_for(n_users)
 
 
 def write_audit(run: RunDir, document: dict[str, Any]) -> Path:

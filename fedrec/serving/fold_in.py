@@ -1,4 +1,5 @@
-"""MF users folded in from their history in closed form, fast enough to serve.
+"""MF users folded in from their history in closed form, fast enough to serve (any model
+whose ``item_factors`` say it scores <user vector, item vector> + bias).
 
 ``MatrixFactorization.fold_in`` fits a user vector with 100 Adam steps of the training loss
 (softmax over every item, item side frozen): 90-140 ms a request on Beauty's 12,101 items,
@@ -23,18 +24,23 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fedrec.models.mf import MatrixFactorization
+from fedrec.errors import ModelError
+from fedrec.models.base import Recommender
 
 DEFAULT_SHRINKAGE = 1.0
 
 
 class ClosedFormFoldIn:
-    """Scores an MF release for histories: user vector by one precomputed Newton step."""
+    """Scores a release of user-vector model (``Recommender.item_factors``: MF) for
+    histories: user vector by one precomputed Newton step."""
 
-    def __init__(self, model: MatrixFactorization, *, shrinkage: float = DEFAULT_SHRINKAGE) -> None:
+    def __init__(self, model: Recommender, *, shrinkage: float = DEFAULT_SHRINKAGE) -> None:
+        factors = model.item_factors()
+        if factors is None:
+            raise ModelError(f"a {model.name} model scores without user vectors: it needs no fold-in; score it directly.")
         with torch.no_grad():
-            items = model.net.item_embedding.weight.detach().double()  # (n + 1, d); row 0 padding
-            bias = model.net.item_bias.weight.detach().double().squeeze(1)  # (n + 1,)
+            items = factors.vectors.detach().double()  # (n + 1, d); row 0 padding
+            bias = factors.bias.detach().double()  # (n + 1,)
             masked = bias.clone()
             masked[0] = -torch.inf
             p = torch.softmax(masked, dim=0)

@@ -1,8 +1,9 @@
-"""Which items are near which: in the model's own item space (MF item embeddings, the
-LSTM's output embeddings, ItemKNN's similarity matrix) or, for items the model has no row
-of its own for, by the catalog attributes they share (brand, category, Beauty's attribute
-ids). Both are post-processing of what the release already holds: model parameters and the
-public catalog, never counts from shopping data.
+"""Which items are near which: in the model's own item space (``Recommender.item_vectors``:
+MF item embeddings, the LSTM's output embeddings), its item-item table
+(``Recommender.item_similarities``: ItemKNN's similarity matrix) or, for items the model has
+no row of its own for, by the catalog attributes they share (brand, category, Beauty's
+attribute ids). Both are post-processing of what the release already holds: model parameters
+and the public catalog, never counts from shopping data.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import scipy.sparse as sp
 import torch
 
 from fedrec.models.base import Recommender
-from fedrec.models.item_vocabulary import OTHER
-from fedrec.models.itemknn import ItemKNN
-from fedrec.models.lstm import LSTMRecommender
-from fedrec.models.mf import MatrixFactorization
 from fedrec.serving.catalog import Catalog
 
 
@@ -51,35 +48,23 @@ class ItemSpace:
         return basket[best.indices.numpy()], best.values.numpy()
 
 
-def _unit(rows: torch.Tensor) -> torch.Tensor:
-    rows = rows.detach().float()
-    norms = rows.norm(dim=1, keepdim=True)
-    return torch.where(norms > 0, rows / norms.clamp(min=1e-12), torch.zeros_like(rows))
-
-
 def item_space(model: Recommender) -> ItemSpace | None:
     """The model's item vectors, or None for models without any (pop, itemknn)."""
-    n = model.n_items
-    if isinstance(model, MatrixFactorization):
-        own = np.ones(n + 1, dtype=bool)
-        own[0] = False
-        vectors = _unit(model.net.item_embedding.weight)
-        return ItemSpace(vectors, own, "cosine in the model's item embeddings")
-    if isinstance(model, LSTMRecommender):
-        net = model.net
-        classes = net.classes_of(torch.arange(n + 1))  # item -> its output row
-        vectors = _unit(net.output.weight)[classes]
-        own = (classes.numpy() > OTHER) if net.vocab_size else np.arange(n + 1) > 0
-        vectors[torch.from_numpy(~own)] = 0.0
-        return ItemSpace(vectors, own, "cosine in the model's next-item output embeddings")
-    return None
+    vectors = model.item_vectors()
+    return None if vectors is None else ItemSpace(vectors.vectors, vectors.own, vectors.description)
+
+
+def similarity_table(model: Recommender) -> SimilarityTable | None:
+    """The model's item-item table, or None for models without one."""
+    matrix = model.item_similarities()
+    return None if matrix is None else SimilarityTable(matrix)
 
 
 class SimilarityTable:
-    """ItemKNN's own similarity matrix: row i holds item i's kept neighbours."""
+    """A model's item-item table (ItemKNN's similarity matrix): row i holds item i's kept neighbours."""
 
-    def __init__(self, model: ItemKNN) -> None:
-        self.matrix: sp.csr_matrix = model.similarity.tocsr()
+    def __init__(self, matrix: sp.spmatrix) -> None:
+        self.matrix: sp.csr_matrix = matrix.tocsr()
         self.columns: sp.csc_matrix = self.matrix.tocsc()
 
     def nearest(self, item: int, k: int) -> list[tuple[int, float]]:

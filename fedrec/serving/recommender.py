@@ -14,13 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from fedrec.models.itemknn import ItemKNN
-from fedrec.models.lstm import LSTMRecommender
-from fedrec.models.mf import MatrixFactorization
 from fedrec.serving import reasons
 from fedrec.serving.catalog import Catalog
 from fedrec.serving.fold_in import ClosedFormFoldIn
-from fedrec.serving.neighbours import AttributeIndex, SimilarityTable, item_space
+from fedrec.serving.neighbours import AttributeIndex, item_space, similarity_table
 from fedrec.serving.release_loader import Release
 
 MAX_K = 100
@@ -58,8 +55,9 @@ class ReleaseRecommender:
         self.kind = model.name
         self.catalog = Catalog.from_frame(release.items)
         n = self.catalog.n_items
-        self.scorer = ClosedFormFoldIn(model) if isinstance(model, MatrixFactorization) else model
-        max_len = getattr(model.config, "max_len", None) if isinstance(model, LSTMRecommender) else None
+        # A release keeps no user vectors: models that need one get it folded in from the basket.
+        self.scorer = ClosedFormFoldIn(model) if model.item_factors() is not None else model
+        max_len = model.history_length()
         self.max_history = int(max_len) if max_len else MAX_HISTORY
         ids = release.popularity.get("item_ids") or [self.catalog.raw[int(i)] for i in release.popularity["items"]]
         scores = release.popularity.get("scores") or [0.0] * len(ids)
@@ -70,7 +68,7 @@ class ReleaseRecommender:
         self.popularity_rank[self.popular] = np.arange(len(self.popular))
         self.attributes = AttributeIndex(self.catalog, self.popularity_rank)
         self.space = item_space(model)
-        self.table = SimilarityTable(model) if isinstance(model, ItemKNN) else None
+        self.table = similarity_table(model)
         if n:
             self._scores([1])  # the first request is not the one that pays for lazy set-up
 
@@ -142,7 +140,7 @@ class ReleaseRecommender:
                 for j, b, s in zip(rest, nearest, strength):
                     by_model[int(j)] = (reasons.model_neighbour(self.catalog, int(b), float(s), "the model's item-item similarity")
                                         if s > 0 else reasons.popular("the model links nothing in your basket to it"))
-            elif isinstance(self.release.model, LSTMRecommender):
+            elif self.release.model.predicts_next_item:
                 by_model = {int(j): reasons.follows(self.catalog, history[-1]) for j in rest}
             elif self.space is not None:
                 nearest, strength = self.space.closest_of(basket_array, rest)
