@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 
 import torch
-from opacus.layers import DPLSTM
-from torch import nn
 
 
 def worker(model_name: str, private: bool, data: str, steps: int, threads: int) -> dict:
     """Runs inside its own process; prints one JSON line."""
     from fedrec.config import TrainConfig
     from fedrec.data import leave_one_out, load_dataset
-    from fedrec.models import create_model
+    from fedrec.models import create_model, model_class
     from fedrec.privacy.dp_sgd import plan_dp, train_private
+    from fedrec.privacy.opacus_layers import make_private_layers
     from fedrec.privacy.secret_noise import SecretNoise
 
     torch.set_num_threads(threads)
@@ -42,18 +41,15 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
     # Both modes use the DP model settings (dims, batch, max_len, vocabulary); only the engine
     # differs.
     config = TrainConfig(model=model_name, data=data, dp=True, noise_multiplier=1.0, threads=threads)
+    config = model_class(model_name).resolve_config(config, private=True)
+    # The model holds the fused nn.LSTM a non-private user runs; DP training swaps in DPLSTM.
     model = create_model(model_name, config, n_users=dataset.n_users, n_items=dataset.n_items)
-    if not private and isinstance(getattr(model.net, "rnn", None), DPLSTM):
-        # What a non-private user runs: the fused nn.LSTM (same parameter names and shapes).
-        dim = model.config.dim
-        fused = nn.LSTM(dim, dim, batch_first=True)
-        fused.load_state_dict({k.removeprefix("rnn."): v for k, v in model.net.portable_state().items() if k.startswith("rnn.")})
-        model.net.rnn = fused
     samples = model.private_samples(split)
     plan = plan_dp(model.config, records=len(samples), planned_epochs=1)
     warmup = 3
     if private:
         model.prepare_private(split)
+        make_private_layers(model.net)
         stamps: list[float] = []
         # Only the first warmup + steps users' worth of batches: an epoch over a slice.
         sliced = samples[: min(len(samples), (warmup + steps) * model.config.batch_size)]
