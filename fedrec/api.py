@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrec.config import TrainConfig, split_mapping
+from fedrec.config_file import merged_options, read_config_file, record_config_sources, train_dp
 from fedrec.errors import ConfigError
 from fedrec.rundir import write_json
 from fedrec.models.base import Recommender
@@ -73,17 +74,23 @@ class Run:
         return privacy_report(self.path)
 
 
-def train(out: str | Path, **options: Any) -> Run:
+def train(out: str | Path, *, config_file: str | Path | None = None, **options: Any) -> Run:
     """Centralised training (``fedrec train``) on all of ``options["data"]`` (default: the
-    embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/."""
+    embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/. Options win
+    over the ``config_file``'s (TOML, fedrec.config_file)."""
     from fedrec.training.central import train_centrally
 
+    file_values = {} if config_file is None else read_config_file(config_file, federated=False)
+    flags, options = list(options), merged_options(file_values, options)
+    if "dp" in options:
+        options["dp"] = train_dp(options["dp"])
     if options.get("lifetime_epsilon") is not None:
         raise ConfigError("lifetime_epsilon caps a store's budget over federated runs that keep its state folder "
                           "(fedrec simulate --state-dir, a deployed SuperNode); fedrec train keeps no ledger between "
                           "runs: drop --lifetime-epsilon, or use --max-epsilon for this run.")
     config = TrainConfig.from_mapping(options)
     train_centrally(config, Path(out))
+    record_config_sources(out, flags=flags, file_keys=file_values, federated=False)
     if config.release_gate:
         gate_run(out)
     return Run.open(out)
@@ -97,7 +104,8 @@ def gate_run(out: str | Path) -> None:
     audit_and_release(out, AuditConfig())  # records its outcome in metrics.json
 
 
-def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, ray_address: str | None = None,
+def simulate(out: str | Path | None = None, *, resume: str | Path | None = None, config_file: str | Path | None = None,
+             ray_address: str | None = None,
              anonymize_key: str | Path | None = None, k_anonymity: int = 5, link_stores: bool = False,
              schema: str | Path | None = None, store_min_sum_stores: int = 0, store_min_noise: float = 0.0,
              verbose: bool = False, **options: Any) -> Run:
@@ -108,10 +116,13 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
     column: each store anonymizes its own rows (``k_anonymity``, ``link_stores``,
     ``schema`` as for ``anonymize``) and only the anonymized copies reach training.
     ``store_min_sum_stores`` and ``store_min_noise`` are the simulated stores' own floor
-    (fedrec.federation.store_floor): each refuses a round that asks for less."""
+    (fedrec.federation.store_floor): each refuses a round that asks for less. Options win over
+    the ``config_file``'s (TOML, fedrec.config_file)."""
     from fedrec.federation.simulation import StoreAnonymization, resume_configs
     from fedrec.federation.simulation import simulate as run_simulation
 
+    file_values = {} if config_file is None else read_config_file(config_file, federated=True)
+    flags, options = [*options, "run_dir", *(["resume"] if resume else [])], merged_options(file_values, options)
     for name, argument in RUN_ARGUMENTS.items():
         if name in options:
             raise ConfigError(f"{name} is set by simulate's {argument}= argument, not as an option.")
@@ -123,7 +134,8 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
             )
         rounds = options.get("rounds")
         train_config, federation = resume_configs(Path(resume), None if rounds is None else int(rounds))
-        out = resume
+        out, before = resume, RunDir(Path(resume))
+        earlier = before.read_metrics().get("config_sources") if before.metrics.exists() else None
     else:
         if out is None:
             raise ConfigError("simulate needs a run directory: out='runs/NAME' (or resume= an earlier one).")
@@ -132,12 +144,15 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
             raise ConfigError("; ".join(f"{name} is not used by simulate (use {' or '.join(NOT_FEDERATED[name])})"
                                         for name in unused) + ".")
         train_config, federation = split_mapping({**options, "run_dir": str(out)})
+        earlier = None
     anonymization = None if anonymize_key is None else StoreAnonymization(
         Path(anonymize_key), k=k_anonymity, link_stores=link_stores, schema=None if schema is None else Path(schema))
     from fedrec.federation.store_floor import StoreFloor
 
     run_simulation(train_config, federation, verbose=verbose, ray_address=ray_address, anonymization=anonymization,
                    floor=StoreFloor(store_min_sum_stores, store_min_noise))
+    if resume is None or earlier is not None:  # a run from before sources were kept: not known
+        record_config_sources(out, flags=flags, file_keys=file_values, federated=True, earlier=earlier)
     return Run.open(out)
 
 

@@ -1,9 +1,8 @@
-"""The ``fedrec`` command. Flags are generated from :class:`fedrec.config.TrainConfig`."""
+"""The ``fedrec`` command. train's and simulate's options: fedrec.cli_options."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -12,79 +11,29 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from fedrec import api
 from fedrec.api import Run
-from fedrec.config import DP_MODES, AuditConfig, FederationConfig, TrainConfig, field_type
+from fedrec.cli_options import Parser, add_config_flags, fill_simulate, fill_train, given_flags
+from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, FedrecError, ReleaseBlocked
-from fedrec.federation.recipes import describe_default
 from fedrec.rundir import RunDir
 
 
 INCONSISTENT_AUDIT = 4  # exit status: an attack proved more than the accounted epsilon
-# Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
-CLI_MANAGED = {"run_dir", "resume"}
-
-
-def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, *, skip: tuple[str, ...] = ()) -> None:
-    for f in dataclasses.fields(cls):
-        if f.name in CLI_MANAGED or f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        base, _ = field_type(f, cls)
-        shown = describe_default(f.name) if f.default in (None, "auto") else f.default
-        help_text = f.metadata["help"] + ("" if shown is None else f" (default: {shown})")
-        if base is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(
-                flag, dest=f.name, default=None, choices=f.metadata.get("choices"), metavar=None if f.metadata.get("choices") else base.__name__.upper(), help=help_text
-            )
-
-
-def given_flags(args: argparse.Namespace, *classes: type) -> list[str]:
-    return [
-        f.name for cls in classes for f in dataclasses.fields(cls)
-        if f.name not in CLI_MANAGED and getattr(args, f.name, None) is not None
-    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedrec", description="Privacy-preserving federated recommendation.")
+    parser = Parser(prog="fedrec", description="Privacy-preserving federated recommendation.")
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("-v", "--verbose", action="store_true", help="debug logging, and Flower's own log lines")
     talk.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the final summary line; no progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser(
-        "train",
-        help="train one model centrally and evaluate it (full ranking, leave-one-out)",
-    )
-    add_config_flags(train)
-    train.add_argument("--out", required=True, type=Path, help="run directory for metrics.json and model.pt")
-
-    simulate = commands.add_parser(
-        "simulate",
-        help="federated training on Flower's simulation engine (one virtual SuperNode per client)",
-    )
-    add_config_flags(simulate, skip=("dp",))
-    add_config_flags(simulate, FederationConfig, skip=("central_dp", "distributed_dp"))
-    add_dp_mode_flag(simulate)
-    where = simulate.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", type=Path, help="new run directory: metrics.json, checkpoints/, client_state/, model.pt")
-    where.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    private = simulate.add_argument_group("anonymization (--data is then a raw shop log with a store column)")
-    private.add_argument("--anonymize-key", type=Path, metavar="KEYFILE",
-                         help="each store anonymizes its own rows with this key (fedrec keys) before training")
-    private.add_argument("--k-anonymity", type=int, default=5, metavar="K", help="customers per quasi-identifier class")
-    private.add_argument("--link-stores", action="store_true", help="one pseudonym per customer across stores")
-    private.add_argument("--schema", type=Path, metavar="FILE", help="column roles, JSON (docs/anonymization.md)")
-    floor = simulate.add_argument_group("the simulated stores' own floor (a deployed store sets it in its node config)")
-    floor.add_argument("--store-min-sum-stores", type=int, default=0, metavar="M",
-                       help="each store refuses a round whose SecAgg+ sum could be unmasked over fewer than M stores")
-    floor.add_argument("--store-min-noise", type=float, default=0.0, metavar="SIGMA",
-                       help="each store refuses a round that trains with a noise multiplier below SIGMA")
-    simulate.add_argument(
-        "--ray-address", metavar="HOST:PORT",
-        help="run the clients on the running Ray cluster whose head is at HOST:PORT (`ray start --head --port PORT`), "
-        "1 CPU per client, instead of a Ray started on this machine for the run (docs/deployment.md)",
-    )
+    fill_train(commands.add_parser(
+        "train", help="train one model centrally and evaluate it (full ranking, leave-one-out)",
+        description="Train one model centrally and evaluate it (full ranking, leave-one-out).",
+    ))
+    fill_simulate(commands.add_parser(
+        "simulate", help="federated training on Flower's simulation engine (one virtual SuperNode per client)",
+        description="Federated training on Flower's simulation engine (one virtual SuperNode per client).",
+    ))
 
     certs = commands.add_parser(
         "certs",
@@ -175,19 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_dp_mode_flag(parser: argparse.ArgumentParser) -> None:
-    """simulate's one --dp MODE flag (docs/privacy.md, "Privacy modes"); --dp alone is local,
-    --central-dp is --dp central, as before."""
-    parser.add_argument(
-        "--dp", dest="dp", nargs="?", const="local", default=None, choices=tuple(DP_MODES), metavar="MODE",
-        help="where DP noise is added: off; local (each store runs DP-SGD on its own update; --dp alone); central "
-        "(the server clips each store's update and adds the noise); distributed (the federation is one DP-SGD run, "
-        "each store adds a share of the noise under SecAgg+)",
-    )
-    parser.add_argument("--central-dp", dest="dp", action="store_const", const="central", help="the same as --dp central")
-    parser.add_argument("--no-dp", dest="dp", action="store_const", const="off", help="the same as --dp off")
-
-
 def add_gate_flags(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser, AuditConfig)
     parser.add_argument("--baseline", type=Path, metavar="RELEASE_DIR",
@@ -219,7 +155,8 @@ def given_options(args: argparse.Namespace, *classes: type) -> dict[str, object]
 
 
 def run_simulate(args: argparse.Namespace) -> Run:
-    return api.simulate(args.out, resume=args.resume, ray_address=args.ray_address, anonymize_key=args.anonymize_key,
+    return api.simulate(args.out, resume=args.resume, config_file=args.config_file, ray_address=args.ray_address,
+                        anonymize_key=args.anonymize_key,
                         k_anonymity=args.k_anonymity, link_stores=args.link_stores, schema=args.schema,
                         store_min_sum_stores=args.store_min_sum_stores, store_min_noise=args.store_min_noise,
                         verbose=args.verbose, **given_options(args, TrainConfig, FederationConfig))
@@ -287,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with logging_redirect_tqdm(loggers=[logger]):  # log lines print above a progress bar, not through it
             if args.command == "train":
-                run = api.train(args.out, **given_options(args, TrainConfig))
+                run = api.train(args.out, config_file=args.config_file, **given_options(args, TrainConfig))
                 document, metrics = run.document, run.metrics
                 print(
                     f"{document['model']} on {document['data']}: HR@10 {metrics['hr@10']:.4f} "

@@ -1,9 +1,12 @@
-"""`fedrec train` end to end, started the way users start it: the console script."""
+"""`fedrec train` end to end, started the way users start it (the console script), and the
+command line itself: help, errors, the --dp flag."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from fedrec.cli import build_parser
+from fedrec.config import TrainConfig
+from fedrec.config_file import train_dp
 
 METRIC_KEYS = {"hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"}
 SMALL = ["--epochs", "3", "--dim", "8", "--batch-size", "32", "--threads", "1"]
@@ -112,3 +119,87 @@ def test_quiet_prints_the_summary_line_and_warnings_but_no_progress(chain_file, 
     assert result.stdout.count("\n") == 1 and "HR@10" in result.stdout
     assert " INFO " not in result.stderr and "epoch" not in result.stderr
     assert "Secure RNG" not in result.stderr  # the noise is secret: Opacus' advice does not apply
+
+
+def option_entries(help_text: str) -> list[str]:
+    """The options a help text lists: its lines that start an option's entry."""
+    return [line.split()[0] for line in help_text.splitlines() if re.match(r"^  -", line)]
+
+
+def help_at_100_columns(*args: str) -> str:
+    exe = shutil.which("fedrec") or str(Path(sys.executable).with_name("fedrec"))
+    result = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "100"})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", ["simulate", "train"])
+def test_help_shows_at_most_20_options_in_at_most_60_lines(command):
+    help_text = help_at_100_columns(command, "--help")
+
+    assert len(help_text.splitlines()) <= 60
+    assert 5 <= len(option_entries(help_text)) <= 20
+    for decision in ("--model", "--data", "--dp", "--target-epsilon", "--noise-multiplier", "--out", "--config"):
+        assert f"  {decision}" in help_text
+    assert "privacy:" in help_text and "output:" in help_text
+
+
+def test_simulate_help_groups_the_federation_and_privacy_decisions():
+    help_text = help_at_100_columns("simulate", "--help")
+    federation = help_text.split("federation:")[1].split("privacy:")[0]
+    privacy = help_text.split("privacy:")[1].split("output:")[0]
+
+    assert option_entries(federation) == ["--partition", "--num-clients", "--rounds"]
+    assert {"--dp", "--secagg,", "--lifetime-epsilon"} <= set(option_entries(privacy))
+
+
+@pytest.mark.parametrize("command, knob", [("simulate", "--server-momentum"), ("simulate", "--secagg-clip"),
+                                           ("train", "--weight-decay")])
+def test_help_all_lists_the_knobs_that_help_leaves_out(command, knob):
+    brief, full = help_at_100_columns(command, "--help"), help_at_100_columns(command, "--help-all")
+
+    assert knob not in brief
+    assert f"  {knob}" in full
+    assert len(option_entries(full)) > 2 * len(option_entries(brief))
+
+
+def test_every_knob_is_still_accepted_as_a_flag():
+    args = build_parser().parse_args(["simulate", "--server-momentum", "0.5", "--no-touched-rows", "--lr", "0.1",
+                                      "--k-anonymity", "7", "--out", "x"])
+
+    assert (args.server_momentum, args.touched_rows, args.lr, args.k_anonymity) == ("0.5", False, "0.1", 7)
+
+
+def test_an_option_error_is_one_message_with_a_pointer_to_help_and_no_usage_block(tmp_path):
+    result = fedrec("simulate", "--model", "gru", "--out", str(tmp_path / "run"))
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("fedrec simulate: error: argument --model: invalid choice: 'gru'")
+    assert "usage:" not in result.stderr
+    assert "fedrec simulate --help" in result.stderr and len(result.stderr.splitlines()) == 2
+
+
+def test_a_missing_command_is_an_error_without_usage():
+    result = fedrec()
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("fedrec: error:") and "usage:" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "simulate"])
+@pytest.mark.parametrize("flags, mode", [([], None), (["--dp"], "local"), (["--dp", "local"], "local"),
+                                         (["--no-dp"], "off"), (["--dp", "off"], "off")])
+def test_dp_takes_a_mode_name_on_train_and_simulate(command, flags, mode):
+    args = build_parser().parse_args([command, *flags, "--out", "x"])
+
+    assert args.dp == mode
+
+
+def test_central_dp_stays_an_alias_of_dp_central_on_simulate():
+    assert build_parser().parse_args(["simulate", "--central-dp", "--out", "x"]).dp == "central"
+
+
+@pytest.mark.parametrize("mode, old_value", [("local", True), ("off", False)])
+def test_train_passes_the_dp_mode_as_the_config_reads_it(mode, old_value):
+    assert TrainConfig(dp=train_dp(mode), noise_multiplier=1.0) == TrainConfig(dp=old_value, noise_multiplier=1.0)
