@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrec.config import TrainConfig, split_mapping
-from fedrec.config_file import merged_options, read_config_file, record_config_sources, train_dp
+from fedrec.config_file import merged_options, read_config_file, record_config_sources
 from fedrec.errors import ConfigError
 from fedrec.rundir import write_json
 from fedrec.models.base import Recommender
@@ -82,8 +82,6 @@ def train(out: str | Path, *, config_file: str | Path | None = None, **options: 
 
     file_values = {} if config_file is None else read_config_file(config_file, federated=False)
     flags, options = list(options), merged_options(file_values, options)
-    if "dp" in options:
-        options["dp"] = train_dp(options["dp"])
     if options.get("lifetime_epsilon") is not None:
         raise ConfigError("lifetime_epsilon caps a store's budget over federated runs that keep its state folder "
                           "(fedrec simulate --state-dir, a deployed SuperNode); fedrec train keeps no ledger between "

@@ -13,9 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from fedrec.config import DP_MODES, FederationConfig, TrainConfig, field_type
+from fedrec.config import FederationConfig, TrainConfig, field_type
 from fedrec.config_file import LEGACY_MODE_KEYS
 from fedrec.federation.recipes import describe_default
+from fedrec.privacy.modes import mode_names
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
@@ -157,7 +158,7 @@ def add_dp_mode_flag(parser) -> None:
     """The one --dp MODE flag of train and simulate (docs/privacy.md, "Privacy modes"): --dp
     alone is local, --no-dp is off, --central-dp is --dp central; args.dp is the mode's name."""
     parser.add_argument(
-        "--dp", dest="dp", nargs="?", const="local", default=None, choices=tuple(DP_MODES), metavar="MODE",
+        "--dp", dest="dp", nargs="?", const="local", default=None, choices=mode_names(), metavar="MODE",
         help="who adds the DP noise: off (--no-dp); local: each store, DP-SGD on its own update (--dp alone; "
         "fedrec train: on the pooled data); central: the server; distributed: the stores, each a share of one "
         "DP-SGD run, under SecAgg+",

@@ -36,6 +36,7 @@ class _Mapped:
         return from_mapping(cls, values)
 
 
+LEGACY_DP = {"true": "local", "false": "off", "1": "local", "0": "off"}  # dp was a bool: --dp = local
 SEQUENCE_MODELS = ("lstm", "mlp")  # next-item models over a history (fedrec.models.sequence_net)
 
 
@@ -80,7 +81,11 @@ class TrainConfig(_Mapped):
         "a blocked model exits with status 3",
     )
     # Differential privacy (Opacus DP-SGD; `pop`: Gaussian noise on the item counts).
-    dp: bool = _opt(False, "train with differential privacy (Opacus DP-SGD; pop: noisy counts)")
+    dp: str = _opt(
+        "off", "privacy mode: off, or who adds the DP noise: local (each store, DP-SGD; --dp alone; fedrec train: on the "
+        "pooled data; pop: noisy counts), central (the server), distributed (stores, in shares of one DP-SGD run); "
+        "fedrec.privacy.modes, docs/privacy.md",
+    )
     noise_multiplier: float | None = _opt(None, "DP noise std / clipping norm (or give --target-epsilon)")
     target_epsilon: float | None = _opt(None, "DP: derive the noise so the planned training ends at this epsilon")
     delta: float | None = _opt(None, "DP delta (default min(1e-5, 1 / (10 x records)))")
@@ -97,6 +102,8 @@ class TrainConfig(_Mapped):
     accountant: str = _opt("rdp", "DP accountant (Opacus)", ("rdp", "prv"))
 
     def __post_init__(self) -> None:
+        if isinstance(self.dp, bool) or str(self.dp).lower() in LEGACY_DP:  # a config from before modes had names
+            object.__setattr__(self, "dp", LEGACY_DP[str(self.dp).lower()])
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
@@ -129,15 +136,7 @@ class TrainConfig(_Mapped):
             raise ConfigError(f"delta={self.delta} must be in (0, 1); 1e-5 or 1 / (10 x records) is usual.")
         if not 0 < self.max_grad_norm < float("inf"):
             raise ConfigError(f"max_grad_norm={self.max_grad_norm} must be a finite number > 0.")
-        if self.dp and (self.noise_multiplier is None) == (self.target_epsilon is None):
-            raise ConfigError(
-                "dp needs exactly one of noise_multiplier (e.g. --noise-multiplier 1.0) or target_epsilon "
-                "(e.g. --target-epsilon 8); "
-                + ("both were given." if self.noise_multiplier is not None else "neither was given.")
-            )
-        if not self.dp and (self.target_epsilon is not None or self.max_epsilon is not None
-                            or self.lifetime_epsilon is not None):
-            raise ConfigError("target_epsilon, max_epsilon and lifetime_epsilon only apply with dp; add --dp.")
+        # The DP options' cross-field checks are the mode's (fedrec.privacy.modes), run before anything starts.
         if self.attribute_buckets is not None and self.attribute_buckets < 0:
             raise ConfigError(f"attribute_buckets={self.attribute_buckets} must be >= 0 (0 = no attributes).")
         if self.attribute_buckets and self.model not in SEQUENCE_MODELS:
@@ -191,15 +190,6 @@ class FederationConfig(_Mapped):
     mime_momentum: float = _opt(
         0.0, "mime: beta_1 of the server's Adam moments, per round (0: clients step with Adam's per-coordinate scale "
         "only; 0.9: MimeLite's frozen momentum too)",
-    )
-    central_dp: bool = _opt(
-        False, "user-level DP at the server: clip each client's update to max-grad-norm and add Gaussian noise "
-        "(Flower DifferentialPrivacyServerSideFixedClipping; noise-multiplier sets the noise)",
-    )
-    distributed_dp: bool = _opt(
-        False, "with dp: the federation is one DP-SGD run; each round every sampled store sends the clipped gradient "
-        "sum of a Poisson sample of its customers plus its share of the noise, the server steps on the sum "
-        "(--dp distributed; docs/privacy.md)",
     )
     dp_dropout: float = _opt(
         0.1, "distributed dp: share of a round's stores that may drop out; each store's noise share is sized so the "
@@ -290,35 +280,11 @@ class FederationConfig(_Mapped):
         if self.audit_holdout and self.partition == "user":
             raise ConfigError("audit_holdout holds customers out of their store's training; with --partition user every "
                               "client is one customer, so use --partition store (or drop --audit-holdout).")
-        if self.distributed_dp and self.central_dp:
-            raise ConfigError("distributed_dp and central_dp are two privacy modes; choose one (--dp distributed or --dp central).")
 
 
-# Where DP noise is added in a federation: nowhere, by each store on its own update (local), by
-# the server on the clipped store updates (central), or by the stores in shares that only sum
-# to the full noise (distributed). One --dp MODE flag; each mode is a setting of these fields.
-DP_MODES: dict[str, dict[str, bool]] = {
-    "off": {"dp": False, "central_dp": False, "distributed_dp": False},
-    "local": {"dp": True, "central_dp": False, "distributed_dp": False},
-    "central": {"dp": False, "central_dp": True, "distributed_dp": False},
-    "distributed": {"dp": True, "central_dp": False, "distributed_dp": True},
-}
-
-
-def dp_mode_fields(mode: str) -> dict[str, bool]:
-    """The config fields of a --dp mode."""
-    if mode not in DP_MODES:
-        raise ConfigError(f"dp={mode!r} is not a privacy mode; use one of {', '.join(DP_MODES)}.")
-    return dict(DP_MODES[mode])
-
-
-def dp_mode(train: "TrainConfig", federation: "FederationConfig") -> str:
-    """The --dp mode a pair of configs is in."""
-    if federation.central_dp:
-        return "central"
-    if train.dp:
-        return "distributed" if federation.distributed_dp else "local"
-    return "off"
+# Before privacy modes had names, three booleans said where the noise is added; a config
+# written then (a checkpoint's, a pyproject's) still reads: their mode replaces them.
+LEGACY_MODE_KEYS = {"central_dp": "central", "distributed_dp": "distributed"}
 
 
 def from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
@@ -342,8 +308,10 @@ def split_mapping(values: Mapping[str, Any]) -> tuple[TrainConfig, FederationCon
     fed_keys = {f.name for f in dataclasses.fields(FederationConfig)}
     train, fed, unknown = {}, {}, []
     values = dict(values)
-    if isinstance(values.get("dp"), str) and values["dp"].strip().lower() in DP_MODES:  # dp = "distributed"
-        values.update(dp_mode_fields(values.pop("dp").strip().lower()))
+    for key, mode in LEGACY_MODE_KEYS.items():
+        for spelled in (key, key.replace("_", "-")):
+            if spelled in values and coerce(values.pop(spelled), (bool, False), key):
+                values["dp"] = mode
     for key, value in values.items():
         name = key.replace("-", "_")
         if name in train_keys:

@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fedrec.config import DP_MODES, FederationConfig, TrainConfig, coerce, field_type
+from fedrec.config import FederationConfig, TrainConfig, coerce, field_type
 from fedrec.errors import ConfigError
 from fedrec.rundir import RunDir, write_json
 
@@ -102,19 +102,6 @@ def merged_options(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> 
     if "dp" in flags:
         file_values = {k: v for k, v in file_values.items() if k not in LEGACY_MODE_KEYS}
     return {**file_values, **flags}
-
-
-def train_dp(mode: Any) -> Any:
-    """fedrec train's dp value for a --dp MODE: TrainConfig.dp is a bool (on: local DP-SGD on
-    the pooled data) until it becomes the mode's name."""
-    if field_type(next(f for f in dataclasses.fields(TrainConfig) if f.name == "dp"))[0] is not bool:
-        return mode  # dp names the mode: pass it as given
-    if isinstance(mode, bool) or mode not in tuple(DP_MODES):
-        return mode  # a bool, or a value TrainConfig will refuse by name
-    if mode not in ("off", "local"):
-        raise ConfigError(f"--dp {mode} is a federation's privacy mode; fedrec train runs DP-SGD on the pooled data: "
-                          "use --dp (local), or fedrec simulate --dp " + mode + ".")
-    return mode == "local"
 
 
 def given_names(keys: Iterable[str]) -> set[str]:

@@ -59,7 +59,7 @@ def main() -> None:
     for name, (summed_noise, vocab, release_noise, delta) in PRIORS.items():
         counts = noisy_popularity(split.train, data.n_items, summed_noise, noise=SecretNoise.fresh())
         for buckets in (args.buckets, 0):
-            config = TrainConfig(model="lstm", dp=True, target_epsilon=8, vocab_size=vocab, attribute_buckets=buckets)
+            config = TrainConfig(model="lstm", dp="local", target_epsilon=8, vocab_size=vocab, attribute_buckets=buckets)
             model = create_model("lstm", config, n_users=data.n_users, n_items=data.n_items)
             model.use_item_attributes(data)
             model.apply_popularity_prior(counts)

@@ -40,7 +40,7 @@ def worker(model_name: str, private: bool, data: str, steps: int, threads: int) 
     split = leave_one_out(dataset)
     # Both modes use the DP model settings (dims, batch, max_len, vocabulary); only the engine
     # differs.
-    config = TrainConfig(model=model_name, data=data, dp=True, noise_multiplier=1.0, threads=threads)
+    config = TrainConfig(model=model_name, data=data, dp="local", noise_multiplier=1.0, threads=threads)
     config = model_class(model_name).resolve_config(config, private=True)
     # The model holds the fused nn.LSTM a non-private user runs; DP training swaps in DPLSTM.
     model = create_model(model_name, config, n_users=dataset.n_users, n_items=dataset.n_items)

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset("beauty")
-    train, _ = resolve_run(TrainConfig(model="lstm", dp=True, target_epsilon=8), FederationConfig(distributed_dp=True, secagg=True),
+    train, _ = resolve_run(TrainConfig(model="lstm", dp="distributed", target_epsilon=8), FederationConfig(secagg=True),
                            item_attributes=data.has_item_attributes)
     model = create_model("lstm", train, n_users=0, n_items=data.n_items)
     model.use_item_attributes(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,13 @@ import pytest
 
 from fedrec.config import TrainConfig
 from fedrec.data import leave_one_out, load_dataset
+
+# The test-only privacy modes (tests/fixtures/wire_capture/test_modes.py), registered here as in
+# the CLI subprocesses and Ray workers the tests start with that folder on PYTHONPATH.
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "wire_capture"))
+import test_modes  # noqa: E402
+
+test_modes.register()
 
 
 def write_chain_sequences(path: Path, *, n_users: int = 120, n_items: int = 30, seed: int = 0) -> Path:

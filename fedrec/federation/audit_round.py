@@ -60,6 +60,7 @@ from fedrec.federation.client import shared_dataset
 from fedrec.federation.nodes import wait_for_nodes
 from fedrec.federation.secure_rounds import secure_sum
 from fedrec.federation.wire_contract import SUMMED_SECURELY, mode_of
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_run import DP_PRIOR, NO_PRIOR, TRAINING_COUNTS, finish_audits
 from fedrec.release.fixed_vocabularies import fixed_vocabularies
@@ -97,7 +98,7 @@ def grouping_order(orders: Sequence[Sequence[str]]) -> list[str]:
 def audit_popularity(train: TrainConfig, run_dir: Path, item_counts: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str]:
     """(popularity, its source) for the baseline and the popularity audits: the summed exact
     training counts without DP, the released prior under DP, else (None, why)."""
-    if not train.dp:
+    if not privacy_mode(train.dp).stores_add_noise:
         return np.sum(item_counts, axis=0), TRAINING_COUNTS
     prior = released_prior(run_dir)
     return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
@@ -120,10 +121,11 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     else:
         lengths = summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted])
     threshold = threshold_of(lengths)
-    if secure and not train.dp:  # the item counts as SecAgg+ sums them: no store's own reaches the server
+    stores_add_noise = privacy_mode(train.dp).stores_add_noise
+    if secure and not stores_add_noise:  # the item counts as SecAgg+ sums them: no store's own reaches the server
         item_counts = [secure_sum(grid, context, federation, counted_nodes, message_config, wire.ITEM_COUNTS)[0]]
     else:
-        item_counts = [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not train.dp]
+        item_counts = [m.content[wire.ARRAYS][wire.ITEM_COUNTS].numpy() for m in counted if not stores_add_noise]
     popularity, source = audit_popularity(train, run_dir, item_counts)
     counted_at = time.perf_counter()
     settings = {wire.AUDIT_TOP_K: config.top_k, wire.AUDIT_N_BOOT: config.n_boot, wire.AUDIT_SEED: config.seed,
@@ -158,12 +160,12 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     verdict = gate(audits, config)
     clients = {"asked": len(nodes), "counted": len(counted), "answered": len(answered)}
     return {
-        "run": str(run_dir), "model": train.model, "data": train.data, "federated": True, "dp": bool(train.dp),
+        "run": str(run_dir), "model": train.model, "data": train.data, "federated": True, "dp": stores_add_noise,
         "protocol": (f"federated: per-group sums over each client's own full-ranking leave-one-out test users, "
                      f"summed at the server from {len(answered)} of {len(nodes)} clients"),
         "clients": clients,
         "config": config.to_dict(), **verdict, **audits,
-        "notes": [FEDERATED_DP_NOTE] if train.dp else [],
+        "notes": [FEDERATED_DP_NOTE] if stores_add_noise else [],
         "seconds": {"counts_query": round(counted_at - started, 3), "audit_query": round(audited_at - counted_at, 3),
                     "audits": round(time.perf_counter() - audited_at, 3)},
     }, popularity, source

@@ -10,16 +10,15 @@ from fedrec.federation.drift import check_drift_correction
 from fedrec.federation.secure_aggregation import check_secure_aggregation
 from fedrec.models import create_model, model_class
 from fedrec.models.registry import shares_every_parameter
-from fedrec.privacy.central_dp import check_privacy_modes
-from fedrec.privacy.distributed_dp import check_distributed
+from fedrec.privacy.modes import privacy_mode
 
 
 def check_options(train: TrainConfig, federation: FederationConfig) -> None:
     """The checks that need no data: run before any file is read or written."""
-    check_privacy_modes(train, federation, uses_popularity_prior=model_class(train.model).uses_popularity_prior)
+    privacy_mode(train.dp).check(train, federation, every_parameter_shared=shares_every_parameter(train.model),
+                                 uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
     check_secure_aggregation(train, federation)
-    check_distributed(train, federation, every_parameter_shared=shares_every_parameter(train.model))
 
 
 def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:

@@ -39,6 +39,7 @@ from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.budget import ledger_file
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.privacy.modes import privacy_mode
 from fedrec.release.audit_run import audit_sums, user_groupings
 from fedrec.rundir import CLIENT_STATE
 from fedrec.training.local import popularity_release, private_round, train_local_epochs
@@ -193,7 +194,7 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     stepping = dataclasses.replace(train, optimizer="sgd", weight_decay=0.0) if federation.drift_correction == MIME else train
     model = build_client_model(site, stepping, global_state)
     ledger, control = None, None
-    if train.dp:  # raises BudgetExhausted instead of training past max-epsilon
+    if privacy_mode(train.dp).stores_add_noise:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir,
                                      round_number=round_number, run=run, least_noise=least_noise)
     else:
@@ -226,7 +227,8 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     else:
         metrics[wire.TRAIN_LOSS] = float(loss)
     log.debug("%s round %d: loss %.4f on %d examples", site.name, round_number, loss, examples)
-    return ClientUpdate(model.shareable_state(), metrics, ledger, control.finish() if control else None)
+    return ClientUpdate(in_order_of(global_state, model.shareable_state()), metrics, ledger,
+                        control.finish() if control else None)
 
 
 def distributed_round(site: ClientSite, train: TrainConfig, global_state: dict[str, torch.Tensor], round_number: int,
@@ -238,7 +240,14 @@ def distributed_round(site: ClientSite, train: TrainConfig, global_state: dict[s
     shares, ledger = gradient_share(model, split, plan, client=site.name, state_dir=site.state_dir, run=run,
                                     round_number=round_number)
     metrics = {wire.NUM_EXAMPLES: 1, wire.UNIT_WEIGHT: 1.0, wire.NUM_USERS: site.data.n_users, wire.EPSILON: ledger.epsilon}
-    return ClientUpdate(shares, metrics, ledger)
+    return ClientUpdate(in_order_of(global_state, shares), metrics, ledger)
+
+
+def in_order_of(sent: Mapping[str, torch.Tensor], update: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``update`` with its arrays in the order the server sent them: Flower's FedAvgM pairs the
+    arrays by position, and private training's layers (Opacus' DPLSTM) list an LSTM's weights
+    in another order than nn.LSTM, under the same names."""
+    return {**{key: update[key] for key in sent if key in update}, **update}
 
 
 def private_customers(site: ClientSite, train: TrainConfig) -> int:
@@ -281,7 +290,7 @@ def audit_counts(site: ClientSite, train: TrainConfig, *, secure: bool = False) 
     split = leave_one_out(site.data)
     lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
     found = {wire.HISTORY_LENGTHS: length_histogram(lengths, bins=LENGTH_BINS if secure else None)}
-    if not train.dp:  # under DP popularity is only the accounted release (the prior)
+    if not privacy_mode(train.dp).private:  # under DP popularity is only the accounted release (the prior)
         found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
     return found
 

@@ -28,6 +28,7 @@ from flwr.compat.common import recorddict_compat as compat
 from fedrec.audit.reply import flatten, layout, pack
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
+from fedrec.errors import ConfigError
 from fedrec.federation import secagg_masks, wire
 from fedrec.federation.client import (
     ClientSite, audit_client, audit_counts, distributed_round, evaluate_client, locate_site, own_store_label,
@@ -40,6 +41,8 @@ from fedrec.federation.wire_contract import SUMMED_SECURELY, mode_of, wire_contr
 from fedrec.privacy.budget import BudgetExhausted
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.privacy.modes import privacy_mode
+from fedrec.privacy.modes.base import NOISE_SHARE_ROUND, PLAIN_ROUND
 from fedrec.privacy.noise_check import CHECK_KEY
 
 log = logging.getLogger("fedrec.client")
@@ -86,15 +89,20 @@ def _site_and_config(msg: Message, context: Context):
 def _train_round(site: ClientSite, train_config: TrainConfig, federation: FederationConfig, config: Mapping[str, Any],
                  global_state: dict[str, torch.Tensor], round_number: int, context: Context, *,
                  secure: bool = False, control: dict[str, torch.Tensor] | None = None):
-    """This store's update: a distributed DP share when the config holds the plan, else local
-    training; either refused (FloorRefused) when it asks for less than the store's floor
+    """This store's update, as its privacy mode trains (a distributed DP share, DP-SGD or plain
+    local training); refused (FloorRefused) when the round asks for less than the store's floor
     (``secure``: the update goes into a SecAgg+ sum, whose threshold this store was given)."""
     run = str(config.get(wire.RUN_ID, ""))
-    plan = DistributedPlan.from_wire(config)
     floor = store_floor(context)
-    if plan is not None:
+    kind = privacy_mode(train_config.dp).store_round
+    if kind == NOISE_SHARE_ROUND:
+        plan = DistributedPlan.from_wire(config)
+        if plan is None:
+            raise ConfigError(f"--dp {train_config.dp}: the round carries no DP-SGD plan; this store sends no share.")
         floor.check_plan(plan, threshold=_secagg_threshold(context) if secure else None)
         return distributed_round(site, train_config, global_state, round_number, plan, run)
+    if kind == PLAIN_ROUND:
+        floor.check_noise(0.0)  # a store that insists on noise takes no part in a round without
     return train_client(site, train_config, federation, global_state, round_number, control, run=run,
                         least_noise=floor.min_noise_multiplier)
 

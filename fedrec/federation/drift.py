@@ -6,16 +6,17 @@ from fedrec.config import SEQUENCE_MODELS, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.mime import MIME
 from fedrec.federation.scaffold import SCAFFOLD
+from fedrec.privacy.modes import privacy_mode
 
 
 def check_drift_correction(train: TrainConfig, federation: FederationConfig) -> None:
     name = federation.drift_correction
     if name not in (SCAFFOLD, MIME):
         return
-    if train.dp or federation.central_dp:
+    if privacy_mode(train.dp).private:
         raise ConfigError(
             f"--drift-correction {name} sends each store's gradient statistics, which no DP noise covers; "
-            "drop it for DP runs (--dp / --central-dp)."
+            f"drop it for DP runs (--dp {train.dp})."
         )
     if federation.keep_optimizer_state:
         raise ConfigError(

@@ -16,12 +16,14 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.client import shared_dataset
+from fedrec.federation.ledger_collection import ledger_collection
 from fedrec.federation.nodes import wait_for_nodes
 from fedrec.federation.secure_rounds import secure_sum
 from fedrec.federation.strategy import TolerantStrategy
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.privacy.distributed_dp import DistributedPlan
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.noise_check import CHECK_COORDINATES, check_noise, describe, record_noise_check
 from fedrec.privacy.popularity_prior import save_released_prior
 
@@ -29,7 +31,7 @@ log = logging.getLogger("fedrec.server")
 
 
 def starts_from_prior(train: TrainConfig) -> bool:
-    return bool(train.dp and train.prior_noise and getattr(model_class(train.model), "uses_popularity_prior", False))
+    return bool(privacy_mode(train.dp).stores_add_noise and train.prior_noise and getattr(model_class(train.model), "uses_popularity_prior", False))
 
 
 def with_popularity_prior(
@@ -70,7 +72,7 @@ def _start_from(total: np.ndarray, replies: list[Message], node_ids: list[int], 
                 federation: FederationConfig, initial: dict[str, torch.Tensor], strategy: TolerantStrategy,
                 run_dir: Path | None, plan: DistributedPlan | None) -> dict[str, torch.Tensor]:
     """The initial model from the summed counts, once the stores' ledgers are kept."""
-    strategy.take_privacy_records(0, replies)
+    ledger_collection(strategy).take_privacy_records(0, replies)
     if plan is not None:  # each share ends in its check coordinates
         total, checked = total[:-CHECK_COORDINATES], total[-CHECK_COORDINATES:]
         check = check_noise(checked, shares=len(replies), share_std=plan.prior_share, checks=plan.noise_checks,

@@ -14,12 +14,12 @@ from typing import Any
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.mime import MIME
-from fedrec.models.registry import model_class, shares_every_parameter
-from fedrec.privacy.distributed_dp import check_distributed
+from fedrec.models.registry import model_class
+from fedrec.privacy.modes import mode_names, privacy_mode
 
 AUTO = "auto"  # drift_correction's "the recipe decides" ("none" is a choice of its own there)
 
-# Stores (cross-silo), keyed by (model, "dp" under --dp else "plain").
+# Stores (cross-silo), keyed by (model, the privacy mode's recipe_key: plain, dp or distributed).
 STORE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     # 50 non-IID Beauty stores: 0.0646 test HR@10 at round 92 of 100, 0.97x centralised.
     # Client Adam with the federation's second moment (Mime without momentum), FedAvgM 0.9.
@@ -62,41 +62,41 @@ COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evalua
                           "touched_rows": True, "eval_every": 1, "secagg": False}
 
 
-def _mode(train: TrainConfig, federation: FederationConfig) -> str:
-    return "distributed" if federation.distributed_dp else "dp" if train.dp else "plain"
+def _mode(train: TrainConfig) -> str:
+    return privacy_mode(train.dp).recipe_key
 
 
-def _secure(federation: FederationConfig) -> bool:
+def _secure(train: TrainConfig, federation: FederationConfig) -> bool:
     """--secagg as given, else the mode's default (on under distributed DP)."""
-    return federation.distributed_dp if federation.secagg is None else federation.secagg
+    return privacy_mode(train.dp).secagg_default if federation.secagg is None else federation.secagg
 
 
 def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
     """The federation defaults for this model, mode and partition (``train`` resolved)."""
-    key = (train.model, _mode(train, federation))
-    check_distributed(train, federation, every_parameter_shared=shares_every_parameter(train.model))
+    key = (train.model, _mode(train))
     if key not in STORE_RECIPES:
         known = sorted({model for model, _ in STORE_RECIPES})
         raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(known)}.")
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
-    mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not federation.central_dp
-                 and not _secure(federation))
+    mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not privacy_mode(train.dp).private
+                 and not _secure(train, federation))
     if recipe["drift_correction"] == MIME and not mime_fits:
         recipe["drift_correction"] = "none"  # the user chose what Mime cannot combine with
-    if _secure(federation):  # both read each store's own update, which SecAgg+ hides (check_secure_aggregation)
+    if _secure(train, federation):  # both read each store's own update, which SecAgg+ hides (check_secure_aggregation)
         recipe.update(touched_rows=False, **SECURE_RECIPES.get(key, {}))
     return recipe
 
 
 def resolve_run(train: TrainConfig, federation: FederationConfig, *, item_attributes: bool) -> tuple[TrainConfig, FederationConfig]:
     """Both configs with every default filled; resolving a resolved pair changes nothing."""
-    secure_optimizer = SECURE_OPTIMIZER.get((train.model, _mode(train, federation)))
-    if _secure(federation) and train.optimizer is None and secure_optimizer:
+    secure_optimizer = SECURE_OPTIMIZER.get((train.model, _mode(train)))
+    if _secure(train, federation) and train.optimizer is None and secure_optimizer:
         train = dataclasses.replace(train, optimizer=secure_optimizer)
     # Under distributed DP the federation is one central DP-SGD run: the model's centralised DP recipe.
-    train = model_class(train.model).resolve_config(train, federated=not federation.distributed_dp, item_attributes=item_attributes)
+    federated, private = privacy_mode(train.dp).model_recipe(federated=True)
+    train = model_class(train.model).resolve_config(train, federated=federated, private=private, item_attributes=item_attributes)
     recipe = federation_recipe(train, federation)
     unset = {name: value for name, value in recipe.items() if getattr(federation, name) in (None, AUTO)}
     return train, dataclasses.replace(federation, **unset)
@@ -107,33 +107,37 @@ def describe_default(name: str) -> str | None:
     field has a plain default (or none any model sets)."""
     parts = []
     for model in sorted({model for model, _ in STORE_RECIPES}):
-        modes = ("centralised", "federated", "--dp", "federated --dp", "--dp distributed")
-        values = [(mode, _mode_value(model, mode, name)) for mode in modes if (model, _recipe_mode(mode)) in STORE_RECIPES]
+        values = [(label, _mode_value(model, name, recipe, federated=federated, private=private))
+                  for label, recipe, federated, private in _help_modes(model)]
         if name in CROSS_DEVICE[model]:
             values.append(("--partition user", CROSS_DEVICE[model][name]))
         shown, previous = [], None
-        for mode, value in values:
+        for label, value in values:
             if value is not None and value != previous:
-                shown.append(f"{mode} {_show(value)}")
+                shown.append(f"{label} {_show(value)}")
                 previous = value
         if shown:
             parts.append(f"{model}: " + ", ".join(shown))
     return "; ".join(parts) or None
 
 
-def _recipe_mode(mode: str) -> str:
-    return "distributed" if mode.endswith("distributed") else "dp" if mode.endswith("--dp") else "plain"
+def _help_modes(model: str) -> list[tuple[str, str | None, bool, bool]]:
+    """(label, recipe key or None when not federated, federated, private) per mode --help shows."""
+    modes = [("centralised", None, False, False), ("--dp", None, False, True)]
+    for mode in map(privacy_mode, mode_names()):
+        if (model, mode.recipe_key) in STORE_RECIPES:
+            federated, private = mode.model_recipe(federated=True)
+            modes.append(("federated" + (f" --dp {mode.name}" if mode.private else ""), mode.recipe_key, federated, private))
+    return modes
 
 
-def _mode_value(model: str, mode: str, name: str) -> Any:
-    """``name``'s default in a --help mode; --dp distributed trains on the centralised DP recipe."""
-    recipe_mode = _recipe_mode(mode)
-    federated, dp = mode.startswith("federated") or recipe_mode == "distributed", recipe_mode != "plain"
+def _mode_value(model: str, name: str, recipe: str | None, *, federated: bool, private: bool) -> Any:
+    """``name``'s default in one --help mode."""
     if name in {f.name for f in dataclasses.fields(FederationConfig)}:
-        return {**COMMON, **STORE_RECIPES[(model, recipe_mode)]}.get(name) if federated else None
+        return {**COMMON, **STORE_RECIPES[(model, recipe)]}.get(name) if recipe else None
     if name == "attribute_buckets":
         return model_class(model).catalog_attribute_buckets or None
-    return model_class(model).recipe(federated=federated and recipe_mode != "distributed", dp=dp).get(name)
+    return model_class(model).recipe(federated=federated, dp=private).get(name)
 
 
 def _show(value: Any) -> str:

@@ -11,6 +11,7 @@ from fedrec.evaluation import tested_population
 from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
 from fedrec.federation.client import shared_dataset
 from fedrec.models import create_model
+from fedrec.privacy.modes import privacy_mode
 from fedrec.rundir import RunDir
 from fedrec.training.central import PROTOCOL, peak_rss_mb
 
@@ -24,7 +25,7 @@ def reported_round(train: TrainConfig, federation: FederationConfig, history: li
     """
     if not history:
         return None, "none"
-    if train.dp or federation.central_dp:
+    if privacy_mode(train.dp).private:
         return history[-1], "last round (under DP validation picks nothing)"
     scored = [r for r in history if "valid_hr@10" in r]
     if not scored:

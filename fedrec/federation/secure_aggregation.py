@@ -27,11 +27,6 @@ def check_secure_aggregation(train: TrainConfig, federation: FederationConfig) -
     """Refuse what SecAgg+ cannot combine with, before any process starts (configs resolved)."""
     if not federation.secagg:
         return
-    if federation.central_dp:
-        raise ConfigError(
-            "--secagg hides each store's update; --central-dp clips each store's update at the server, so it needs to "
-            "see them. For DP with --secagg use --dp (each store clips and adds noise before masking)."
-        )
     if federation.drift_correction in (MIME, SCAFFOLD):
         raise ConfigError(
             f"--drift-correction {federation.drift_correction} sends each store's gradient statistics beside the model; "

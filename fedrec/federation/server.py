@@ -29,19 +29,21 @@ from fedrec.federation.distributed_step import plan_federation
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
+from fedrec.federation.ledger_collection import ledger_collection
 from fedrec.federation.run_record import metrics_document, save_release_candidate
 from fedrec.federation.secure_evaluation import SecureEvaluation, evaluates_securely
 from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
-from fedrec.federation.strategy import build_strategy, restore_server_optimizer_state, server_optimizer_state
+from fedrec.federation.strategy import build_strategy, distributed_step, restore_server_optimizer_state, server_optimizer_state
 from fedrec.federation.traffic import MeteredGrid
-from fedrec.federation.wire_contract import disclosed_under, mode_of
+from fedrec.federation.wire_contract import disclosed_under
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
 from fedrec.privacy.distributed_dp import RunLedgers
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.noise_check import describe, record_noise_check
 from fedrec.privacy.report import DISCLOSED_FILE, write_privacy_report
 from fedrec.progress import time_left
@@ -65,16 +67,17 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
     check_run(train, federation, catalog)
+    mode = privacy_mode(train.dp)
     plan = None
-    if federation.distributed_dp:  # the federation's one DP-SGD run, planned from every store's size
+    if mode.joint_dp_sgd:  # the federation's one DP-SGD run, planned from every store's size
         plan = plan_federation(grid, train, federation, ConfigRecord(wire.config_to_wire(train, federation)))
         federation = dataclasses.replace(federation, rounds=plan.rounds)
     resolved = wire.config_to_wire(train, federation)
-    mode = mode_of(resolved)
-    write_json(RunDir(run_dir).privacy / DISCLOSED_FILE, {"mode": mode, "disclosed": disclosed_under(mode)})
+    label = mode.wire_label(secure=bool(federation.secagg))
+    write_json(RunDir(run_dir).privacy / DISCLOSED_FILE, {"mode": label, "disclosed": disclosed_under(label)})
     checkpoint = checkpoint_to_resume(run_dir, federation, resolved)
     offset = checkpoint.round if checkpoint else 0
-    if checkpoint and train.dp and last_round_asked(run_dir) > offset:
+    if checkpoint and mode.stores_add_noise and last_round_asked(run_dir) > offset:
         log.warning("round %d was asked before the run stopped and never finished; each store answers a round once, so "
                     "the run goes on at round %d (the stores' ledgers count what they released)",
                     last_round_asked(run_dir), last_round_asked(run_dir) + 1)
@@ -91,20 +94,21 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
                  federation.local_epochs, federation.drift_correction, federation.strategy, federation.server_momentum)
     evaluator = GlobalEvaluator(train, federation) if federation.server_eval else None
     initial = checkpoint.state if checkpoint else _initial_state(train, federation)
-    central_dp = (train.noise_multiplier, train.max_grad_norm) if federation.central_dp else None
+    server_noise = (train.noise_multiplier, train.max_grad_norm) if mode.server_adds_noise else None
     # Under client DP the stores' test metrics leave them only as a secure sum (after_round), never per store.
-    evaluate_securely = evaluates_securely(mode, federation)
+    evaluate_securely = evaluates_securely(label, federation)
     strategy = build_strategy(dataclasses.replace(federation, fraction_evaluate=0.0) if evaluate_securely else federation,
-                              row_keys=model_class(train.model).item_row_parameters, central_dp=central_dp,
-                              distributed_dp=(_global_model(train, federation), plan) if plan else None)
-    strategy.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
-    if train.dp:  # stores answer each round once: a resume must never ask one again
-        strategy.before_asking = lambda server_round: write_text(RunDir(run_dir).privacy / ASKED_FILE, str(offset + server_round))
+                              row_keys=model_class(train.model).item_row_parameters, server_noise=server_noise,
+                              joint_step=(_global_model(train, federation), plan) if plan else None)
+    ledgers = ledger_collection(strategy)
+    ledgers.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
+    if mode.stores_add_noise:  # stores answer each round once: a resume must never ask one again
+        ledgers.before_asking = lambda server_round: write_text(RunDir(run_dir).privacy / ASKED_FILE, str(offset + server_round))
     if checkpoint:
         restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
-    if federation.central_dp:
-        strategy.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
-    distributed = RunLedgers(plan, strategy.privacy_ledgers, secure=federation.secagg) if plan else None
+    if mode.server_adds_noise:
+        ledgers.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
+    distributed = RunLedgers(plan, ledgers.privacy_ledgers, secure=federation.secagg) if plan else None
     state_dir = Path(federation.state_dir).expanduser() if federation.state_dir else RunDir(run_dir).client_state
     message_config = ConfigRecord({
         **resolved, wire.ROUND_OFFSET: offset, wire.STATE_DIR: str(state_dir.resolve()),
@@ -138,11 +142,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
         record.update(secure_notes.get(server_round, {}))
-        if federation.central_dp:
-            record_central_round(strategy.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
+        if mode.server_adds_noise:
+            record_central_round(ledgers.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if distributed is not None:
             distributed.record_round(round_number)
-            checked = strategy.inner.noise_checks.pop(server_round, None)
+            checked = distributed_step(strategy).noise_checks.pop(server_round, None)
             if checked is not None:  # the round's check coordinates against the noise its ledgers claim
                 check = dataclasses.replace(checked, round=round_number)
                 record_noise_check(run_dir, check)
@@ -150,10 +154,10 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
                 if not check.passed:
                     log.error(describe(check))
                     flwr_log(logging.ERROR, "fedrec %s", describe(check))
-        if strategy.privacy_ledgers:
-            save_run_ledger(run_dir, strategy.privacy_ledgers)
-            record["refused"] = strategy.refusals_per_round.get(server_round, 0)
-            record["epsilon_max"] = max(ledger.epsilon for ledger in strategy.privacy_ledgers.values())
+        if ledgers.privacy_ledgers:
+            save_run_ledger(run_dir, ledgers.privacy_ledgers)
+            record["refused"] = ledgers.refusals_per_round.get(server_round, 0)
+            record["epsilon_max"] = max(ledger.epsilon for ledger in ledgers.privacy_ledgers.values())
         record["wall_seconds"] = round(time.perf_counter() - clock["round_start"], 3)
         record["bytes_sent"] = grid.bytes_sent - clock["sent"]  # payload, all stores together
         record["bytes_received"] = grid.bytes_received - clock["received"]

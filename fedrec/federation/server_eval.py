@@ -16,7 +16,6 @@ from fedrec.data.split import EvalSet
 from fedrec.evaluation import evaluate
 from fedrec.federation.client import shared_dataset
 from fedrec.models import create_model
-from fedrec.models.mf import FoldInScorer, MatrixFactorization
 
 
 class GlobalEvaluator:
@@ -50,7 +49,7 @@ class GlobalEvaluator:
 
     def __call__(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         self.model.load_partial_state(state)
-        scorer = FoldInScorer(self.model) if isinstance(self.model, MatrixFactorization) else self.model
+        scorer = self.model.scorer_for(len(self.test.users))  # MF: the users' vectors folded in
         valid = evaluate(scorer, self.valid, mask_history=self.mask_history)
         test = evaluate(scorer, self.test, mask_history=self.mask_history)
         return {"hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "valid_hr@10": valid["hr@10"], "metrics": test,

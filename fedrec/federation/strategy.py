@@ -6,9 +6,8 @@ strategy and passes through what it does not change (``WrappingStrategy``).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.distributed_step import DistributedDPStep
+from fedrec.federation.ledger_collection import LedgerCollection
 from fedrec.federation.mime import MIME, MimeStatistics
 from fedrec.federation.scaffold import SCAFFOLD, ScaffoldControl
 from fedrec.federation.wrapping import ClientStatisticsExchange, WrappingStrategy
@@ -27,7 +27,6 @@ from fedrec.models.torch_model import TorchRecommender
 from fedrec.federation.secret_central_dp import SecretServerSideFixedClipping
 from fedrec.privacy.central_dp import sampled_clients
 from fedrec.privacy.distributed_dp import DistributedPlan
-from fedrec.privacy.ledger import ClientLedger
 
 log = logging.getLogger("fedrec.server")
 
@@ -56,17 +55,12 @@ class TolerantStrategy(WrappingStrategy):
         self.failures_per_round: dict[int, int] = {}
         self.sampled_per_round: dict[int, int] = {}
         self.client_evaluation: dict[int, MetricRecord] = {}
-        self.refusals_per_round: dict[int, int] = {}
-        self.privacy_ledgers: dict[str, ClientLedger] = {}  # DP: each client's latest ledger
-        self.before_asking: Callable[[int], None] | None = None  # called with the round before it is sent
         self.fixed_tables: dict[str, Array] = {}  # integer arrays last sent: kept through aggregation
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self.remember_sent(arrays)
         self.sampled_per_round[server_round] = len(messages)  # a node that never replies failed too
-        if messages and self.before_asking is not None:
-            self.before_asking(server_round)
         return messages
 
     def remember_sent(self, arrays: ArrayRecord) -> None:
@@ -82,7 +76,7 @@ class TolerantStrategy(WrappingStrategy):
             log.warning("round %d: %d of %d nodes sent no reply within the round timeout", server_round, sampled - len(replies), sampled)
         for failed in (m for m in replies if m.has_error()):
             log.warning("round %d: node %d failed: %s", server_round, failed.metadata.src_node_id, failed.error.reason)
-        ok = sorted(self.take_privacy_records(server_round, ok), key=_arrival_free_order)
+        ok = sorted(ok, key=_arrival_free_order)
         if len(ok) < self.min_successes:
             log.warning(
                 "round %d: only %d of %d clients replied without error (minimum %d); keeping the previous model",
@@ -91,23 +85,6 @@ class TolerantStrategy(WrappingStrategy):
             return None, None
         arrays, metrics = self.inner.aggregate_train(server_round, ok)
         return keep_fixed_tables(arrays, self.fixed_tables), metrics
-
-    def take_privacy_records(self, server_round: int, replies: list[Message]) -> list[Message]:
-        """Keep each DP client's ledger; drop (and log) clients that refused for budget."""
-        training = []
-        refused = 0
-        for reply in replies:
-            if wire.PRIVACY in reply.content:
-                record = reply.content[wire.PRIVACY]
-                ledger = ClientLedger.from_dict(json.loads(str(record[wire.PRIVACY_LEDGER])))
-                self.privacy_ledgers[ledger.client] = ledger
-                if wire.PRIVACY_REFUSED in record:
-                    refused += 1
-                    log.warning("round %d: %s", server_round, record[wire.PRIVACY_REFUSED])
-                    continue
-            training.append(reply)
-        self.refusals_per_round[server_round] = refused
-        return training
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         metrics = self.inner.aggregate_evaluate(server_round, [m for m in replies if not m.has_error()])
@@ -121,12 +98,12 @@ class TolerantStrategy(WrappingStrategy):
 
 
 def build_strategy(
-    federation: FederationConfig, *, row_keys: tuple[str, ...] = (), central_dp: tuple[float, float] | None = None,
-    distributed_dp: tuple[TorchRecommender, DistributedPlan] | None = None,
+    federation: FederationConfig, *, row_keys: tuple[str, ...] = (), server_noise: tuple[float, float] | None = None,
+    joint_step: tuple[TorchRecommender, DistributedPlan] | None = None,
 ) -> TolerantStrategy:
     """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021);
-    ``central_dp=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP (secret noise);
-    ``distributed_dp=(global model, plan)`` replaces the averaging with a DP-SGD step on the
+    ``server_noise=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP (secret
+    noise; the mode's ``server_adds_noise``); ``joint_step=(global model, plan)`` (``joint_dp_sgd``) replaces the averaging with a DP-SGD step on the
     stores' noise shares (the round then needs the plan's survivors)."""
     common = dict(
         fraction_train=federation.fraction,
@@ -134,23 +111,24 @@ def build_strategy(
         min_train_nodes=federation.min_clients,
         min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
         min_available_nodes=max(federation.min_clients, federation.min_available),
-        weighted_by_key=wire.UNIT_WEIGHT if central_dp else wire.NUM_EXAMPLES,
+        weighted_by_key=wire.UNIT_WEIGHT if server_noise else wire.NUM_EXAMPLES,
         arrayrecord_key=wire.ARRAYS,
         configrecord_key=wire.CONFIG,
     )
-    if distributed_dp is not None:
-        model, plan = distributed_dp
+    if joint_step is not None:
+        model, plan = joint_step
         step = DistributedDPStep(model=model, plan=plan, **common)
-        return TolerantStrategy(step, min_successes=max(federation.min_clients, plan.survivors))
+        least = max(federation.min_clients, plan.survivors)
+        return TolerantStrategy(LedgerCollection(step, min_successes=least), min_successes=least)
     if federation.strategy == "fedavg":
         inner: Strategy = FedAvg(**common)
     elif federation.strategy == "fedadam":
         inner = FedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
     else:
         inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
-    if central_dp is not None:
+    if server_noise is not None:
         # No touched-row averaging here: it would weigh a client's rows beyond the clipping bound.
-        noise_multiplier, clipping_norm = central_dp
+        noise_multiplier, clipping_norm = server_noise
         inner = SecretServerSideFixedClipping(
             inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm, num_sampled_clients=sampled_clients(federation),
         )
@@ -161,7 +139,8 @@ def build_strategy(
                  else MimeStatistics(inner, beta_1=federation.mime_momentum))
     elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
-    return TolerantStrategy(inner, min_successes=federation.min_clients)
+    ledgers = LedgerCollection(inner, min_successes=federation.min_clients)
+    return TolerantStrategy(ledgers, min_successes=federation.min_clients)
 
 
 class TouchedRowsAveraging(WrappingStrategy):
@@ -246,6 +225,11 @@ def _wrapped(strategy: Strategy) -> list[Strategy]:
     while (inner := getattr(chain[-1], "inner", None) or getattr(chain[-1], "strategy", None)) is not None:
         chain.append(inner)
     return chain
+
+
+def distributed_step(strategy: Strategy) -> DistributedDPStep:
+    """The DP-SGD step a --dp distributed run's strategy wraps."""
+    return next(s for s in _wrapped(strategy) if isinstance(s, DistributedDPStep))
 
 
 def _optimizer_strategy(strategy: Strategy) -> Strategy:

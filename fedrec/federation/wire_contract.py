@@ -28,13 +28,16 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from fedrec.audit.sums import SPEC
 from fedrec.errors import WireContractError
 from fedrec.federation import wire
+from fedrec.privacy.modes import privacy_mode
+from fedrec.privacy.modes.base import (
+    CENTRAL, DISTRIBUTED, DISTRIBUTED_CLEAR, LOCAL, LOCAL_SECAGG, OFF, SECAGG, WIRE_LABELS,
+)
 
 PUBLIC, MASKED, LEDGER, DISCLOSED = "public", "masked in a SecAgg+ sum", "on the ledger (noised)", "disclosed"
 PER_STORE, SUMMED_OVER_STORES = "per store", "summed over the stores by SecAgg+"  # how a disclosed value reaches the server
 
-OFF, SECAGG, LOCAL, LOCAL_SECAGG, DISTRIBUTED, DISTRIBUTED_CLEAR, CENTRAL = (
-    "off", "off+secagg", "local", "local+secagg", "distributed", "distributed (no secagg)", "central")
-MODES = (OFF, SECAGG, LOCAL, LOCAL_SECAGG, DISTRIBUTED, DISTRIBUTED_CLEAR, CENTRAL)
+# Keyed on each privacy mode's wire label (PrivacyMode.wire_label): what its stores may send.
+MODES = WIRE_LABELS
 DP_MODES = frozenset({LOCAL, LOCAL_SECAGG, DISTRIBUTED, DISTRIBUTED_CLEAR})
 SECURE_MODES = frozenset({SECAGG, LOCAL_SECAGG, DISTRIBUTED})
 SUMMED_SECURELY = SECURE_MODES | DP_MODES  # the release gate's sums reach the server only as SecAgg+ sums
@@ -111,15 +114,9 @@ LAYOUT_SUFFIX = "/" + SPEC  # an audit sums' spec key (fedrec.audit.sums)
 
 
 def mode_of(config: Mapping[str, Any]) -> str:
-    """The privacy mode a message's run config names (kebab-case keys, as the server sends them)."""
-    secagg = bool(config.get("secagg"))
-    if config.get("distributed-dp"):
-        return DISTRIBUTED if secagg else DISTRIBUTED_CLEAR
-    if config.get("dp"):
-        return LOCAL_SECAGG if secagg else LOCAL
-    if config.get("central-dp"):
-        return CENTRAL
-    return SECAGG if secagg else OFF
+    """The wire label of the privacy mode a message's run config names (kebab-case keys, as the
+    server sends them)."""
+    return privacy_mode(config.get("dp")).wire_label(secure=bool(config.get("secagg")))
 
 
 def classify(reply: Message, *, answering: str, mode: str | None) -> dict[str, Entry]:

@@ -169,28 +169,3 @@ def record_prior(ledger: ClientLedger, plan: DistributedPlan) -> None:
 
 def record_round(ledger: ClientLedger, round_number: int, plan: DistributedPlan) -> None:
     record_steps(ledger, round_number, plan.noise_multiplier, plan.sample_rate)
-
-
-def check_distributed(train: TrainConfig, federation: FederationConfig, *, every_parameter_shared: bool) -> None:
-    """Refuse what distributed DP cannot do, before any process starts (configs resolved)."""
-    if not federation.distributed_dp:
-        return
-    if not train.dp:
-        raise ConfigError("distributed_dp is a DP mode: use --dp distributed (it sets dp too).")
-    if not every_parameter_shared:
-        raise ConfigError(
-            f"--dp distributed makes the federation one DP-SGD run over the shared model; --model {train.model} also "
-            "trains per-customer parameters that stay on the store (MF's user vectors). Use --dp local for it."
-        )
-    if federation.partition != "store":
-        raise ConfigError(
-            "--dp distributed needs stores as clients (--partition store): a one-customer client's share of the "
-            "noise would hide nothing from the others' sum, and cross-device rounds sample clients, not customers."
-        )
-    if federation.fraction is not None and federation.fraction < 1.0:
-        raise ConfigError(
-            f"--dp distributed samples customers inside every store; --fraction {federation.fraction:g} would also "
-            "sample stores, which the accounting does not cover. Use --fraction 1."
-        )
-    if federation.keep_optimizer_state:
-        raise ConfigError("--dp distributed keeps the only optimizer at the server; drop --keep-optimizer-state.")

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedrec.privacy.ledger import History
+from fedrec.config import TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.privacy.ledger import History, epsilon_of
 from fedrec.privacy.noisy_counts import gaussian_noisy_counts, user_level_counts
 from fedrec.privacy.secret_noise import SecretNoise
 from fedrec.rundir import RunDir, write_torch
@@ -28,6 +30,19 @@ PRIOR_FILE = "popularity_prior.pt"  # in DIR/privacy/: the noisy item counts the
 def prior_segment(noise_multiplier: float | None) -> History:
     """The ledger entry a prior release adds (none without a prior)."""
     return [] if noise_multiplier is None else [(float(noise_multiplier), 1.0, 1)]
+
+
+def check_prior_fits_target(train: TrainConfig) -> None:
+    """The prior is planned into --target-epsilon; at delta <= 1e-5 (the default is smaller
+    still) its epsilon is at least this much, so a target below it cannot work."""
+    if train.target_epsilon is None or not train.prior_noise:
+        return
+    prior = epsilon_of(prior_segment(train.prior_noise), train.delta if train.delta is not None else 1e-5, train.accountant)
+    if prior >= train.target_epsilon:
+        raise ConfigError(
+            f"the popularity prior alone (--prior-noise {train.prior_noise:g}) spends epsilon {prior:.2f} >= "
+            f"--target-epsilon {train.target_epsilon:g}; raise --prior-noise (e.g. 10) or drop it with --prior-noise 0."
+        )
 
 
 def noisy_popularity(train: list[np.ndarray], n_items: int, noise_multiplier: float, *, noise: SecretNoise) -> np.ndarray:

@@ -28,6 +28,7 @@ from fedrec.models.registry import load_model
 from fedrec.privacy.distributed_dp import SHARES_SEEN
 from fedrec.privacy.attack_metrics import epsilon_lower_bound
 from fedrec.privacy.ledger import ClientLedger, load_run_ledger
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.report import write_privacy_report
 from fedrec.privacy_audit.canaries import canary_audit
 from fedrec.privacy_audit.leakage import item_leakage
@@ -53,7 +54,7 @@ def audit_privacy(run_dir: Path, *, round_number: int | None = None, seed: int =
     worst = accounted_ledger(run.root)
     epsilon, delta = (None, None) if worst is None else (float(worst.epsilon), float(worst.delta))
     document: dict[str, Any] = {
-        "run": str(run.root), "model": train.model, "mode": privacy_mode(train, federation),
+        "run": str(run.root), "model": train.model, "mode": mode_label(train, federation),
         "reported_round": run.read_metrics().get("reported_round"),  # the round of the model.pt attacked
         "accounted_epsilon": epsilon, "delta": delta,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": {},
@@ -85,9 +86,8 @@ def audit_privacy(run_dir: Path, *, round_number: int | None = None, seed: int =
     return document
 
 
-def privacy_mode(train, federation) -> str:
-    mode = "distributed DP" if federation.distributed_dp else "per-store DP" if train.dp else "central DP" if federation.central_dp else "no DP"
-    return f"{mode}{', SecAgg+' if federation.secagg else ''}"
+def mode_label(train, federation) -> str:
+    return f"{privacy_mode(train.dp).audit_name}{', SecAgg+' if federation.secagg else ''}"
 
 
 def accounted_ledger(run_dir: Path) -> ClientLedger | None:

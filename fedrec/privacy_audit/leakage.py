@@ -24,6 +24,7 @@ import torch
 from fedrec.models import create_model
 from fedrec.models.registry import model_class
 from fedrec.privacy.attack_metrics import roc_auc, tpr_at_fpr
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy_audit.replay import ReplayedRound
 
 BUYER_BINS = {"single_buyer": (1, 1), "2_to_4_buyers": (2, 4), "5_or_more_buyers": (5, None)}
@@ -69,12 +70,7 @@ def attacker_views(replay: ReplayedRound) -> list[View]:
     weights = [1.0 if replay.plan is not None else store.weight for store in replay.stores]
     summed = {key: sum(w * store.change[key] for w, store in zip(weights, replay.stores)) / sum(weights) for key in tables}
     together = row_change(summed, tables, classes)
-    if replay.plan is not None:
-        names = ("each store's noise share (distributed DP without SecAgg+)", "the noisy sum (distributed DP with SecAgg+)")
-    elif replay.train.dp:
-        names = ("each store's noised update (per-store DP)", "the sum of noised updates (per-store DP and SecAgg+)")
-    else:
-        names = ("each store's update (no defence)", "the sum of updates (SecAgg+)")
+    names = privacy_mode(replay.train.dp).attacker_views
     return [View(names[0], False, each), View(names[1], True, [together] * len(replay.stores))]
 
 

@@ -30,6 +30,7 @@ from fedrec.federation.mime import MIME
 from fedrec.federation.scaffold import SCAFFOLD
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.budget import LEDGER_SUFFIX
+from fedrec.privacy.modes import privacy_mode
 from fedrec.rundir import RunDir
 
 CONTROL_PREFIX = {MIME: "mime", SCAFFOLD: "control"}  # where the checkpoint keeps the state sent with the model
@@ -75,7 +76,7 @@ def replay_round(run_dir: Path, round_number: int | None = None) -> ReplayedRoun
         _copy_private_state(kept, Path(scratch))
         sites = [locate_site({wire.NODE_PARTITION_ID: i, wire.NODE_NUM_PARTITIONS: partition.num_clients}, train, federation, scratch)
                  for i in range(partition.num_clients)]
-        plan = plan_for_stores(train, federation, [private_customers(site, train) for site in sites]) if federation.distributed_dp else None
+        plan = plan_for_stores(train, federation, [private_customers(site, train) for site in sites]) if privacy_mode(train.dp).joint_dp_sgd else None
         stores = [_store_update(site, train, federation, before.state, chosen, control, plan) for site in sites]
     return ReplayedRound(chosen, train, federation, before.state, stores, plan)
 

@@ -50,6 +50,7 @@ from fedrec.errors import ConfigError, ModelError
 from fedrec.evaluation import EvaluationPass, evaluation_pass, tested_population
 from fedrec.models.base import Recommender, Scorer
 from fedrec.models.registry import load_model
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.popularity_prior import released_prior
 from fedrec.release.audit_report import render_markdown
 from fedrec.release.earlier_audits import keep_earlier
@@ -300,7 +301,7 @@ def compute_audits(subject: Subject, evaluated: EvaluationPass, config: AuditCon
 def audit_popularity(subject: Subject) -> tuple[np.ndarray | None, str]:
     """(item popularity, its source): the exact training counts, but under DP only what the
     run released and accounted (DIR/privacy/popularity_prior.pt), or None."""
-    if not (subject.document.get("config") or {}).get("dp"):
+    if not privacy_mode((subject.document.get("config") or {}).get("dp")).stores_add_noise:
         return interaction_counts(subject.train_histories, n_items=subject.data.n_items), TRAINING_COUNTS
     prior = released_prior(subject.run.root)
     return (prior, DP_PRIOR) if prior is not None else (None, NO_PRIOR)
@@ -351,10 +352,10 @@ def audit_subject(subject: Subject, config: AuditConfig, *, baseline: Mapping[st
     train = subject.document.get("config") or {}
     document = {
         "run": str(subject.run.root), "model": subject.document.get("model"), "data": subject.data.source,
-        "federated": "federation.partition" in train, "dp": bool(train.get("dp")),
+        "federated": "federation.partition" in train, "dp": privacy_mode(train.get("dp")).stores_add_noise,
         "protocol": "full-ranking-leave-one-out test split; one evaluation pass",
         "config": config.to_dict(), **verdict, **audits,
-        "notes": [DP_NOTE] if train.get("dp") else [],
+        "notes": [DP_NOTE] if privacy_mode(train.get("dp")).stores_add_noise else [],
         "baseline": None if baseline is None else baseline.get("run"),
         "seconds": {"evaluation_pass": round(evaluated_at - started, 3), "audits": round(finished - evaluated_at, 3)},
     }

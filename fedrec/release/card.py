@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from fedrec.audit.gate import unmeasured, wilson_interval
+from fedrec.privacy.modes import privacy_mode
 from fedrec.release.readings import MEASURED, is_group_ratio, read_check
 
 INTENDED_USE = (
@@ -107,7 +108,7 @@ def model_card(*, run: Mapping[str, Any], audit: Mapping[str, Any], verdict: Map
         "model_details": {
             "name": f"fedrec {run['model']} on {data['source']}",
             "overview": f"Next-item recommender ({run['model']}), {how}"
-                        + (", with differential privacy" if config.get("dp") else "") + f". Release verdict: {verdict['verdict']}.",
+                        + (", with differential privacy" if privacy_mode(config.get("dp")).private else "") + f". Release verdict: {verdict['verdict']}.",
             "version": {"name": code_version.get("fedrec"), "date": created},
             "owners": [],
             "licenses": [],

@@ -18,6 +18,7 @@ from fedrec.data import leave_one_out, load_dataset
 from fedrec.evaluation import evaluate, tested_population
 from fedrec.models import create_model, model_class
 from fedrec.privacy.ledger import ClientLedger, save_run_ledger
+from fedrec.privacy.modes import privacy_mode
 from fedrec.privacy.popularity_prior import save_released_prior
 from fedrec.privacy.report import write_privacy_report
 from fedrec.rundir import RunDir, write_json
@@ -31,11 +32,14 @@ PROTOCOL = "full-ranking-leave-one-out"
 def train_centrally(config: TrainConfig, out: Path) -> dict[str, Any]:
     """Train ``config.model`` on all of ``config.data``; writes ``out/metrics.json`` and ``out/model.pt``."""
     started = time.perf_counter()
+    mode = privacy_mode(config.dp)
+    mode.check_centralised(config)  # before any data is read
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     data = load_dataset(config.data, min_interactions=config.min_interactions, short_users=config.short_users)
     split = leave_one_out(data)
-    config = model_class(config.model).resolve_config(config, item_attributes=data.has_item_attributes)
+    _, private = mode.model_recipe(federated=False)
+    config = model_class(config.model).resolve_config(config, private=private, item_attributes=data.has_item_attributes)
     model = create_model(config.model, config, n_users=data.n_users, n_items=data.n_items)
     model.use_item_attributes(data)
     log.info("training %s on %s (%d users, %d items)", config.model, data.source, data.n_users, data.n_items)

@@ -11,6 +11,7 @@ from fedrec.models.base import FitResult, Recommender
 from fedrec.models.pop import Popularity
 from fedrec.models.torch_model import TorchRecommender
 from fedrec.privacy.ledger import ClientLedger
+from fedrec.privacy.modes import privacy_mode
 from fedrec.training.loop import fit_with_early_stopping
 from fedrec.training.private import fit_noisy_counts, fit_private
 
@@ -19,7 +20,7 @@ def fit_model(model: Recommender, split: LeaveOneOut) -> tuple[FitResult, Client
     """Train ``model`` on ``split.train``; returns what training did and, under ``--dp``, the
     ledger of what it spent. Neural models early-stop on validation HR@10 unless private
     (then every planned epoch runs and the last weights are kept)."""
-    if model.config.dp:
+    if privacy_mode(model.config.dp).stores_add_noise:
         if isinstance(model, TorchRecommender):
             return fit_private(model, split)
         if isinstance(model, Popularity):

@@ -37,7 +37,7 @@ from fedrec.training import noise_share
 
 SEED = 42  # the run config's seed: the server sent it, so it knows it
 NOISE = 200.0  # large enough that a share's noise dwarfs any clipped sum of this small store's customers
-TRAIN = TrainConfig(model="lstm", dp=True, noise_multiplier=NOISE, dim=8, batch_size=16, lr=0.01, threads=1, seed=SEED)
+TRAIN = TrainConfig(model="lstm", dp="local", noise_multiplier=NOISE, dim=8, batch_size=16, lr=0.01, threads=1, seed=SEED)
 
 
 def _plan(customers: int) -> DistributedPlan:
@@ -205,7 +205,7 @@ def server_reads_a_stores_item_profile(store: ClientSite, *, secure: bool) -> bo
     settings = {wire.AUDIT_TOP_K: 10, wire.AUDIT_N_BOOT: 20, wire.AUDIT_SEED: 0, wire.AUDIT_THRESHOLD: 3}
     if secure:
         settings[wire.AUDIT_VOCABULARIES] = json.dumps(fixed_vocabularies())
-    reply = client_app.audit_reply(store, dataclasses.replace(TRAIN, dp=False), _global_state(store), settings, None)
+    reply = client_app.audit_reply(store, dataclasses.replace(TRAIN, dp="off"), _global_state(store), settings, None)
     profile = reply[wire.ARRAYS].get("exposure/profile-weight")
     if profile is None:
         return False

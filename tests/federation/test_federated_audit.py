@@ -140,7 +140,7 @@ def test_groupings_keep_the_order_the_clients_report():
 
 
 def test_under_dp_popularity_is_the_released_prior_or_nothing(tmp_path):
-    dp = TrainConfig(model="lstm", dp=True, noise_multiplier=1.0)
+    dp = TrainConfig(model="lstm", dp="local", noise_multiplier=1.0)
 
     assert audit_popularity(dp, tmp_path, []) == (None, NO_PRIOR)
     write_torch(released_prior_path(tmp_path), torch.tensor([0.0, 3.5, -1.0, 7.0], dtype=torch.float64))

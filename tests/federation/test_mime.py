@@ -103,8 +103,8 @@ def test_mime_simulation_checkpoints_the_moments_and_a_resumed_run_ends_where_an
     [
         ({"optimizer": "sgd"}, {}, "--optimizer adam"),
         ({"model": "mf"}, {}, "--model lstm"),
-        ({"dp": True, "noise_multiplier": 1.0}, {}, "DP"),
-        ({"noise_multiplier": 1.0}, {"central_dp": True}, "DP"),
+        ({"dp": "local", "noise_multiplier": 1.0}, {}, "DP"),
+        ({"dp": "central", "noise_multiplier": 1.0}, {}, "DP"),
         ({}, {"keep_optimizer_state": True}, "keep-optimizer-state"),
     ],
 )

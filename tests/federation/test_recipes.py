@@ -3,7 +3,7 @@
 import pytest
 
 from fedrec.training.private import prior_release
-from fedrec.cli import build_parser
+from fedrec.cli_options import help_all
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.recipes import resolve_run
@@ -49,7 +49,7 @@ def test_keeping_the_optimizer_state_turns_the_default_mime_off():
 
 
 def test_every_mode_reads_the_catalogs_attributes_when_the_data_has_them():
-    for privacy in ({}, dict(dp=True, target_epsilon=8.0)):
+    for privacy in ({}, dict(dp="local", target_epsilon=8.0)):
         with_attributes, _ = resolved(model="lstm", **privacy)
         without, _ = resolved(model="lstm", item_attributes=False, **privacy)
         assert (with_attributes.attribute_buckets, without.attribute_buckets) == (1024, 0)
@@ -57,7 +57,7 @@ def test_every_mode_reads_the_catalogs_attributes_when_the_data_has_them():
 
 
 def test_federated_dp_lstm_reads_attributes_only_when_the_data_has_them():
-    private = dict(model="lstm", dp=True, target_epsilon=8.0)
+    private = dict(model="lstm", dp="local", target_epsilon=8.0)
     with_attributes, federation = resolved(**private)
     without, _ = resolved(item_attributes=False, **private)
 
@@ -68,7 +68,8 @@ def test_federated_dp_lstm_reads_attributes_only_when_the_data_has_them():
 
 
 def test_centralised_dp_lstm_takes_the_large_batch_recipe():
-    config = model_class("lstm").resolve_config(TrainConfig(model="lstm", dp=True, target_epsilon=8.0), item_attributes=True)
+    config = model_class("lstm").resolve_config(TrainConfig(model="lstm", dp="local", target_epsilon=8.0), private=True,
+                                                item_attributes=True)
 
     assert (config.epochs, config.batch_size, config.lr, config.vocab_size, config.prior_noise, config.attribute_buckets) == (
         10, 1024, 2e-2, 3000, 5.0, 1024)
@@ -89,8 +90,7 @@ def test_a_model_that_is_not_federated_is_refused_by_name():
 
 
 def test_help_shows_the_resolved_defaults_not_none():
-    simulate = build_parser()._subparsers._group_actions[0].choices["simulate"]
-    help_text = " ".join(simulate.format_help().split())
+    help_text = " ".join(help_all("simulate").split())
 
     assert "(default: None)" not in help_text
     assert "federated 100" in help_text and "federated mime" in help_text
@@ -98,7 +98,7 @@ def test_help_shows_the_resolved_defaults_not_none():
 
 
 def test_prior_noise_zero_means_no_prior():
-    train, _ = resolved(model="lstm", dp=True, target_epsilon=8.0, prior_noise=0.0, vocab_size=0)
+    train, _ = resolved(model="lstm", dp="local", target_epsilon=8.0, prior_noise=0.0, vocab_size=0)
     model = model_class("lstm")(train, n_users=0, n_items=5)
 
     assert prior_release(model) == []

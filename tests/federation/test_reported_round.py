@@ -14,13 +14,13 @@ def test_without_dp_the_round_with_the_best_validation_is_reported():
 
 
 def test_under_client_dp_the_last_round_is_reported_whatever_validation_says():
-    chosen, selection = reported_round(TrainConfig(dp=True, noise_multiplier=1.0), FederationConfig(), HISTORY)
+    chosen, selection = reported_round(TrainConfig(dp="local", noise_multiplier=1.0), FederationConfig(), HISTORY)
 
     assert chosen["round"] == 3 and "DP" in selection
 
 
 def test_under_server_side_dp_the_last_round_is_reported_too():
-    chosen, _ = reported_round(TrainConfig(noise_multiplier=1.0), FederationConfig(central_dp=True), HISTORY)
+    chosen, _ = reported_round(TrainConfig(dp="central", noise_multiplier=1.0), FederationConfig(), HISTORY)
 
     assert chosen["round"] == 3
 

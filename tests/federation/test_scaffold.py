@@ -88,8 +88,8 @@ def test_server_control_variate_is_the_weighted_average_of_the_clients_and_survi
     ("train_changes", "federation_changes", "message"),
     [
         ({"optimizer": "adam"}, {}, "--optimizer sgd"),
-        ({"dp": True, "noise_multiplier": 1.0}, {}, "DP"),
-        ({"noise_multiplier": 1.0}, {"central_dp": True}, "DP"),
+        ({"dp": "local", "noise_multiplier": 1.0}, {}, "DP"),
+        ({"dp": "central", "noise_multiplier": 1.0}, {}, "DP"),
         ({}, {"keep_optimizer_state": True}, "keep-optimizer-state"),
     ],
 )

@@ -41,14 +41,15 @@ def test_an_even_share_count_is_refused_with_the_reason():
 
 
 @pytest.mark.parametrize("settings, named", [
-    ({"central_dp": True}, "--central-dp"),
+    ({"dp": "central"}, "--dp central"),
     ({"drift_correction": "mime"}, "mime"),
     ({"drift_correction": "scaffold"}, "scaffold"),
     ({"touched_rows": True}, "--touched-rows"),
     ({"num_clients": 2}, "at least 3"),
 ])
 def test_what_secure_aggregation_cannot_combine_with_is_refused_before_the_run(chain_file, settings, named):
-    train = TrainConfig(model="lstm", data=str(chain_file), noise_multiplier=1.0, optimizer="sgd" if "scaffold" in str(settings) else None)
+    train = TrainConfig(model="lstm", data=str(chain_file), noise_multiplier=1.0, optimizer="sgd" if "scaffold" in str(settings) else None,
+                        dp=settings.pop("dp", "off"))
     train, federation = resolved(train, FederationConfig(secagg=True, **settings))
     with pytest.raises(ConfigError, match=named):
         check_run(train, federation, load_dataset(str(chain_file)))

@@ -52,18 +52,20 @@ def test_strategy_choice_and_central_dp_wrapping():
     from fedrec.config import FederationConfig
     from fedrec.errors import ConfigError
     from fedrec.federation import wire
+    from fedrec.federation.ledger_collection import LedgerCollection
     from fedrec.federation.strategy import TouchedRowsAveraging, build_strategy
 
     adam = build_strategy(federation(strategy="fedadam", server_lr=0.03, server_momentum=0.9))
-    assert isinstance(adam.inner, FedAdam) and adam.inner.eta == 0.03 and adam.inner.beta_1 == 0.9
+    assert isinstance(adam.inner, LedgerCollection)  # every strategy keeps the stores' ledgers, under the failure floor
+    assert isinstance(adam.inner.inner, FedAdam) and adam.inner.inner.eta == 0.03 and adam.inner.inner.beta_1 == 0.9
     touched = build_strategy(federation(), row_keys=("item_embedding.weight",))
-    assert isinstance(touched.inner, TouchedRowsAveraging) and isinstance(touched.inner.inner, FedAvgM)
+    assert isinstance(touched.inner.inner, TouchedRowsAveraging) and isinstance(touched.inner.inner.inner, FedAvgM)
     private = build_strategy(federation(strategy="fedavg", min_available=100, fraction=0.1),
-                             row_keys=("item_embedding.weight",), central_dp=(1.0, 0.5))
+                             row_keys=("item_embedding.weight",), server_noise=(1.0, 0.5))
     # Server-side DP replaces touched-row averaging and weighs every client the same.
-    assert isinstance(private.inner, DifferentialPrivacyServerSideFixedClipping)
-    assert private.inner.num_sampled_clients == 10
-    assert private.inner.strategy.weighted_by_key == wire.UNIT_WEIGHT
+    assert isinstance(private.inner.inner, DifferentialPrivacyServerSideFixedClipping)
+    assert private.inner.inner.num_sampled_clients == 10
+    assert private.inner.inner.strategy.weighted_by_key == wire.UNIT_WEIGHT
     with pytest.raises(ConfigError, match="client_lr_decay"):
         FederationConfig(client_lr_decay=1.5)
 

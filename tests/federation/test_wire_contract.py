@@ -15,48 +15,79 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.app.message_type import MessageType
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.wire_contract import (
-    DISCLOSED, DISTRIBUTED, DISTRIBUTED_CLEAR, DP_MODES, LEGACY_METRICS, LOCAL, OFF, PER_STORE, SECAGG, SECURE_MODES, SUMMED_OVER_STORES,
-    SUMMED_SECURELY, WireContractError, classify, disclosed_under,
+    CENTRAL, DISCLOSED, DISTRIBUTED, DISTRIBUTED_CLEAR, DP_MODES, LEGACY_METRICS, LOCAL, LOCAL_SECAGG, OFF, PER_STORE, SECAGG,
+    SECURE_MODES, SUMMED_OVER_STORES, SUMMED_SECURELY, WireContractError, classify, disclosed_under,
 )
+from fedrec.privacy.modes import mode_names, privacy_mode
 from test_simulation import fedrec
 
 CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wire_capture"
 SMALL = ["--dim", "8", "--batch-size", "16", "--lr", "0.01", "--threads", "1", "--fraction-evaluate", "1"]
 
-# (flags, the message types its stores must have answered)
-RUNS = {
-    "off": (["--partition", "store", "--num-clients", "3"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
-    "off+secagg": (["--partition", "store", "--num-clients", "3", "--secagg"],
-                   {"train", "evaluate", "query.training_examples", "query.audit_counts", "query.audit"}),
-    "local": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8"],
-              {"train", "query", "query.audit_counts", "query.audit"}),
-    "local+secagg": (["--partition", "store", "--num-clients", "3", "--dp", "local", "--target-epsilon", "8", "--secagg"],
-                     {"train", "query", "query.training_examples", "query.audit"}),
-    "distributed": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8"],
-                    {"train", "query.private_customers", "query.audit"}),
-    "distributed (no secagg)": (["--partition", "store", "--num-clients", "3", "--dp", "distributed", "--target-epsilon", "8",
-                                 "--no-secagg"], {"train", "query", "query.private_customers", "query.audit"}),
-    "central": (["--partition", "user", "--fraction", "0.1", "--strategy", "fedavg", "--dp", "central",
-                 "--noise-multiplier", "0.8"], {"train", "evaluate", "query.audit_counts", "query.audit"}),
+# The message types its stores must have answered, by the mode's wire label.
+ANSWERED = {
+    OFF: {"train", "evaluate", "query.audit_counts", "query.audit"},
+    SECAGG: {"train", "evaluate", "query.training_examples", "query.audit_counts", "query.audit"},
+    LOCAL: {"train", "query", "query.audit_counts", "query.audit"},
+    LOCAL_SECAGG: {"train", "query", "query.training_examples", "query.audit"},
+    DISTRIBUTED: {"train", "query.private_customers", "query.audit"},
+    DISTRIBUTED_CLEAR: {"train", "query", "query.private_customers", "query.audit"},
+    CENTRAL: {"train", "evaluate", "query.audit_counts", "query.audit"},
 }
 
 
-@pytest.mark.parametrize("mode", list(RUNS))
-def test_every_reply_of_every_mode_keeps_to_the_contract(mode, chain_file, tmp_path):
-    flags, answered = RUNS[mode]
+def runs() -> list[tuple[str, bool]]:
+    """Every registered privacy mode (the test-only ones too), with and without SecAgg+ where it allows."""
+    found = []
+    for name in mode_names():
+        mode = privacy_mode(name)
+        for secure in (mode.secagg_default, not mode.secagg_default):
+            train, federation = _configs(mode, secure)
+            try:
+                mode.check(train, federation, every_parameter_shared=True, uses_popularity_prior=False)
+            except ConfigError:
+                continue
+            found.append((name, secure))
+    return found
+
+
+def _configs(mode, secure: bool) -> tuple[TrainConfig, FederationConfig]:
+    noise = {"target_epsilon": 8.0} if mode.stores_add_noise else {"noise_multiplier": 0.8} if mode.server_adds_noise else {}
+    return TrainConfig(dp=mode.name, **noise), FederationConfig(partition="user" if mode.server_adds_noise else "store", secagg=secure)
+
+
+def _flags(mode, secure: bool) -> list[str]:
+    train, federation = _configs(mode, secure)
+    flags = ["--dp", mode.name, "--secagg" if secure else "--no-secagg"]
+    if train.target_epsilon is not None:
+        flags += ["--target-epsilon", str(train.target_epsilon)]
+    if train.noise_multiplier is not None:
+        flags += ["--noise-multiplier", str(train.noise_multiplier)]
+    if federation.partition == "user":  # the server clips each client: clients are users, a tenth a round
+        return flags + ["--partition", "user", "--fraction", "0.1", "--strategy", "fedavg"]
+    return flags + ["--partition", "store", "--num-clients", "3"]
+
+
+@pytest.mark.parametrize("name, secure", runs())
+def test_every_reply_of_every_mode_keeps_to_the_contract(name, secure, chain_file, tmp_path):
+    mode = privacy_mode(name)
+    label = mode.wire_label(secure=secure)
     log = tmp_path / "wire.jsonl"
     env = {**os.environ, "FEDREC_WIRE_LOG": str(log), "PYTHONPATH": os.pathsep.join(
         [str(CAPTURE), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    result = fedrec("simulate", "--model", "lstm", "--data", str(chain_file), *flags, "--rounds", "1", *SMALL,
-                    "--out", str(tmp_path / "run"), env=env)
+    result = fedrec("simulate", "--model", "lstm", "--data", str(chain_file), *_flags(mode, secure), "--rounds", "1",
+                    *SMALL, "--out", str(tmp_path / "run"), env=env)
     assert result.returncode in (0, 3), result.stderr[-3000:]  # 3: the gate blocked the release, after its audit
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert not [line for line in lines if "violation" in line], lines
-    assert {line["mode"] for line in lines if line["mode"] is not None} == {mode}
-    assert answered <= {line["answering"] for line in lines}
+    assert {line["mode"] for line in lines if line["mode"] is not None} == {label}
+    assert ANSWERED[label] <= {line["answering"] for line in lines}
     sent = {key for line in lines for key in line["keys"]}
+    mode = label
     report = json.loads((tmp_path / "run" / "privacy" / "report.json").read_text())
     assert report["disclosed_outside_accounting"]["mode"] == mode  # the report lists what went out unaccounted
     assert "Disclosed outside the accounting" in (tmp_path / "run" / "privacy" / "report.md").read_text()

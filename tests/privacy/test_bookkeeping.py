@@ -21,7 +21,7 @@ MAX_GRAD_NORM = 0.05
 
 def private_model(name: str, chain_split, fast_config, **changes):
     data, split = chain_split
-    config = dataclasses.replace(fast_config, model=name, dp=True, noise_multiplier=1.0, **changes)
+    config = dataclasses.replace(fast_config, model=name, dp="local", noise_multiplier=1.0, **changes)
     config = model_class(name).resolve_config(config, private=True)
     model = create_model(name, config, n_users=data.n_users, n_items=data.n_items)
     make_private_layers(model.net)

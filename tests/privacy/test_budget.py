@@ -20,7 +20,7 @@ from fedrec.privacy.ledger import load_ledger
 
 def dp_configs(chain_file, model: str = "lstm", **privacy) -> tuple[TrainConfig, FederationConfig]:
     settings = {"noise_multiplier": 1.0, **privacy}
-    train = TrainConfig(model=model, data=str(chain_file), dim=8, batch_size=8, lr=1e-2, threads=1, dp=True, **settings)
+    train = TrainConfig(model=model, data=str(chain_file), dim=8, batch_size=8, lr=1e-2, threads=1, dp="local", **settings)
     return resolved(train, FederationConfig(partition="store", num_clients=3, rounds=3, local_epochs=1))
 
 

@@ -14,7 +14,8 @@ from opacus.accountants import RDPAccountant
 
 from conftest import resolved
 from fedrec.cli import build_parser, given_options
-from fedrec.config import FederationConfig, TrainConfig, dp_mode, split_mapping
+from fedrec.config import FederationConfig, TrainConfig, split_mapping
+from fedrec.federation.checks import check_options
 from fedrec.errors import ConfigError
 from fedrec.privacy.budget import BudgetExhausted, refuse_past_lifetime
 from fedrec.privacy.distributed_dp import DistributedPlan, plan_distributed, survivors_needed
@@ -67,8 +68,8 @@ def test_survivors_are_the_fewest_stores_a_round_completes_with(stores, dropout,
 
 
 def test_the_plan_is_the_centralised_dp_sgd_run(chain_file):
-    train, federation = resolved(TrainConfig(model="lstm", data=str(chain_file), dp=True, target_epsilon=8.0),
-                                 FederationConfig(distributed_dp=True, num_clients=5))
+    train, federation = resolved(TrainConfig(model="lstm", data=str(chain_file), dp="distributed", target_epsilon=8.0),
+                                 FederationConfig(num_clients=5))
     assert (train.batch_size, train.vocab_size, train.prior_noise) == (1024, 3000, 5.0)  # the centralised DP recipe
     assert federation.secagg is True and federation.rounds is None  # rounds: the plan's
     plan = plan_distributed(dataclasses.replace(train, batch_size=16), federation, customers=120, stores=5, uses_prior=True)
@@ -82,8 +83,8 @@ def test_the_plan_is_the_centralised_dp_sgd_run(chain_file):
 def test_what_distributed_dp_cannot_do_is_refused_before_the_run(chain_file, settings, named):
     federation = {key: value for key, value in settings.items() if key != "model"}
     with pytest.raises(ConfigError, match=named):
-        resolved(TrainConfig(model=settings.get("model", "lstm"), data=str(chain_file), dp=True, noise_multiplier=1.0),
-                 FederationConfig(distributed_dp=True, **federation))
+        check_options(*resolved(TrainConfig(model=settings.get("model", "lstm"), data=str(chain_file), dp="distributed",
+                                            noise_multiplier=1.0), FederationConfig(**federation)))
 
 
 @pytest.mark.parametrize("flags, mode", [
@@ -93,8 +94,10 @@ def test_what_distributed_dp_cannot_do_is_refused_before_the_run(chain_file, set
 def test_one_dp_flag_names_the_mode_and_the_old_flags_still_work(flags, mode):
     args = build_parser().parse_args(["simulate", *flags, "--noise-multiplier", "1", "--out", "x"])
     train, federation = split_mapping(given_options(args, TrainConfig, FederationConfig))
-    assert dp_mode(train, federation) == mode
-    assert dp_mode(*split_mapping({"dp": mode, "noise-multiplier": 1.0})) == mode  # flwr run's config: dp = "MODE"
+    assert train.dp == mode
+    assert split_mapping({"dp": mode, "noise-multiplier": 1.0})[0].dp == mode  # flwr run's config: dp = "MODE"
+    legacy = {"central": {"central-dp": True}, "distributed": {"distributed-dp": True, "dp": True}}.get(mode, {"dp": mode != "off"})
+    assert split_mapping(legacy)[0].dp == mode  # a config written when the modes were booleans
 
 
 def test_a_ledger_keeps_each_run_apart_and_composes_them_for_the_lifetime(tmp_path):
@@ -126,5 +129,5 @@ def test_a_lifetime_cap_on_centralised_training_is_refused_with_the_reason(tmp_p
     import fedrec
 
     with pytest.raises(ConfigError, match="keeps no ledger between runs"):
-        fedrec.train(tmp_path / "run", model="lstm", dp=True, target_epsilon=8.0, lifetime_epsilon=20.0)
+        fedrec.train(tmp_path / "run", model="lstm", dp="local", target_epsilon=8.0, lifetime_epsilon=20.0)
     assert not (tmp_path / "run").exists()

@@ -86,7 +86,7 @@ def test_train_pop_without_dp_keeps_raw_counts_and_no_privacy_block(chain_file, 
 
 def test_dp_pop_with_a_huge_epsilon_ranks_the_same_top_items_as_plain_pop(chain_split, fast_config):
     data, split = chain_split
-    private = create_model("pop", TrainConfig(model="pop", dp=True, target_epsilon=1e4), n_users=data.n_users, n_items=data.n_items)
+    private = create_model("pop", TrainConfig(model="pop", dp="local", target_epsilon=1e4), n_users=data.n_users, n_items=data.n_items)
     plain = create_model("pop", fast_config, n_users=data.n_users, n_items=data.n_items)
     _, ledger = fit_model(private, split)
     fit_model(plain, split)
@@ -101,7 +101,7 @@ def test_dp_pop_with_a_huge_epsilon_ranks_the_same_top_items_as_plain_pop(chain_
 
 def test_dp_pop_refuses_a_release_beyond_max_epsilon(chain_split):
     data, split = chain_split
-    config = TrainConfig(model="pop", dp=True, noise_multiplier=0.5, max_epsilon=1.0)
+    config = TrainConfig(model="pop", dp="local", noise_multiplier=0.5, max_epsilon=1.0)
     model = create_model("pop", config, n_users=data.n_users, n_items=data.n_items)
     with pytest.raises(ConfigError, match="max_epsilon"):
         fit_model(model, split)

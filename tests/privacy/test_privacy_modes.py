@@ -1,4 +1,4 @@
-"""Which privacy settings go together, checked before any process starts."""
+"""Which privacy settings go together: each privacy mode's checks, run before any process starts."""
 
 from __future__ import annotations
 
@@ -6,38 +6,61 @@ import pytest
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.central_dp import check_privacy_modes, record_central_round, central_ledger
+from fedrec.privacy.central_dp import central_ledger, record_central_round
 from fedrec.privacy.dp_sgd import plan_dp
 from fedrec.privacy.ledger import default_delta, epsilon_of
+from fedrec.privacy.modes import privacy_mode
+
+
+def check(train: TrainConfig, federation: FederationConfig = FederationConfig(), *, prior: bool = False) -> None:
+    privacy_mode(train.dp).check(train, federation, every_parameter_shared=True, uses_popularity_prior=prior)
 
 
 @pytest.mark.parametrize(
     ("train", "federation", "message"),
     [
-        (TrainConfig(dp=True, noise_multiplier=1.0), FederationConfig(central_dp=True), "choose one"),
-        (TrainConfig(), FederationConfig(central_dp=True), "--noise-multiplier"),
-        (TrainConfig(noise_multiplier=1.0), FederationConfig(central_dp=True, strategy="fedadam"), "fedavg"),
-        (TrainConfig(dp=True, noise_multiplier=1.0), FederationConfig(keep_optimizer_state=True), "non-private"),
+        (TrainConfig(dp="central"), FederationConfig(), "--noise-multiplier"),
+        (TrainConfig(dp="central", noise_multiplier=1.0), FederationConfig(strategy="fedadam"), "fedavg"),
+        (TrainConfig(dp="central", noise_multiplier=1.0), FederationConfig(secagg=True), "--secagg"),
+        (TrainConfig(dp="local", noise_multiplier=1.0), FederationConfig(keep_optimizer_state=True), "non-private"),
+        (TrainConfig(dp="local"), FederationConfig(), "neither was given"),
+        (TrainConfig(dp="distributed", noise_multiplier=1.0, target_epsilon=8.0), FederationConfig(), "both were given"),
+        (TrainConfig(target_epsilon=8.0), FederationConfig(), "--dp local or --dp distributed"),
+        (TrainConfig(dp="central", noise_multiplier=1.0, lifetime_epsilon=8.0), FederationConfig(), "not under --dp central"),
+        (TrainConfig(vocab_size=100, prior_noise=5.0), FederationConfig(), "--prior-noise"),
     ],
 )
-def test_incompatible_privacy_modes_are_refused(train, federation, message):
+def test_what_a_mode_cannot_do_is_refused_naming_the_fix(train, federation, message):
     with pytest.raises(ConfigError, match=message):
-        check_privacy_modes(train, federation, uses_popularity_prior=False)
+        check(train, federation)
 
 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"dp": True}, "neither was given"),
-        ({"dp": True, "noise_multiplier": 1.0, "target_epsilon": 8.0}, "both were given"),
-        ({"target_epsilon": 8.0}, "add --dp"),
-        ({"dp": True, "noise_multiplier": 1.0, "delta": 1.5}, "delta"),
-        ({"dp": True, "noise_multiplier": -1.0}, "noise_multiplier"),
+        ({"dp": "local", "noise_multiplier": 1.0, "delta": 1.5}, "delta"),
+        ({"dp": "local", "noise_multiplier": -1.0}, "noise_multiplier"),
     ],
 )
 def test_bad_dp_settings_name_the_fix(values, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**values)
+
+
+def test_an_unknown_mode_names_the_known_ones_and_old_booleans_still_read():
+    with pytest.raises(ConfigError, match="off, local, central, distributed"):
+        privacy_mode("seeded")
+    assert TrainConfig(dp=True).dp == "local" and TrainConfig(dp=False).dp == "off"
+    assert privacy_mode(True) is privacy_mode("local")
+
+
+def test_fedrec_train_takes_only_the_modes_of_one_data_holder():
+    check_centralised = lambda train: privacy_mode(train.dp).check_centralised(train)  # noqa: E731
+    check_centralised(TrainConfig())
+    check_centralised(TrainConfig(dp="local", noise_multiplier=1.0))
+    for mode in ("central", "distributed"):
+        with pytest.raises(ConfigError, match="federated privacy mode"):
+            check_centralised(TrainConfig(dp=mode, noise_multiplier=1.0))
 
 
 def test_default_delta_is_below_one_over_records():
@@ -46,7 +69,7 @@ def test_default_delta_is_below_one_over_records():
 
 
 def test_target_epsilon_plan_ends_at_the_target():
-    config = TrainConfig(model="lstm", dp=True, target_epsilon=8.0, batch_size=64)
+    config = TrainConfig(model="lstm", dp="local", target_epsilon=8.0, batch_size=64)
     plan = plan_dp(config, records=450, planned_epochs=20)
     assert plan.sample_rate == pytest.approx(1 / 8)
     assert 7.8 < plan.epsilon_after([], 20) <= 8.0
@@ -64,10 +87,8 @@ def test_central_dp_ledger_counts_one_release_per_round():
 
 
 def test_a_target_the_popularity_prior_alone_would_spend_is_refused_up_front():
-    train = TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=3.0)
+    train = TrainConfig(model="lstm", dp="local", target_epsilon=1.0, prior_noise=3.0)
     with pytest.raises(ConfigError, match="--prior-noise"):
-        check_privacy_modes(train, FederationConfig(), uses_popularity_prior=True)
-    check_privacy_modes(TrainConfig(model="lstm", dp=True, target_epsilon=1.0, prior_noise=10.0), FederationConfig(),
-                        uses_popularity_prior=True)
-    check_privacy_modes(TrainConfig(model="mf", dp=True, target_epsilon=1.0, prior_noise=3.0), FederationConfig(),
-                        uses_popularity_prior=False)
+        check(train, prior=True)
+    check(TrainConfig(model="lstm", dp="local", target_epsilon=1.0, prior_noise=10.0), prior=True)
+    check(TrainConfig(model="mf", dp="local", target_epsilon=1.0, prior_noise=3.0), prior=False)

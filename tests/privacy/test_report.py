@@ -163,7 +163,7 @@ def test_cli_writes_the_report_and_prints_the_guarantee(tmp_path, capsys):
 
 def test_a_trained_run_gets_its_accuracy_by_epoch_beside_its_epsilon(chain_file, tmp_path):
     config = TrainConfig(model="mf", data=str(chain_file), epochs=2, dim=8, batch_size=32, threads=1,
-                         dp=True, noise_multiplier=1.0)
+                         dp="local", noise_multiplier=1.0)
     document = train_centrally(config, tmp_path)
     curves = accuracy_curves(document)
     assert curves.step == "epoch" and curves.reported == 2  # under DP the last epoch's model is kept

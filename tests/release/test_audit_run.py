@@ -116,7 +116,7 @@ def test_thresholds_given_as_flags_are_the_ones_applied(runs, capsys):
 
 
 def test_a_dp_run_is_audited_with_an_advisory_note_and_its_model_untouched(shop, tmp_path):
-    run = fedrec.train(tmp_path / "dp-pop", model="pop", data=str(shop), dp=True, target_epsilon=1.0)
+    run = fedrec.train(tmp_path / "dp-pop", model="pop", data=str(shop), dp="local", target_epsilon=1.0)
     model_before = digest(RunDir(run.path).model)
 
     document = api.audit(run.path)

@@ -36,7 +36,7 @@ def test_closed_form_fold_in_agrees_with_the_iterative_fold_in(releases, shop):
 def test_items_outside_the_dp_vocabulary_get_flagged_attribute_neighbours(releases):
     release = open_release(releases("mf"))
     n = release.model.n_items
-    config = TrainConfig(model="lstm", dp=True, noise_multiplier=1.0, vocab_size=30, prior_noise=1.0, dim=8, threads=1)
+    config = TrainConfig(model="lstm", dp="local", noise_multiplier=1.0, vocab_size=30, prior_noise=1.0, dim=8, threads=1)
     lstm = create_model("lstm", config, n_users=0, n_items=n)
     counts = np.zeros(n + 1)
     counts[1:] = np.arange(n, 0, -1)  # items 1..30 make the vocabulary
