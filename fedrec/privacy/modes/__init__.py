@@ -38,5 +38,6 @@ def mode_names() -> tuple[str, ...]:
 
 for _mode in (Off, Local, Central, Distributed):
     register_mode(_mode)
+BUILT_IN = mode_names()  # the library's own modes (the tests register more)
 
-__all__ = ["PrivacyMode", "mode_names", "privacy_mode", "register_mode"]
+__all__ = ["BUILT_IN", "PrivacyMode", "mode_names", "privacy_mode", "register_mode"]
