@@ -195,6 +195,11 @@ class FederationConfig(_Mapped):
         0.1, "distributed dp: share of a round's stores that may drop out; each store's noise share is sized so the "
         "fewest stores that can complete a round still carry the full noise",
     )
+    device_shards: int | None = _opt(
+        None, "simulate --partition user: virtual SuperNodes that each host a shard of the devices and train its sampled "
+        "devices one after another, with the code a device runs (a simulation device, never a deployment: a shard sums "
+        "its devices in clear); 0: one SuperNode per device (docs/devices.md)",
+    )
     eval_every: int | None = _opt(None, "server-side evaluation every this many rounds (and after the last)")
     audit_holdout: float = _opt(
         0.0, "share of each store's customers kept out of training (and of the DP accounting), drawn at random per "
@@ -233,6 +238,8 @@ class FederationConfig(_Mapped):
     resume: bool = _opt(False, "continue the run in run_dir from its last checkpoint")
 
     def __post_init__(self) -> None:
+        if self.device_shards is not None and self.device_shards < 0:
+            raise ConfigError(f"device_shards={self.device_shards} must be >= 0 (0: one SuperNode per device).")
         if self.num_clients is not None and self.num_clients < 1:
             raise ConfigError(f"num_clients={self.num_clients} must be >= 1.")
         for name in ("rounds", "local_epochs", "min_clients", "min_available", "eval_every"):

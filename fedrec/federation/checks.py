@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.data import Interactions
+from fedrec.federation.device_shards import check_device_shards
 from fedrec.federation.drift import check_drift_correction
 from fedrec.federation.secure_aggregation import check_secure_aggregation
 from fedrec.models import create_model, model_class
@@ -19,6 +20,7 @@ def check_options(train: TrainConfig, federation: FederationConfig) -> None:
                                  uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
     check_secure_aggregation(train, federation)
+    check_device_shards(train, federation, private=privacy_mode(train.dp).private)
 
 
 def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:

@@ -25,6 +25,7 @@ from fedrec.data import Interactions, leave_one_out, load_dataset
 from fedrec.data.catalog import align_to_catalog
 from fedrec.data.holdout import split_holdout
 from fedrec.data.partition import client_interactions, make_partition
+from fedrec.data.partition.slicing import select_users
 from fedrec.errors import ConfigError
 from fedrec.evaluation import evaluate, evaluation_pass
 from fedrec.federation import wire
@@ -118,6 +119,10 @@ def locate_site(node_config: Mapping[str, Any], train: TrainConfig, federation: 
         full, partition = partitioned(train, federation)
         index = int(node_config[wire.NODE_PARTITION_ID])
         expected = int(node_config.get(wire.NODE_NUM_PARTITIONS, partition.num_clients))
+        if federation.device_shards and expected == federation.device_shards:  # a simulated shard of devices
+            users = np.sort(np.concatenate([partition.client_users[d] for d in range(index, partition.num_clients, expected)]))
+            return ClientSite(name=f"shard-{index}", data=select_users(full, users, f"{full.source} [shard {index}]"),
+                              state_dir=Path(own_state) if own_state else None)
         if expected != partition.num_clients:
             raise ConfigError(
                 f"the federation has {expected} nodes but the {federation.partition} partition has "

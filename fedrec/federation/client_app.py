@@ -34,6 +34,7 @@ from fedrec.federation.client import (
     ClientSite, audit_client, audit_counts, distributed_round, evaluate_client, locate_site, own_store_label,
     private_customers, release_popularity, train_client, training_examples,
 )
+from fedrec.federation.device_shards import shard_devices, train_shard
 from fedrec.federation.secure_aggregation import clipped_coordinates
 from fedrec.federation.secure_evaluation import evaluation_vector
 from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
@@ -119,6 +120,8 @@ def _site_and_config_from(config: Mapping[str, Any], context: Context):
 def train(msg: Message, context: Context) -> Message:
     if LEGACY_FIT_PARAMETERS in msg.content.array_records:
         return _train_for_secure_aggregation(msg, context)
+    if (devices := shard_devices(msg.content[wire.CONFIG])) is not None:
+        return _train_shard(msg, context, devices)
     site, train_config, federation, round_number = _site_and_config(msg, context)
     global_state = msg.content[wire.ARRAYS].to_torch_state_dict()
     control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
@@ -134,6 +137,18 @@ def train(msg: Message, context: Context) -> Message:
         reply[wire.PRIVACY] = _privacy_record(site.name, update.ledger)
     if update.control_change is not None:
         reply[wire.CONTROL] = ArrayRecord(update.control_change)
+    return Message(content=reply, reply_to=msg)
+
+
+def _train_shard(msg: Message, context: Context, devices: list[int]) -> Message:
+    """A simulated shard of devices (--device-shards): its sampled devices' models, merged."""
+    config = msg.content[wire.CONFIG]
+    train_config, federation = wire.config_from_wire(config)
+    round_number = int(config.get(wire.SERVER_ROUND, 0)) + int(config.get(wire.ROUND_OFFSET, 0))
+    arrays, metrics = train_shard(context.node_config, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict(),
+                                  round_number, devices, state_dir=config.get(wire.STATE_DIR),
+                                  run=str(config.get(wire.RUN_ID, "")))
+    reply = RecordDict({wire.ARRAYS: ArrayRecord({k: Array(v) for k, v in arrays.items()}), wire.METRICS: MetricRecord(metrics)})
     return Message(content=reply, reply_to=msg)
 
 

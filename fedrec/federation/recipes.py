@@ -59,7 +59,10 @@ SECURE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 }
 SECURE_OPTIMIZER = {("lstm", "plain"): "sgd", ("mlp", "plain"): "sgd"}  # lr: the model's SGD rate (LSTM: 20)
 COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0,
-                          "touched_rows": True, "eval_every": 1, "secagg": False}
+                          "touched_rows": True, "eval_every": 1, "secagg": False, "device_shards": 0}
+# Devices in simulation: this many virtual SuperNodes host them (fedrec.federation.device_shards),
+# where a shard can (no DP, no SecAgg+: those need one SuperNode per device for now).
+DEVICE_SHARDS = 4
 
 
 def _mode(train: TrainConfig) -> str:
@@ -80,6 +83,8 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
+        if not privacy_mode(train.dp).private and not _secure(train, federation):
+            recipe["device_shards"] = DEVICE_SHARDS
     mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not privacy_mode(train.dp).private
                  and not _secure(train, federation))
     if recipe["drift_correction"] == MIME and not mime_fits:

@@ -99,7 +99,9 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
     evaluate_securely = evaluates_securely(label, federation)
     strategy = build_strategy(dataclasses.replace(federation, fraction_evaluate=0.0) if evaluate_securely else federation,
                               row_keys=model_class(train.model).item_row_parameters, server_noise=server_noise,
-                              joint_step=(_global_model(train, federation), plan) if plan else None)
+                              joint_step=(_global_model(train, federation), plan) if plan else None,
+                              devices=(partitioned(train, federation)[1].num_clients, train.seed)
+                              if federation.device_shards else None)
     ledgers = ledger_collection(strategy)
     ledgers.privacy_ledgers.update(load_run_ledger(run_dir) if checkpoint else {})
     if mode.stores_add_noise:  # stores answer each round once: a resume must never ask one again

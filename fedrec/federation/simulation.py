@@ -81,8 +81,9 @@ def simulate(
             raise ConfigError(
                 f"min-clients={federation.min_clients} but the partition has only {partition.num_clients} clients."
             )
-    # Sample from all virtual clients, not from those registered first.
-    federation = dataclasses.replace(federation, min_available=partition.num_clients)
+    # Sample from all virtual clients, not from those registered first; devices may share a SuperNode.
+    supernodes = federation.device_shards or partition.num_clients
+    federation = dataclasses.replace(federation, min_available=supernodes)
     import ray
     from flwr.simulation import run_simulation
 
@@ -100,8 +101,8 @@ def simulate(
         # The cluster's own resources count; Ray refuses num_cpus/resources when attaching.
         init_args = {"address": ray_address}
         log.info("clients run on the Ray cluster at %s (1 CPU each)", ray_address)
-    log.info("simulating %d %s clients for %s rounds", partition.num_clients, federation.partition,
-             federation.rounds or "the planned")
+    log.info("simulating %d %s clients%s for %s rounds", partition.num_clients, federation.partition,
+             f" on {supernodes} SuperNodes" if federation.device_shards else "", federation.rounds or "the planned")
     _flower_console(verbose=verbose)
     started_ray = not ray.is_initialized()
     try:
@@ -111,7 +112,7 @@ def simulate(
             run_simulation(
                 server_app=server_app_for(train, federation),
                 client_app=client_app,
-                num_supernodes=partition.num_clients,
+                num_supernodes=supernodes,
                 backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": init_args},
                 verbose_logging=verbose,
             )

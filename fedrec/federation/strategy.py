@@ -18,6 +18,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.federation.device_shards import DeviceSampling
 from fedrec.federation.distributed_step import DistributedDPStep
 from fedrec.federation.ledger_collection import LedgerCollection
 from fedrec.federation.mime import MIME, MimeStatistics
@@ -99,14 +100,15 @@ class TolerantStrategy(WrappingStrategy):
 
 def build_strategy(
     federation: FederationConfig, *, row_keys: tuple[str, ...] = (), server_noise: tuple[float, float] | None = None,
-    joint_step: tuple[TorchRecommender, DistributedPlan] | None = None,
+    joint_step: tuple[TorchRecommender, DistributedPlan] | None = None, devices: tuple[int, int] | None = None,
 ) -> TolerantStrategy:
     """FedAvg, FedAvgM (server momentum; Hsu et al. 2019) or FedAdam (Reddi et al. 2021);
     ``server_noise=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP (secret
     noise; the mode's ``server_adds_noise``); ``joint_step=(global model, plan)`` (``joint_dp_sgd``) replaces the averaging with a DP-SGD step on the
-    stores' noise shares (the round then needs the plan's survivors)."""
+    stores' noise shares (the round then needs the plan's survivors). ``devices=(devices, seed)``
+    (``--device-shards``): the server samples devices and every shard trains its sampled ones."""
     common = dict(
-        fraction_train=federation.fraction,
+        fraction_train=1.0 if devices else federation.fraction,  # shards: every one; the devices are sampled
         fraction_evaluate=federation.fraction_evaluate,
         min_train_nodes=federation.min_clients,
         min_evaluate_nodes=1 if federation.fraction_evaluate > 0 else 0,
@@ -137,6 +139,9 @@ def build_strategy(
         # client (Mime without momentum does not; its recipe was measured without it).
         inner = (ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD
                  else MimeStatistics(inner, beta_1=federation.mime_momentum))
+    elif devices:
+        inner = DeviceSampling(inner, n_devices=devices[0], fraction=federation.fraction, seed=devices[1],
+                               row_averaging=bool(row_keys and federation.touched_rows))
     elif row_keys and federation.touched_rows:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     ledgers = LedgerCollection(inner, min_successes=federation.min_clients)

@@ -57,6 +57,8 @@ RUN_ID = "run-id"  # the run (kept on resume): a client's ledger starts a new ru
 DP_PLAN_PREFIX = "dp-plan-"  # --dp distributed: the federation's DP-SGD plan (DistributedPlan.to_wire)
 PRIVATE_CUSTOMERS = "private_customers"  # query action, --dp distributed before round 1: reply METRICS NUM_USERS
 
+SHARD_DEVICES = "shard-devices"  # --partition user in simulation: the round's sampled devices (fedrec.federation.device_shards)
+TOUCHED_WEIGHT = "/touched-weight"  # a shard's reply: beside an item table, each row's weight of devices that trained it
 CONTROL = "control"  # --drift-correction: the server's state in a train message, a client's statistics in its reply
 
 PRIOR_COUNTS = "prior-counts"  # a query reply: the client's noisy item counts (DP popularity prior)
@@ -116,7 +118,7 @@ NODE_MIN_SUM_STORES = "min-sum-stores"  # the store's floor: fewest stores in a 
 NODE_MIN_NOISE = "min-noise-multiplier"  # the store's floor: least noise multiplier it trains with
 
 WIRE_ONLY_KEYS = (SERVER_ROUND, ROUND_OFFSET, STATE_DIR, RUN_ID, SECAGG_KEYS, SECAGG_ROUND_MAX_WEIGHT, SECURE_SUM, SECURE_SUM_CLIP,
-                  AUDIT_SETTINGS)
+                  AUDIT_SETTINGS, SHARD_DEVICES)
 
 
 def config_to_wire(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:

@@ -1,0 +1,182 @@
+"""Devices as clients in simulation, on Flower: a few virtual SuperNodes each host a shard of
+one-user devices (``--partition user``, ``--device-shards S``; device d lives on shard d mod S).
+
+Each round the server samples the devices (a fraction of all, drawn from the run's seed and
+the round) and sends every shard the list; a shard trains each of its sampled devices with the
+same function a deployed device runs (``fedrec.federation.client.train_client``), one after
+another, and replies the example-weighted mean of their models, with each item row's mean
+over only the devices that trained it and that row's weight. The server then averages the
+shards exactly as it would have averaged the devices. A round costs the devices' compute plus
+one message per shard, instead of one Ray actor call and message per device.
+
+A shard that sums its devices' updates in clear is a trusted aggregator: that is a
+simulation device, never a deployment recipe (deployed, each device is its own SuperNode).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedrec.config import FederationConfig, TrainConfig
+from fedrec.errors import ConfigError
+from fedrec.federation import wire
+from fedrec.federation.wrapping import WrappingStrategy
+
+
+def sample_devices(n_devices: int, fraction: float, seed: int, round_number: int) -> list[int]:
+    """The round's devices: ``fraction`` of all (at least one), drawn from the seed and round."""
+    count = max(1, int(round(n_devices * fraction)))
+    chosen = np.random.default_rng([seed, round_number]).choice(n_devices, size=min(count, n_devices), replace=False)
+    return sorted(int(d) for d in chosen)
+
+
+def hosted(devices: Iterable[int], shard: int, shards: int) -> list[int]:
+    """The devices of ``devices`` that live on ``shard``."""
+    return [d for d in devices if d % shards == shard]
+
+
+def check_device_shards(train: TrainConfig, federation: FederationConfig, *, private: bool) -> None:
+    """What a shard of devices cannot do yet, refused before the run."""
+    if not federation.device_shards:
+        return
+    if federation.partition != "user":
+        raise ConfigError("--device-shards hosts one-user devices; use it with --partition user (or drop it).")
+    if private:
+        raise ConfigError("--device-shards trains devices without DP for now (a shard would have to clip and noise each "
+                          "device, which is the next step); use --device-shards 0 (one SuperNode per device) under --dp.")
+    if federation.secagg:
+        raise ConfigError("--device-shards sums its devices in clear (a simulation device); SecAgg+ over devices needs "
+                          "--device-shards 0, one SuperNode per device.")
+    if federation.drift_correction not in ("none", "auto") or federation.keep_optimizer_state:
+        raise ConfigError("--device-shards: drift correction and kept optimizer state are per-device state a shard "
+                          "does not keep; drop them or use --device-shards 0.")
+
+
+class ShardSum:
+    """A shard's running sums over its devices' models (float64): the example-weighted total of
+    every array, and for item tables only over the rows each device trained."""
+
+    def __init__(self, global_state: Mapping[str, torch.Tensor], row_keys: tuple[str, ...]) -> None:
+        self.global_state = global_state
+        self.row_keys = tuple(k for k in row_keys if k in global_state)
+        self.totals: dict[str, np.ndarray] = {}
+        self.row_weights: dict[str, np.ndarray] = {}
+        self.weight = 0.0
+        self.loss = 0.0
+        self.devices = 0
+
+    def add(self, shared: Mapping[str, torch.Tensor], weight: float, loss: float) -> None:
+        self.devices += 1
+        self.weight += weight
+        self.loss += weight * loss
+        for key, value in shared.items():
+            if value.dtype in (torch.int64, torch.int32, torch.bool):  # lookup tables (attributes, vocabulary): as sent
+                self.totals[key] = value.numpy()
+                continue
+            array = value.detach().numpy().astype(np.float64)
+            if key in self.row_keys:
+                start = self.global_state[key].numpy()
+                touched = np.any((value.numpy() != start).reshape(len(start), -1), axis=1)
+                self.row_weights[key] = self.row_weights.get(key, np.zeros(len(start))) + weight * touched
+                array = array * (weight * touched).reshape(-1, *([1] * (array.ndim - 1)))
+            else:
+                array = array * weight
+            self.totals[key] = self.totals.get(key, 0.0) + array
+
+    def reply(self, row_averaging: bool) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """(arrays, metrics): the weighted mean model; with ``row_averaging`` each item row the
+        mean over the devices that trained it (the global row where none did) and its weight."""
+        arrays: dict[str, np.ndarray] = {}
+        if not self.devices:  # no device of this shard was sampled: it adds nothing (weight 0)
+            arrays = {key: value.numpy() for key, value in self.global_state.items()}
+            if row_averaging:
+                arrays.update({key + wire.TOUCHED_WEIGHT: np.zeros(len(self.global_state[key])) for key in self.row_keys})
+            return arrays, {wire.NUM_EXAMPLES: 0.0, wire.TRAIN_LOSS: 0.0, wire.NUM_USERS: 0, wire.UNIT_WEIGHT: 1.0}
+        for key, total in self.totals.items():
+            dtype = self.global_state[key].numpy().dtype
+            if total.dtype.kind in "iub":
+                arrays[key] = total
+            elif key in self.row_keys:
+                weights = self.row_weights[key].reshape(-1, *([1] * (total.ndim - 1)))
+                mean = np.where(weights > 0, total / np.maximum(weights, 1e-300), self.global_state[key].numpy())
+                if not row_averaging:  # plain FedAvg: untouched rows count at the global value
+                    mean = (total + (self.weight - weights) * self.global_state[key].numpy()) / self.weight
+                else:
+                    arrays[key + wire.TOUCHED_WEIGHT] = self.row_weights[key].astype(np.float64)
+                arrays[key] = mean.astype(dtype)
+            else:
+                arrays[key] = (total / self.weight).astype(dtype)
+        metrics = {wire.NUM_EXAMPLES: self.weight, wire.TRAIN_LOSS: self.loss / max(self.weight, 1e-300),
+                   wire.NUM_USERS: self.devices, wire.UNIT_WEIGHT: 1.0}
+        return arrays, metrics
+
+
+class DeviceSampling(WrappingStrategy):
+    """The server's side: every round, the sampled devices go to every shard in the train
+    config; the shards' replies are merged row by row (each item row over the devices that
+    trained it, across shards) before the wrapped strategy averages them."""
+
+    def __init__(self, inner: Strategy, *, n_devices: int, fraction: float, seed: int, row_averaging: bool) -> None:
+        super().__init__(inner)
+        self.n_devices, self.fraction, self.seed, self.row_averaging = n_devices, fraction, seed, row_averaging
+        self.sampled: dict[int, int] = {}  # devices per round, for the logs
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        round_number = server_round + int(config.get(wire.ROUND_OFFSET, 0))
+        devices = sample_devices(self.n_devices, self.fraction, self.seed, round_number)
+        self.sampled[server_round] = len(devices)
+        return self.inner.configure_train(server_round, arrays, ConfigRecord({**config, wire.SHARD_DEVICES: devices}), grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = [m for m in replies if not m.has_error()]
+        if replies:
+            merge_touched_rows(replies)
+        return self.inner.aggregate_train(server_round, replies)
+
+
+def merge_touched_rows(replies: list[Message]) -> None:
+    """Each item table's rows as the mean over every shard's devices that trained them: written
+    into every reply, so the wrapped weighted mean of the replies is exactly that mean."""
+    first = replies[0].content[wire.ARRAYS]
+    for weight_key in [k for k in first.keys() if k.endswith(wire.TOUCHED_WEIGHT)]:
+        key = weight_key[: -len(wire.TOUCHED_WEIGHT)]
+        means = [m.content[wire.ARRAYS][key].numpy().astype(np.float64) for m in replies]
+        weights = [m.content[wire.ARRAYS][weight_key].numpy() for m in replies]
+        total = sum(w.reshape(-1, *([1] * (x.ndim - 1))) * x for w, x in zip(weights, means))
+        weight = sum(weights).reshape(-1, *([1] * (means[0].ndim - 1)))
+        merged = np.where(weight > 0, total / np.maximum(weight, 1e-300), means[0]).astype(first[key].numpy().dtype)
+        for message in replies:
+            arrays = message.content[wire.ARRAYS]
+            arrays[key] = Array(merged)
+            del arrays[weight_key]
+
+
+def shard_devices(config: Mapping[str, Any]) -> list[int] | None:
+    """The round's sampled devices a shard's train message carries (None: not a shard round)."""
+    devices = config.get(wire.SHARD_DEVICES)
+    return None if devices is None else [int(d) for d in devices]
+
+
+def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig,
+                global_state: dict[str, torch.Tensor], round_number: int, devices: list[int], *,
+                state_dir: str | None, run: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """A shard's train reply: each of its sampled devices trained as a deployed device trains
+    (its own site, its own private state), one after another, summed (ShardSum)."""
+    from fedrec.federation.client import locate_site, partitioned, train_client  # the device's own code
+    from fedrec.models.registry import model_class
+
+    shard, shards = int(node_config[wire.NODE_PARTITION_ID]), int(node_config[wire.NODE_NUM_PARTITIONS])
+    n_devices = partitioned(train, federation)[1].num_clients
+    total = ShardSum(global_state, model_class(train.model).item_row_parameters)
+    for device in hosted(devices, shard, shards):
+        site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
+                           state_dir)
+        update = train_client(site, train, federation, global_state, round_number, run=run)
+        total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]))
+    return total.reply(row_averaging=bool(federation.touched_rows))
