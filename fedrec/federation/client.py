@@ -189,15 +189,21 @@ class ClientUpdate:
 
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
                  round_number: int, global_control: dict[str, torch.Tensor] | None = None, *, run: str = "",
-                 least_noise: float = 0.0) -> ClientUpdate:
+                 least_noise: float = 0.0, reuse: TorchRecommender | None = None) -> ClientUpdate:
     """Local epochs on this client's train split (DP-SGD under --dp, refused below the store's
-    ``least_noise``; with a drift correction, ``global_control`` is the server's SCAFFOLD c or Mime moments)."""
+    ``least_noise``; with a drift correction, ``global_control`` is the server's SCAFFOLD c or Mime moments).
+    ``reuse``: a model of the same config with nothing private, to load the global state into
+    instead of building one (a shard's devices, one after another)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
     # Under Mime, before_step turns each gradient into Adam's step (weight decay included)
     # and plain SGD at the Adam learning rate applies it.
     stepping = dataclasses.replace(train, optimizer="sgd", weight_decay=0.0) if federation.drift_correction == MIME else train
-    model = build_client_model(site, stepping, global_state)
+    if reuse is not None:
+        model = reuse
+        model.load_partial_state(global_state)
+    else:
+        model = build_client_model(site, stepping, global_state)
     ledger, control = None, None
     if privacy_mode(train.dp).stores_add_noise:  # raises BudgetExhausted instead of training past max-epsilon
         ledger, loss = private_round(model, split, train, federation, client=site.name, state_dir=site.state_dir,

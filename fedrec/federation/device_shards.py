@@ -76,18 +76,21 @@ class ShardSum:
         self.weight += weight
         self.loss += weight * loss
         for key, value in shared.items():
-            if value.dtype in (torch.int64, torch.int32, torch.bool):  # lookup tables (attributes, vocabulary): as sent
+            if not value.is_floating_point():  # lookup tables (attributes, vocabulary): as sent
                 self.totals[key] = value.numpy()
                 continue
-            array = value.detach().numpy().astype(np.float64)
+            value = value.detach().double()
             if key in self.row_keys:
-                start = self.global_state[key].numpy()
-                touched = np.any((value.numpy() != start).reshape(len(start), -1), axis=1)
-                self.row_weights[key] = self.row_weights.get(key, np.zeros(len(start))) + weight * touched
-                array = array * (weight * touched).reshape(-1, *([1] * (array.ndim - 1)))
+                start = self.global_state[key]
+                touched = (value != start).reshape(len(start), -1).any(dim=1).double() * weight
+                self.row_weights[key] = self.row_weights.get(key, np.zeros(len(start))) + touched.numpy()
+                value = value.mul_(touched.reshape(-1, *([1] * (value.dim() - 1))))
             else:
-                array = array * weight
-            self.totals[key] = self.totals.get(key, 0.0) + array
+                value = value.mul_(weight)
+            if key in self.totals:
+                self.totals[key] += value.numpy()
+            else:
+                self.totals[key] = value.numpy()
 
     def reply(self, row_averaging: bool) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """(arrays, metrics): the weighted mean model; with ``row_averaging`` each item row the
@@ -168,15 +171,18 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
                 state_dir: str | None, run: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """A shard's train reply: each of its sampled devices trained as a deployed device trains
     (its own site, its own private state), one after another, summed (ShardSum)."""
-    from fedrec.federation.client import locate_site, partitioned, train_client  # the device's own code
-    from fedrec.models.registry import model_class
+    from fedrec.federation.client import build_client_model, locate_site, partitioned, train_client  # a device's own code
+    from fedrec.models.registry import model_class, shares_every_parameter
 
     shard, shards = int(node_config[wire.NODE_PARTITION_ID]), int(node_config[wire.NODE_NUM_PARTITIONS])
     n_devices = partitioned(train, federation)[1].num_clients
     total = ShardSum(global_state, model_class(train.model).item_row_parameters)
+    reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
     for device in hosted(devices, shard, shards):
         site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
                            state_dir)
-        update = train_client(site, train, federation, global_state, round_number, run=run)
+        if reused is None and shares_every_parameter(train.model):
+            reused = build_client_model(site, train, global_state)
+        update = train_client(site, train, federation, global_state, round_number, run=run, reuse=reused)
         total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]))
     return total.reply(row_averaging=bool(federation.touched_rows))

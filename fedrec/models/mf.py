@@ -175,7 +175,7 @@ class MatrixFactorization(TorchRecommender):
             item_vectors = self.net.item_embedding.weight.detach().clone()
             item_bias = self.net.item_bias.weight.detach().clone().T
             vectors = torch.zeros(len(histories), self.config.dim, requires_grad=True)
-            optimizer = torch.optim.Adam([vectors], lr=lr)
+            optimizer = torch.optim.Adam([vectors], lr=lr, fused=True)
             counts = torch.bincount(rows, minlength=len(histories)).float()  # (B,)
             for _ in range(steps):
                 optimizer.zero_grad(set_to_none=True)

@@ -48,9 +48,13 @@ class TorchRecommender(Recommender):
     def loss(self, batch: Any) -> torch.Tensor: ...
 
     def make_optimizer(self, module: nn.Module | None = None) -> torch.optim.Optimizer:
-        """--optimizer over ``module`` (default: the whole net; DP: ``private_module()``)."""
-        kind = torch.optim.SGD if self.config.optimizer == "sgd" else torch.optim.Adam
-        return kind((self.net if module is None else module).parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        """--optimizer over ``module`` (default: the whole net; DP: ``private_module()``). Adam
+        runs torch's fused kernel: one step of the 1.7M-parameter LSTM took 1.3 ms against 21 ms
+        for the default per-tensor loop (15 ms foreach) on one core (docs/results.md)."""
+        params = (self.net if module is None else module).parameters()
+        if self.config.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=True)
 
     # --- the model's side of DP-SGD (fedrec.privacy.dp_sgd.PrivateTrainable): one sample per user ---
 
@@ -94,8 +98,11 @@ class TorchRecommender(Recommender):
         return {} if self.shareable_parameters is None else {k: v for k, v in self.state().items() if k not in shared}
 
     def load_partial_state(self, partial: dict[str, torch.Tensor]) -> None:
-        """Overwrite some parameters (the global shared ones, or a client's private ones)."""
-        state = self.state()
+        """Overwrite some parameters (the global shared ones, or a client's private ones), in
+        place. A lookup table (integer) that already holds these values is left alone, so what
+        is cached from it (the attribute buckets' sparse matrix) stays valid: a shard of devices
+        loads the global state once per device."""
+        state = self.net.state_dict()  # the live tensors, under nn.LSTM's names whichever layer is in use
         unknown = set(partial) - set(state)
         if unknown:
             raise ModelError(f"{self.name}: parameters {sorted(unknown)} are not in this model.")
@@ -105,8 +112,13 @@ class TorchRecommender(Recommender):
                     f"{self.name}: parameter {name} has shape {tuple(value.shape)}, expected "
                     f"{tuple(state[name].shape)}; were client and server started with the same data/catalog and dim?"
                 )
-        state.update(partial)
-        self.load_state(state)
+        with torch.no_grad():
+            for name, value in partial.items():
+                target = state[name]
+                if not target.is_floating_point() and torch.equal(target, value.to(target.dtype)):
+                    continue
+                target.copy_(value)
+        self.net.eval()
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
