@@ -26,10 +26,10 @@ from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_chec
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.checks import check_run
 from fedrec.federation.distributed_step import plan_federation
+from fedrec.federation.ledger_collection import ledger_collection
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
-from fedrec.federation.ledger_collection import ledger_collection
 from fedrec.federation.run_record import metrics_document, save_release_candidate
 from fedrec.federation.secure_evaluation import SecureEvaluation, evaluates_securely
 from fedrec.federation.secure_rounds import run_secure_rounds

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.popularity_prior import check_prior_fits_target
 from fedrec.privacy.modes.base import DISTRIBUTED, DISTRIBUTED_CLEAR, NOISE_SHARE_ROUND, PrivacyMode
 from fedrec.privacy.modes.local import Local
+from fedrec.privacy.popularity_prior import check_prior_fits_target
 
 
 class Distributed(Local):

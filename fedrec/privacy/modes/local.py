@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
-from fedrec.privacy.popularity_prior import check_prior_fits_target
 from fedrec.privacy.modes.base import DP_SGD_ROUND, LOCAL, LOCAL_SECAGG, PrivacyMode
+from fedrec.privacy.popularity_prior import check_prior_fits_target
 
 
 class Local(PrivacyMode):
