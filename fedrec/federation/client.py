@@ -301,7 +301,7 @@ def audit_counts(site: ClientSite, train: TrainConfig, *, secure: bool = False) 
     split = leave_one_out(site.data)
     lengths = np.fromiter((len(split.train[u]) for u in split.test.users), dtype=np.int64, count=len(split.test.users))
     found = {wire.HISTORY_LENGTHS: length_histogram(lengths, bins=LENGTH_BINS if secure else None)}
-    if not privacy_mode(train.dp).private:  # under DP popularity is only the accounted release (the prior)
+    if not privacy_mode(train.dp).stores_add_noise:  # under store DP popularity is only the accounted release (the prior)
         found[wire.ITEM_COUNTS] = interaction_counts(split.train, n_items=site.data.n_items)
     return found
 

@@ -14,7 +14,7 @@ from typing import Any
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation.mime import MIME
-from fedrec.models.registry import model_class
+from fedrec.models.registry import model_class, shares_every_parameter
 from fedrec.privacy.modes import mode_names, privacy_mode
 
 AUTO = "auto"  # drift_correction's "the recipe decides" ("none" is a choice of its own there)
@@ -79,6 +79,11 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     key = (train.model, _mode(train))
     if key not in STORE_RECIPES:
         known = sorted({model for model, _ in STORE_RECIPES})
+        if train.model in known:  # a federated model this mode cannot train: the mode says why
+            privacy_mode(train.dp).check(train, federation, every_parameter_shared=shares_every_parameter(train.model),
+                                         uses_popularity_prior=model_class(train.model).uses_popularity_prior)
+            raise ConfigError(f"--dp {train.dp} has no recipe for --model {train.model}; use one of "
+                              f"{', '.join(m for m, mode in STORE_RECIPES if mode == _mode(train))}.")
         raise ConfigError(f"--model {train.model} is not federated; use one of {', '.join(known)}.")
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":

@@ -30,6 +30,7 @@ from fedrec.privacy.budget import BudgetExhausted, ledger_file
 from fedrec.privacy.distributed_dp import DistributedPlan
 from fedrec.privacy.dp_sgd import noisy_gradient_sum
 from fedrec.privacy.noise_check import CHECK_COORDINATES, CHECK_KEY
+from fedrec.privacy.opacus_layers import make_private_layers
 from fedrec.release.fixed_vocabularies import fixed_vocabularies
 from fedrec.privacy.ledger import load_ledger
 from fedrec.privacy.secret_noise import SecretNoise
@@ -83,6 +84,7 @@ def server_regenerates_the_noise(share: dict[str, torch.Tensor], store: ClientSi
     model.load_partial_state(global_state)
     split = leave_one_out(store.data)
     model.prepare_private(split)
+    make_private_layers(model.net)  # the store's code: the noise is drawn over the private layers' parameters
     _, _, check = noisy_gradient_sum(model, split, sample_rate=0.0, max_grad_norm=plan.max_grad_norm,
                                      noise_std=plan.noise_share_std, noise=SecretNoise.fresh(), round_number=round_number,
                                      check=CHECK_COORDINATES)  # the share's noise and its check coordinates, one draw
