@@ -16,7 +16,7 @@ from typing import Callable
 from fedrec.config import FederationConfig, TrainConfig, field_type
 from fedrec.config_file import LEGACY_MODE_KEYS
 from fedrec.federation.recipes import describe_default
-from fedrec.privacy.modes import mode_names
+from fedrec.privacy.modes import mode_names, privacy_mode
 
 # Run-level fields of FederationConfig that the CLI sets through --out / --resume instead.
 CLI_MANAGED = {"run_dir", "resume"}
@@ -159,9 +159,8 @@ def add_dp_mode_flag(parser) -> None:
     alone is local, --no-dp is off, --central-dp is --dp central; args.dp is the mode's name."""
     parser.add_argument(
         "--dp", dest="dp", nargs="?", const="local", default=None, choices=mode_names(), metavar="MODE",
-        help="who adds the DP noise: off (--no-dp); local: each store, DP-SGD on its own update (--dp alone; "
-        "fedrec train: on the pooled data); central: the server; distributed: the stores, each a share of one "
-        "DP-SGD run, under SecAgg+",
+        help="who adds the DP noise (--dp alone: local; fedrec train: off or local): "
+        + "; ".join(f"{name}: {privacy_mode(name).summary}" for name in mode_names()),
     )
     parser.add_argument("--central-dp", dest="dp", action="store_const", const="central", help=argparse.SUPPRESS)
     parser.add_argument("--no-dp", dest="dp", action="store_const", const="off", help=argparse.SUPPRESS)

@@ -48,7 +48,7 @@ class PrivacyMode:
 
     @property
     def private(self) -> bool:
-        """Any DP noise at all: validation then picks nothing, popularity is only the accounted prior."""
+        """Any DP noise at all: validation then picks no round, drift statistics stay home."""
         return self.stores_add_noise or self.server_adds_noise
 
     def model_recipe(self, *, federated: bool) -> tuple[bool, bool]:

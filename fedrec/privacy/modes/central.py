@@ -11,7 +11,7 @@ from fedrec.privacy.modes.base import CENTRAL, PrivacyMode
 
 class Central(PrivacyMode):
     name = "central"
-    summary = "the server clips each client's update and adds noise to the average (trusts the server)"
+    summary = "the server, on the clipped clients' average"
     audit_name = "central DP"
     server_adds_noise = True
 

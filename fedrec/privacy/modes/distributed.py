@@ -13,7 +13,7 @@ from fedrec.privacy.popularity_prior import check_prior_fits_target
 
 class Distributed(Local):
     name = "distributed"
-    summary = "the federation is one DP-SGD run: stores send noise shares, masked by SecAgg+"
+    summary = "the stores, each a share of one DP-SGD run, under SecAgg+"
     audit_name = "distributed DP"
     joint_dp_sgd = True
     secagg_default = True

@@ -12,7 +12,7 @@ from fedrec.privacy.popularity_prior import check_prior_fits_target
 
 class Local(PrivacyMode):
     name = "local"
-    summary = "each store runs DP-SGD on its own update (its noise, its ledger)"
+    summary = "each store, DP-SGD on its own update"
     audit_name = "per-store DP"
     stores_add_noise = True
     recipe_key = "dp"

@@ -8,7 +8,7 @@ from fedrec.privacy.modes.base import PrivacyMode
 
 class Off(PrivacyMode):
     name = "off"
-    summary = "no differential privacy (raw data still stays on the stores; --secagg hides each store's update)"
+    summary = "no DP noise (--secagg still hides each store's update)"
     audit_name = "no DP"
 
     def check_centralised(self, train: TrainConfig) -> None:
