@@ -2,8 +2,9 @@
 
 The release is loaded once (lifespan) into a ``live_release.LiveRelease``, which
 ``POST /admin/reload`` (and, with ``watch_seconds``, a folder watcher) replaces without
-dropping requests. Request bodies are shopping histories: nothing here logs them, and
-uvicorn's access log shows only method, path and status.
+dropping requests. Request bodies are shopping histories: nothing here logs them; the
+access log (``middleware``) has one line per request: method, path, status, milliseconds.
+A body on POST /recommend must be declared JSON (415 otherwise).
 
 ``GET /`` is a page to try the release (``page/``: plain HTML, JS and CSS, no network
 beyond this server): a catalog search (``GET /items``), a basket with its recommendations
@@ -14,9 +15,9 @@ and the similar items of an item, and the model card with the release's checks
 from __future__ import annotations
 
 import asyncio
+import email.message
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from fedrec.serving.auth import HEADER, key_checker, key_problem
+from fedrec.serving.auth import key_checker
 from fedrec.serving.catalog import MAX_QUERY_CHARS
 from fedrec.serving.live_release import LiveRelease, NotReady, release_info
 from fedrec.serving.metrics import CONTENT_TYPE, Metrics
+from fedrec.serving.middleware import Observe
 from fedrec.serving.recommender import MAX_K, ReleaseRecommender, RequestProblem
 from fedrec.serving.release_loader import Release, open_release
 from fedrec.serving.schemas import Problem, RecommendRequest, RecommendResponse, SearchResponse, SimilarResponse
 
 log = logging.getLogger("fedrec.serving")
 
-MAX_BODY_BYTES = 1 << 20
 PAGE_DIR = Path(__file__).with_name("page")  # the page's files (package data)
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}  # what /page/ serves
 PICTURES = ("group_utility.png", "exposure_curve.png", "popularity.png")  # the audit's pictures (fedrec.release.gatekeeper.PLOTS)
@@ -52,86 +53,25 @@ class NotFound(RequestProblem):
     status = 404
 
 
-class _Observe:
-    """ASGI middleware: request counts and latency per route template, and the limits a hostile
-    client meets before the app parses anything: a protected path without the right X-API-Key
-    is answered 401 before its body is read; a body over MAX_BODY_BYTES is answered 413, by
-    its Content-Length or, chunked or not, as soon as the bytes read pass the limit (at most
-    MAX_BODY_BYTES are ever held); the app then gets the body read so far."""
-
-    def __init__(self, app: Any, metrics: Metrics, api_key: str | None, protected: list) -> None:
-        self.app, self.metrics, self.api_key = app, metrics, api_key
-        self.protected = protected  # the routes that need the key (filled once the app has its routes)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start, status = time.perf_counter(), 500
-
-        async def record(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            headers = dict(scope.get("headers") or [])
-            length = headers.get(b"content-length")
-            problem = self._key_problem(scope, headers)
-            if problem is not None:
-                await JSONResponse({"detail": problem}, status_code=401,
-                                   headers={"WWW-Authenticate": HEADER})(scope, receive, record)
-            elif length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                await _too_large(f"request body of {int(length)} bytes")(scope, receive, record)
-            else:
-                body = await _read_body(receive)
-                if body is None:
-                    await _too_large("the request body")(scope, receive, record)
-                else:
-                    await self.app(scope, _replay(body, receive), record)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe(scope.get("method", ""), route, status, time.perf_counter() - start)
+class NotJson(RequestProblem):
+    status = 415
 
 
-    def _key_problem(self, scope: dict, headers: dict) -> str | None:
-        if self.api_key is None or not any(route.path_regex.match(scope.get("path", "")) for route in self.protected):
-            return None
-        return key_problem(self.api_key, headers.get(HEADER.lower().encode("latin-1")))
-
-
-def _too_large(what: str) -> JSONResponse:
-    return JSONResponse({"detail": f"{what} is over the {MAX_BODY_BYTES}-byte limit; send the most recent items only."},
-                        status_code=413)
-
-
-async def _read_body(receive: Any) -> bytes | None:
-    """The request's body, chunked or not, or None as soon as it passes MAX_BODY_BYTES (the
-    rest is never read)."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    """An ASGI receive that hands the app ``body`` once, then what the client sends next."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replayed() -> dict:
-        return pending.pop() if pending else await receive()
-
-    return replayed
+async def json_body(request: Request) -> None:
+    """A dependency of the endpoints that read a JSON body: 415 unless the body is declared
+    application/json (or application/*+json); a request with neither body nor Content-Type
+    goes on to validation, which names what is missing."""
+    declared = request.headers.get("content-type")
+    if declared is None and not await request.body():
+        return
+    if declared is None:
+        raise NotJson("the body has no Content-Type; send it as JSON with Content-Type: application/json.")
+    kind = email.message.Message()
+    kind["content-type"] = declared
+    subtype = kind.get_content_subtype()
+    if kind.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise NotJson(f"Content-Type {declared[:60]!r} is not accepted: send the body as JSON with "
+                      "Content-Type: application/json.")
 
 
 def _where(location: tuple) -> str:
@@ -205,7 +145,7 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
                   "Reasons come from the catalog or the model's own scores only.")
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(RequestProblem, _request_problem)
-    app.add_middleware(_Observe, metrics=metrics, api_key=api_key, protected=protected_routes)
+    app.add_middleware(Observe, metrics=metrics, api_key=api_key, protected=protected_routes)
     app.state.fedrec = state
 
     def current() -> ReleaseRecommender:
@@ -281,7 +221,8 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
         return {"query": query, "total": total, "offset": offset, "limit": limit,
                 "items": [catalog.describe(i) for i in found]}
 
-    @app.post("/recommend", tags=["recommend"], dependencies=protected, response_model=RecommendResponse, responses=errors)
+    @app.post("/recommend", tags=["recommend"], dependencies=[*protected, Depends(json_body)], response_model=RecommendResponse,
+              responses={**errors, 413: {"model": Problem}, 415: {"model": Problem}})
     def recommend(body: RecommendRequest) -> dict[str, Any]:
         """Top-k items for a basket (oldest first), with a reason each."""
         answer = current().recommend([str(i) for i in body.items], k=body.k, exclude_seen=body.exclude_seen,

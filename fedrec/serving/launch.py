@@ -42,7 +42,7 @@ def app_from_env() -> FastAPI:
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging, with fedrec.serving's messages beside its own."""
+    """uvicorn's logging, with fedrec.serving's messages (the access log among them) beside its own."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -69,7 +69,8 @@ def serve(release_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, ap
     if api_key is None and api_key_file is not None:
         api_key = read_api_key_file(api_key_file)
     release = open_release(release_dir)
-    options = dict(host=host, port=port, log_level=log_level, log_config=log_config(), access_log=True, server_header=False)
+    # uvicorn's own access log is off: it shows the query string; fedrec.serving.access logs the path only
+    options = dict(host=host, port=port, log_level=log_level, log_config=log_config(), access_log=False, server_header=False)
     if workers == 1:
         app = create_app(release_dir, api_key=api_key, release=release, torch_threads=torch_threads)
         uvicorn.run(app, **options)

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 
-from fedrec.serving.app import MAX_BODY_BYTES
+from fedrec.serving.middleware import MAX_BODY_BYTES
 from tests.serving.conftest import running
 
 KEY = "hostile-test-key"
