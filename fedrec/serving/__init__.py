@@ -9,6 +9,7 @@ folder (``fedrec.release.bundle``), in the shop's own item ids.
 - ``recommender``: basket -> recommendations, item -> similar items (no HTTP)
 - ``metrics``: Prometheus counters and latency histograms
 - ``middleware``: the API key and body limits before the app, metrics, the access log
+- ``api_docs``: /docs and /redoc with their files served from the installed package
 - ``live_release``: the release being served, reloaded on request or when its folder changes
 - ``app``: the FastAPI app (``create_app``)
 - ``launch``: ``serve`` in uvicorn, one process or several workers (``app_from_env``)

@@ -9,7 +9,9 @@ A body on POST /recommend must be declared JSON (415 otherwise).
 ``GET /`` is a page to try the release (``page/``: plain HTML, JS and CSS, no network
 beyond this server): a catalog search (``GET /items``), a basket with its recommendations
 and the similar items of an item, and the model card with the release's checks
-(``GET /model/verdict``) and audit pictures (``GET /release/pictures/{name}``).
+(``GET /model/verdict``) and audit pictures (``GET /release/pictures/{name}``). ``/docs``
+and ``/redoc`` load their files from this server too (``api_docs``). docs/serving.md is the
+user's guide to every endpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from fedrec.serving.api_docs import add_docs
 from fedrec.serving.auth import key_checker
 from fedrec.serving.catalog import MAX_QUERY_CHARS
 from fedrec.serving.live_release import LiveRelease, NotReady, release_info
@@ -140,13 +143,14 @@ def create_app(release_dir: str | Path, *, api_key: str | None = None, release: 
         if watcher is not None:
             watcher.cancel()
 
-    app = FastAPI(title="fedrec serving", version="1", lifespan=lifespan,
+    app = FastAPI(title="fedrec serving", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Recommendations from a released fedrec model, in the shop's own item ids. "
                   "Reasons come from the catalog or the model's own scores only.")
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(RequestProblem, _request_problem)
     app.add_middleware(Observe, metrics=metrics, api_key=api_key, protected=protected_routes)
     app.state.fedrec = state
+    add_docs(app, favicon_url="/page/favicon.svg")
 
     def current() -> ReleaseRecommender:
         service = state.service
