@@ -1,8 +1,9 @@
 """The page at ``/`` in a real headless browser (Selenium + Debian's chromium and
 chromium-driver, over a real uvicorn process): find products, build a basket, see the
 recommendations with their reasons and the similar items of one, then the model card with
-its verdict, checks and audit pictures; and a server with an API key, which the page asks
-for. Skipped where chromium, chromedriver or selenium are missing (``.ci/run`` installs
+its verdict, checks and audit pictures; a server with an API key, which the page asks
+for; and the API's /docs (Swagger UI) rendering its operations. The browser resolves no
+host but 127.0.0.1: the page and /docs must work with no network. Skipped where chromium, chromedriver or selenium are missing (``.ci/run`` installs
 them on Debian)."""
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                     "--disable-extensions", "--no-first-run", "--disable-background-networking"):
+                     "--disable-extensions", "--no-first-run", "--disable-background-networking",
+                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # no network beyond the server
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -163,3 +165,14 @@ def test_with_an_api_key_the_page_asks_for_it(browser, releases, server_logs):
             "const imgs = [...document.querySelectorAll('#pictures img')];"
             "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"), "pictures did not load with the key")
         browser.get_log("browser")  # the 401s before the key was given are expected console errors
+
+
+def test_the_api_docs_render_with_no_network(browser, served):
+    browser.get(f"{served.url}/docs")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"), "Swagger UI listed no operation")
+
+    paths = {e.text.replace("\u200b", "") for e in browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock-summary-path")}
+    assert {"/recommend", "/items/{item_id}/similar", "/items", "/livez", "/readyz"} <= paths
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(served.url + "/") for url in loaded), loaded
+    assert console_errors(browser) == []
