@@ -51,15 +51,19 @@ def releases(shop, tmp_path_factory):
 
 
 class Server:
-    """``fedrec.serving.serve`` in its own Python process, on a port the OS picked."""
+    """``fedrec.serving.serve`` in its own Python process, on a port the OS picked; with
+    ``cli``, ``fedrec serve RELEASE --port 0 *cli`` as a user starts it."""
 
-    def __init__(self, release: Path, log: Path, *, kind: str = "", api_key: str | None = None) -> None:
+    def __init__(self, release: Path, log: Path, *, kind: str = "", api_key: str | None = None,
+                 cli: list[str] | None = None) -> None:
         self.release, self.log, self.kind = release, log, kind
         env = {**os.environ, "SERVE_TEST_KEY": api_key or ""}
         code = ("import os, sys; from fedrec.serving import serve; "
                 "serve(sys.argv[1], port=0, api_key=os.environ['SERVE_TEST_KEY'] or None)")
+        command = ([sys.executable, "-m", "fedrec.cli", "serve", str(release), "--port", "0", *cli] if cli is not None
+                   else [sys.executable, "-c", code, str(release)])
         with open(log, "wb") as sink:
-            self.process = subprocess.Popen([sys.executable, "-c", code, str(release)], stdout=sink, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self._port()}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
@@ -95,9 +99,9 @@ def server_logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("serving_logs")
 
 
-def running(release: Path, log: Path, *, kind: str = "", api_key: str | None = None):
+def running(release: Path, log: Path, *, kind: str = "", api_key: str | None = None, cli: list[str] | None = None):
     """A Server for a fixture to yield; stopped when the fixture ends."""
-    server = Server(release, log, kind=kind, api_key=api_key)
+    server = Server(release, log, kind=kind, api_key=api_key, cli=cli)
     try:
         yield server
     finally:
