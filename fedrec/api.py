@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedrec.config import TrainConfig, split_mapping
 from fedrec.config_file import merged_options, read_config_file, record_config_sources
@@ -28,6 +28,9 @@ from fedrec.rundir import write_json
 from fedrec.models.base import Recommender
 from fedrec.models.registry import load_model
 from fedrec.rundir import RunDir
+
+if TYPE_CHECKING:
+    from fedrec.serving.export import Export
 
 # Run-level fields that simulate() takes as arguments (out=, resume=), never as options.
 RUN_ARGUMENTS = {"run_dir": "out", "resume": "resume"}
@@ -185,6 +188,15 @@ def serve(release_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
     from fedrec.serving import serve as run_server
 
     run_server(Path(release_dir), host=host, port=port, api_key_file=api_key_file, workers=workers, torch_threads=torch_threads)
+
+
+def export(release_dir: str | Path, out: str | Path) -> "Export":
+    """A release's lstm or mlp scorer as ONNX (``fedrec export``), for shops whose stack is not
+    Python: ``out``/model.onnx with items.csv (dense id -> the shop's item id, and the catalog),
+    popularity.json and metadata.json; docs/export.md. Needs ``pip install "fedrec[export]"``."""
+    from fedrec.serving.export import export as export_scorer
+
+    return export_scorer(release_dir, out)
 
 
 def privacy_report(run_dir: str | Path) -> dict[str, Any]:

@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "the folder and swaps in a new release by itself)")
     serve.add_argument("--torch-threads", type=int, default=1,
                        help="torch threads per worker (default: 1; one request is too small to share)")
+
+    export = commands.add_parser(
+        "export", help="a released lstm or mlp model as ONNX, with its item index and catalog, for a stack that is "
+        "not Python (docs/export.md; needs pip install \"fedrec[export]\")")
+    export.add_argument("release", type=Path, metavar="RELEASE_DIR", help="a release folder (DIR/release) or its run DIR")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new folder for model.onnx and its files")
     return parser
 
 
@@ -267,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "serve":
                 api.serve(args.release, host=args.host, port=args.port, api_key_file=args.api_key_file,
                           workers=args.workers, torch_threads=args.torch_threads)
+            elif args.command == "export":
+                done = api.export(args.release, args.out)
+                print(f"{done.model} scorer, {done.n_items} items -> {done.folder / 'model.onnx'} "
+                      f"(with items.csv, metadata.json; ONNX within {done.max_abs_diff:.1e} of the model)")
             elif args.command == "release":
                 record = api.release(args.dir, override_reason=args.override_reason)
                 print(f"released {RunDir(args.dir).release} over a {record['audit_verdict']} audit, overridden by "
