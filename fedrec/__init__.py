@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "anonymize_log", "make_key", "privacy_report", "simulate", "synth", "train"]
+# fedrec.api also has audit() and release(): not here, where fedrec.audit and fedrec.release are subpackages.
+__all__ = ["Run", "anonymize_log", "draft_schema", "export", "make_key", "privacy_audit", "privacy_report", "serve",
+           "simulate", "synth", "train"]
 
 
 def __getattr__(name: str) -> Any:
