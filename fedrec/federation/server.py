@@ -169,10 +169,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         # Without server-side evaluation, the clients' own (federated) test metrics.
         scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")
         left = time_left(sum(r["wall_seconds"] for r in history), len(history), len(history) + federation.rounds - round_number)
+        measured = (f"{whose} HR@10 {_fmt(scored.get('hr@10'))} NDCG@10 {_fmt(scored.get('ndcg@10'))} valid HR@10 "
+                    f"{_fmt(record.get('valid_hr@10'))}" if "hr@10" in scored else "trained (not evaluated this round)")
         log.info(
-            "round %d/%d: %s HR@10 %s NDCG@10 %s valid HR@10 %s, %d failed, %.1f s%s%s%s",
-            round_number, federation.rounds, whose, _fmt(scored.get("hr@10")), _fmt(scored.get("ndcg@10")),
-            _fmt(record.get("valid_hr@10")), record["failures"], record["wall_seconds"],
+            "round %d/%d: %s, %d failed, %.1f s%s%s%s",
+            round_number, federation.rounds, measured, record["failures"], record["wall_seconds"],
             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
             f", noise check {_fmt(record['noise_check_ratio'])}" if "noise_check_ratio" in record else "",
             f", {left}" if left else "",
