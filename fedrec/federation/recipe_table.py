@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from fedrec.config import FederationConfig, TrainConfig
-from fedrec.federation.recipes import CROSS_DEVICE, STORE_RECIPES, resolve_run
+from fedrec.federation.recipes import CROSS_DEVICE, DEVICE_SHARDS, STORE_RECIPES, resolve_run
 from fedrec.models.registry import model_class
 from fedrec.privacy.modes import BUILT_IN, privacy_mode
 
@@ -58,7 +58,8 @@ def document() -> str:
              "page equal to it. A cell is what a run resolves to when the option is not given, on data with",
              "catalog attributes; `-` is unset. Cross-device (`--partition user`) runs also take: "
              + "; ".join(f"{m}: " + ", ".join(f"{k.replace('_', '-')} {_show(v)}" for k, v in CROSS_DEVICE[m].items())
-                         for m in models) + ". Why each value: docs/results.md.", ""]
+                         for m in models) + f"; in `fedrec simulate` without DP or SecAgg+, device-shards {DEVICE_SHARDS} "
+             "(docs/devices.md). Why each value: docs/results.md.", ""]
     for model in models:
         parts += [f"## {model}", "", table(model), ""]
     return "\n".join(parts)

@@ -61,8 +61,9 @@ SECURE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 SECURE_OPTIMIZER = {("lstm", "plain"): "sgd", ("mlp", "plain"): "sgd"}  # lr: the model's SGD rate (LSTM: 20)
 COMMON: dict[str, Any] = {"fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0,
                           "touched_rows": True, "eval_every": 1, "secagg": False, "device_shards": 0}
-# Devices in simulation: this many virtual SuperNodes host them (fedrec.federation.device_shards),
-# where a shard can (no DP, no SecAgg+: those need one SuperNode per device for now).
+# Devices in `fedrec simulate`: this many virtual SuperNodes host them (fedrec.federation.device_shards),
+# where a shard can (no DP, no SecAgg+: those need one SuperNode per device for now). Never
+# elsewhere: deployed, every device is its own SuperNode.
 DEVICE_SHARDS = 4
 
 
@@ -75,7 +76,7 @@ def _secure(train: TrainConfig, federation: FederationConfig) -> bool:
     return privacy_mode(train.dp).secagg_default if federation.secagg is None else federation.secagg
 
 
-def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[str, Any]:
+def federation_recipe(train: TrainConfig, federation: FederationConfig, *, simulated: bool = False) -> dict[str, Any]:
     """The federation defaults for this model, mode and partition (``train`` resolved)."""
     key = (train.model, _mode(train))
     if key not in STORE_RECIPES:
@@ -89,7 +90,7 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
-        if not privacy_mode(train.dp).private and not _secure(train, federation):
+        if simulated and not privacy_mode(train.dp).private and not _secure(train, federation):
             recipe["device_shards"] = DEVICE_SHARDS
     mime_fits = (train.optimizer == "adam" and not federation.keep_optimizer_state and not privacy_mode(train.dp).private
                  and not _secure(train, federation))
@@ -100,15 +101,17 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig) -> dict[
     return recipe
 
 
-def resolve_run(train: TrainConfig, federation: FederationConfig, *, item_attributes: bool) -> tuple[TrainConfig, FederationConfig]:
-    """Both configs with every default filled; resolving a resolved pair changes nothing."""
+def resolve_run(train: TrainConfig, federation: FederationConfig, *, item_attributes: bool,
+                simulated: bool = False) -> tuple[TrainConfig, FederationConfig]:
+    """Both configs with every default filled; resolving a resolved pair changes nothing.
+    ``simulated``: for `fedrec simulate`, which may host devices in shards (DEVICE_SHARDS)."""
     secure_optimizer = SECURE_OPTIMIZER.get((train.model, _mode(train)))
     if _secure(train, federation) and train.optimizer is None and secure_optimizer:
         train = dataclasses.replace(train, optimizer=secure_optimizer)
     # Under distributed DP the federation is one central DP-SGD run: the model's centralised DP recipe.
     federated, private = privacy_mode(train.dp).model_recipe(federated=True)
     train = model_class(train.model).resolve_config(train, federated=federated, private=private, item_attributes=item_attributes)
-    recipe = federation_recipe(train, federation)
+    recipe = federation_recipe(train, federation, simulated=simulated)
     unset = {name: value for name, value in recipe.items() if getattr(federation, name) in (None, AUTO)}
     return train, dataclasses.replace(federation, **unset)
 

@@ -67,14 +67,14 @@ def simulate(
         raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --out.")
     if anonymization is not None and federation.resume:
         raise ConfigError("--resume trains on the anonymized copy the run already made; drop --anonymize-key.")
-    check_options(*resolve_run(train, federation, item_attributes=False))  # before a file is read or written
+    check_options(*resolve_run(train, federation, item_attributes=False, simulated=True))  # before a file is read or written
     with _removed_on_failure(run_dir):
         if anonymization is not None:
             union = anonymize_stores(Path(train.data), run_dir, key_file=anonymization.key_file, k=anonymization.k,
                                      link_stores=anonymization.link_stores, schema=anonymization.schema)
             train = dataclasses.replace(train, data=str(union.resolve()))
         catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
-        train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
+        train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes, simulated=True)
         check_run(train, federation, catalog)  # every cross-field check, before Ray starts
         _, partition = partitioned(train, federation)
         if partition.num_clients < federation.min_clients:
