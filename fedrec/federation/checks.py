@@ -1,6 +1,7 @@
 """Every cross-field check of a federated run, in one call made before any process starts
-(`fedrec simulate` runs it before Ray; the ServerApp again before round 1). The checks that
-need no data run first, before a raw log is anonymized or a run folder made."""
+once: `fedrec simulate` before Ray starts, or under `flwr run` the ServerApp before round 1.
+The checks that need no data run first, before a raw log is anonymized or a run folder made;
+the privacy mode's own are the mode's (fedrec.privacy.modes)."""
 
 from __future__ import annotations
 

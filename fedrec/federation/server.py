@@ -58,15 +58,18 @@ ASKED_FILE = "last_round_asked"  # in DIR/privacy/: under client DP, the last ro
 
 
 def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig, run_dir: Path,
-                   context: Context | None = None) -> dict[str, Any]:
+                   context: Context | None = None, *, checked: bool = False) -> dict[str, Any]:
     """Run (or resume) ``federation.rounds`` rounds; returns the metrics.json document.
-    ``context`` is the ServerApp's (``--secagg`` runs Flower's legacy workflow on it)."""
+    ``context`` is the ServerApp's (``--secagg`` runs Flower's legacy workflow on it).
+    ``checked``: the configs were resolved and checked before this process started (fedrec
+    simulate); under `flwr run` this is the first code that sees them, and checks them."""
     started = time.perf_counter()
     grid = MeteredGrid(grid)  # bytes per round, in the run's history
     check_federated(train.model)
     catalog = shared_dataset(federation.item_catalog or train.data, train.min_interactions, train.short_users)
     train, federation = resolve_run(train, federation, item_attributes=catalog.has_item_attributes)
-    check_run(train, federation, catalog)
+    if not checked:
+        check_run(train, federation, catalog)
     mode = privacy_mode(train.dp)
     plan = None
     if mode.joint_dp_sgd:  # the federation's one DP-SGD run, planned from every store's size

@@ -26,7 +26,8 @@ def server_app_for(train: TrainConfig | None = None, federation: FederationConfi
             run_train, run_federation_config = split_mapping(dict(context.run_config))
         else:
             run_train, run_federation_config = train, federation
-        run_federation(grid, run_train, run_federation_config, Path(run_federation_config.run_dir), context)
+        run_federation(grid, run_train, run_federation_config, Path(run_federation_config.run_dir), context,
+                       checked=train is not None)  # fedrec simulate checked them before Ray started
 
     return app
 
