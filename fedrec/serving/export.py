@@ -36,7 +36,6 @@ from torch import nn
 
 from fedrec.errors import ConfigError, ModelError
 from fedrec.models.base import Recommender
-from fedrec.models.sequence_net import SequenceNet
 from fedrec.release.bundle import CHECKSUMS, checksums
 from fedrec.release.gatekeeper import code_version
 from fedrec.rundir import write_json, write_text
@@ -52,7 +51,7 @@ CHECK_TOLERANCE = 1e-4  # absolute, on scores of magnitude ~1-10: float32 kernel
 class OnnxScorer(nn.Module):
     """(B, L) right-padded baskets -> ((B, n_items + 1) scores, the same with the basket masked)."""
 
-    def __init__(self, net: SequenceNet, max_len: int) -> None:
+    def __init__(self, net: nn.Module, max_len: int) -> None:
         super().__init__()
         self.net = copy.deepcopy(net).eval()
         if hasattr(self.net, "rnn"):  # a private DPLSTM (Python steps) -> nn.LSTM, same weights
@@ -145,10 +144,11 @@ def export_release(release: Release, out: Path) -> Export:
     return Export(out, release.model.name, net.n_items, max_len, diff)
 
 
-def exportable_net(model: Recommender) -> SequenceNet:
-    """The model's sequence network; other models are refused with what to do instead."""
+def exportable_net(model: Recommender) -> nn.Module:
+    """The model's sequence network (a model that says it predicts the next item, from its
+    ``net``); other models are refused with what to do instead."""
     net = getattr(model, "net", None)
-    if not isinstance(net, SequenceNet):
+    if not model.predicts_next_item or net is None:
         raise ConfigError(
             f"a {model.name} model cannot be exported: fedrec export writes the sequence models (lstm, mlp), whose "
             "network reads a basket and scores every item. MF needs a user vector folded in from the basket, and "
@@ -212,7 +212,7 @@ def _self_check(path: Path, model: Recommender) -> float:
     return diff
 
 
-def _metadata(release: Release, net: SequenceNet, max_len: int, opset: int, diff: float) -> dict[str, Any]:
+def _metadata(release: Release, net: nn.Module, max_len: int, opset: int, diff: float) -> dict[str, Any]:
     n = net.n_items
     return {
         "format": "fedrec export 1",
