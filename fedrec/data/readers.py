@@ -20,6 +20,10 @@ from fedrec.errors import DataError
 
 log = logging.getLogger("fedrec.data")
 
+# Column names that say a log still holds people (its ids and contacts), not pseudonyms: a
+# missing user_id beside them points to fedrec anonymize. A hint only; anonymize decides.
+RAW_LOG_HINTS = frozenset({"customer_id", "customer", "email", "e_mail", "name", "full_name", "phone", "birth_date",
+                           "date_of_birth", "postcode", "zip", "street_address", "address", "loyalty_id"})
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
 OPTIONAL_COLUMNS = ("store_id", "rating")
 SEQUENCE_SUFFIXES = (".txt", ".seq", ".tsv")
@@ -79,9 +83,13 @@ def read_interaction_log(path: Path, *, min_interactions: int = 3, short_users: 
     frame = _read_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
+        personal = [str(c) for c in frame.columns if str(c).lower() in RAW_LOG_HINTS]
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}. "
             f"An interaction log needs {', '.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})."
+            + (f" It looks like a raw shop log ({', '.join(personal)}): anonymize it first, with a key from "
+               f"`fedrec keys --out shop.key`: `fedrec anonymize {path} anonymized.csv --key shop.key` (then "
+               "train on anonymized.csv), or `fedrec simulate --data LOG --anonymize-key shop.key`." if personal else "")
         )
     if frame.empty:
         raise DataError(f"{path}: the table has a header but no rows.")

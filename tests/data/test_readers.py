@@ -469,6 +469,16 @@ def test_csv_missing_several_columns_names_each_of_them(tmp_path):
         load_dataset(str(path))
 
 
+def test_a_raw_shop_log_without_user_id_points_to_fedrec_anonymize(tmp_path):
+    raw = write(tmp_path / "shop.csv", "customer_id,email,item_id,timestamp\nC1,a@b.example,10,1\n")
+    with pytest.raises(DataError, match=r"raw shop log \(customer_id, email\): anonymize it first.*fedrec anonymize"):
+        load_dataset(str(raw))
+    plain = write(tmp_path / "log.csv", "user,item_id,timestamp\n1,10,1\n")  # no personal column: no such hint
+    with pytest.raises(DataError) as raised:
+        load_dataset(str(plain))
+    assert "anonymize" not in str(raised.value)
+
+
 def test_parquet_missing_item_column_names_the_column(tmp_path):
     path = tmp_path / "log.parquet"
     pd.DataFrame({"user_id": [1, 1, 1], "timestamp": [1, 2, 3]}).to_parquet(path)
