@@ -15,6 +15,7 @@ from typing import Callable
 
 from fedrec.config import FederationConfig, TrainConfig, field_type
 from fedrec.config_file import LEGACY_MODE_KEYS
+from fedrec.federation.client import FEDERATED_MODELS
 from fedrec.federation.recipes import describe_default
 from fedrec.privacy.modes import mode_names, privacy_mode
 
@@ -79,7 +80,7 @@ def fill_train(parser: argparse.ArgumentParser, *, show_all: bool = False) -> No
 def fill_simulate(parser: argparse.ArgumentParser, *, show_all: bool = False) -> None:
     """fedrec simulate's options (``show_all``: the knobs' help too)."""
     groups = add_run_options(parser, (TrainConfig, FederationConfig), SIMULATE_GROUPS, fill=fill_simulate,
-                             show_all=show_all)
+                             show_all=show_all, models=FEDERATED_MODELS)
     shown = None if show_all else argparse.SUPPRESS
     where = groups["output"].add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, metavar="DIR",
@@ -110,9 +111,11 @@ def add_config_file_flag(group) -> None:
 
 
 def add_run_options(parser: argparse.ArgumentParser, classes: tuple[type, ...], groups: dict[str, tuple[str, ...]],
-                    *, fill: Callable[..., None], show_all: bool) -> dict[str, argparse._ArgumentGroup]:
+                    *, fill: Callable[..., None], show_all: bool,
+                    models: tuple[str, ...] | None = None) -> dict[str, argparse._ArgumentGroup]:
     """--help-all, a flag per config field: ``groups``' fields under their titles, the others
-    as knobs (hidden unless ``show_all``). Returns the titled groups."""
+    as knobs (hidden unless ``show_all``); ``models``: the --model choices the command accepts
+    (default: every model). Returns the titled groups."""
     parser.add_argument("--help-all", action=HelpAll, fill=fill,
                         help="also list the experiment knobs (every config field)")
     titled = {title: parser.add_argument_group(title) for title in groups}
@@ -127,11 +130,13 @@ def add_run_options(parser: argparse.ArgumentParser, classes: tuple[type, ...], 
                 add_dp_mode_flag(target)
             else:
                 add_field_flag(target, f, cls, shown=show_all or f.name in group_of,
-                               short=None if show_all else SHORT_HELP.get(f.name))
+                               short=None if show_all else SHORT_HELP.get(f.name),
+                               choices=models if f.name == "model" else None)
     return titled
 
 
-def add_field_flag(parser, f: dataclasses.Field, cls: type, *, shown: bool = True, short: str | None = None) -> None:
+def add_field_flag(parser, f: dataclasses.Field, cls: type, *, shown: bool = True, short: str | None = None,
+                   choices: tuple[str, ...] | None = None) -> None:
     """The flag of one config field; its help (or ``short``) names the default, per model and
     mode when the field is unset."""
     flag = "--" + f.name.replace("_", "-")
@@ -142,7 +147,7 @@ def add_field_flag(parser, f: dataclasses.Field, cls: type, *, shown: bool = Tru
     if base is bool:
         parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     else:
-        choices = f.metadata.get("choices")
+        choices = choices or f.metadata.get("choices")  # the command's own subset where it takes fewer
         parser.add_argument(flag, dest=f.name, default=None, choices=choices,
                             metavar=None if choices else base.__name__.upper(), help=help_text)
 

@@ -16,6 +16,7 @@ import torch
 import fedrec
 from fedrec.cli import main
 from fedrec.data import load_dataset
+from fedrec.errors import ConfigError
 from fedrec.models.registry import load_model
 from fedrec.release.bundle import CHECKSUMS, verify_checksums
 from fedrec.rundir import RunDir
@@ -193,5 +194,8 @@ def test_userknn_is_audited_but_never_released(shop, tmp_path, capsys):
     assert json.loads(RunDir(run).metrics.read_text())["release_gate"]["release"] is None
     assert main(["release", str(run), "--override-reason", "a baseline"]) == 2
     assert "never released" in capsys.readouterr().err and not RunDir(run).release.exists()
-    assert main(["simulate", "--model", "userknn", "--data", str(shop), "--out", str(tmp_path / "fed")]) == 2
-    assert "never federated or released" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # simulate offers only the federated models
+        main(["simulate", "--model", "userknn", "--data", str(shop), "--out", str(tmp_path / "fed")])
+    assert refused.value.code == 2 and "invalid choice: 'userknn' (choose from 'mf', 'lstm', 'mlp')" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="never federated or released"):  # the API says why
+        fedrec.simulate(tmp_path / "fed", model="userknn", data=str(shop))
