@@ -8,7 +8,6 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.privacy.modes.base import DISTRIBUTED, DISTRIBUTED_CLEAR, NOISE_SHARE_ROUND, PrivacyMode
 from fedrec.privacy.modes.local import Local
-from fedrec.privacy.popularity_prior import check_prior_fits_target
 
 
 class Distributed(Local):
@@ -29,9 +28,7 @@ class Distributed(Local):
 
     def check(self, train: TrainConfig, federation: FederationConfig, *, every_parameter_shared: bool,
               uses_popularity_prior: bool) -> None:
-        self.check_noise(train)
-        if uses_popularity_prior:
-            check_prior_fits_target(train)
+        self.check_noise(train, uses_popularity_prior=uses_popularity_prior)
         if not every_parameter_shared:
             raise ConfigError(
                 f"--dp distributed makes the federation one DP-SGD run over the shared model; --model {train.model} also "

@@ -24,9 +24,7 @@ class Local(PrivacyMode):
 
     def check(self, train: TrainConfig, federation: FederationConfig, *, every_parameter_shared: bool,
               uses_popularity_prior: bool) -> None:
-        self.check_noise(train)
-        if uses_popularity_prior:
-            check_prior_fits_target(train)
+        self.check_noise(train, uses_popularity_prior=uses_popularity_prior)
         if federation.keep_optimizer_state:
             raise ConfigError(
                 "--keep-optimizer-state is for non-private local training: under --dp each round's optimizer is "
@@ -36,10 +34,13 @@ class Local(PrivacyMode):
     def check_centralised(self, train: TrainConfig) -> None:
         self.check_noise(train)
 
-    def check_noise(self, train: TrainConfig) -> None:
-        """Exactly one of the noise and the budget, which plans the noise."""
+    def check_noise(self, train: TrainConfig, *, uses_popularity_prior: bool = False) -> None:
+        """Exactly one of the noise and the budget, which plans the noise (and, for a model that
+        starts from the popularity prior, a budget the prior alone does not spend)."""
         if (train.noise_multiplier is None) == (train.target_epsilon is None):
             raise ConfigError(
                 f"--dp {self.name} needs exactly one of --noise-multiplier (e.g. 1.0) or --target-epsilon (e.g. 8); "
                 + ("both were given." if train.noise_multiplier is not None else "neither was given.")
             )
+        if uses_popularity_prior:
+            check_prior_fits_target(train)
