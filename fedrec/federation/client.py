@@ -26,7 +26,7 @@ from fedrec.data.catalog import align_to_catalog
 from fedrec.data.holdout import split_holdout
 from fedrec.data.partition import client_interactions, make_partition
 from fedrec.data.partition.slicing import select_users
-from fedrec.errors import ConfigError
+from fedrec.errors import ConfigError, ModelError
 from fedrec.evaluation import evaluate, evaluation_pass
 from fedrec.federation import wire
 from fedrec.federation.mime import MIME, ClientMime
@@ -187,6 +187,12 @@ class ClientUpdate:
     control_change: dict[str, torch.Tensor] | None = None  # SCAFFOLD: how c_i moved; Mime: gradient statistics
 
 
+def stepping_config(train: TrainConfig, federation: FederationConfig) -> TrainConfig:
+    """The optimizer a client's model steps with: under Mime, before_step turns each gradient
+    into Adam's step (weight decay included) and plain SGD at the Adam learning rate applies it."""
+    return dataclasses.replace(train, optimizer="sgd", weight_decay=0.0) if federation.drift_correction == MIME else train
+
+
 def train_client(site: ClientSite, train: TrainConfig, federation: FederationConfig, global_state: dict[str, torch.Tensor],
                  round_number: int, global_control: dict[str, torch.Tensor] | None = None, *, run: str = "",
                  least_noise: float = 0.0, reuse: TorchRecommender | None = None) -> ClientUpdate:
@@ -196,10 +202,11 @@ def train_client(site: ClientSite, train: TrainConfig, federation: FederationCon
     instead of building one (a shard's devices, one after another)."""
     split = leave_one_out(site.data)
     train = round_config(train, federation, round_number)
-    # Under Mime, before_step turns each gradient into Adam's step (weight decay included)
-    # and plain SGD at the Adam learning rate applies it.
-    stepping = dataclasses.replace(train, optimizer="sgd", weight_decay=0.0) if federation.drift_correction == MIME else train
+    stepping = stepping_config(train, federation)
     if reuse is not None:
+        if (reuse.config.optimizer, reuse.config.lr) != (stepping.optimizer, stepping.lr):
+            raise ModelError(f"a reused model steps with {reuse.config.optimizer} at lr {reuse.config.lr}, this round with "
+                             f"{stepping.optimizer} at lr {stepping.lr}: build it from stepping_config(round_config(...)).")
         model = reuse
         model.load_partial_state(global_state)
     else:

@@ -25,6 +25,7 @@ from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE, Key, Stage
 from flwr.compat.common import recorddict_compat as compat
 
+from fedrec import logs
 from fedrec.audit.reply import flatten, layout, pack
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.data import leave_one_out
@@ -48,9 +49,11 @@ from fedrec.privacy.noise_check import CHECK_KEY
 
 log = logging.getLogger("fedrec.client")
 secagg_masks.install()  # SecAgg+ masks from the whole seed, as the server's (fedrec.federation.secagg_masks)
-# In a worker process Opacus' import-time logging.basicConfig gave the root logger a handler;
-# Flower's lines propagated there too, DEBUG included (secaggplus_mod logs every stage).
-set_logger_propagation(FLOWER_LOGGER, False)
+# Opacus' import-time logging.basicConfig gives the root logger a handler, where Flower's lines would
+# come out a second time, DEBUG included (secaggplus_mod logs every stage). A Ray worker of fedrec
+# simulate sends them through fedrec's handlers instead (fedrec.federation.console.WorkerLogs).
+if not logs.formats_process():
+    set_logger_propagation(FLOWER_LOGGER, False)
 LEGACY_FIT_PARAMETERS = "fitins.parameters"  # the array record of Flower's legacy FitIns layout (--secagg)
 
 
@@ -145,10 +148,13 @@ def _train_shard(msg: Message, context: Context, devices: list[int]) -> Message:
     config = msg.content[wire.CONFIG]
     train_config, federation = wire.config_from_wire(config)
     round_number = int(config.get(wire.SERVER_ROUND, 0)) + int(config.get(wire.ROUND_OFFSET, 0))
-    arrays, metrics = train_shard(context.node_config, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict(),
-                                  round_number, devices, state_dir=config.get(wire.STATE_DIR),
-                                  run=str(config.get(wire.RUN_ID, "")))
+    control = msg.content[wire.CONTROL].to_torch_state_dict() if wire.CONTROL in msg.content else None
+    arrays, metrics, statistics = train_shard(
+        context.node_config, train_config, federation, msg.content[wire.ARRAYS].to_torch_state_dict(), round_number,
+        devices, state_dir=config.get(wire.STATE_DIR), run=str(config.get(wire.RUN_ID, "")), global_control=control)
     reply = RecordDict({wire.ARRAYS: ArrayRecord({k: Array(v) for k, v in arrays.items()}), wire.METRICS: MetricRecord(metrics)})
+    if statistics is not None:
+        reply[wire.CONTROL] = ArrayRecord({k: Array(v) for k, v in statistics.items()})
     return Message(content=reply, reply_to=msg)
 
 

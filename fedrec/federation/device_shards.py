@@ -41,6 +41,12 @@ def hosted(devices: Iterable[int], shard: int, shards: int) -> list[int]:
     return [d for d in devices if d % shards == shard]
 
 
+def averages_touched_rows(federation: FederationConfig) -> bool:
+    """Whether item rows are averaged over only the devices that trained them: --touched-rows,
+    except under Mime, whose statistics move every row (as for stores)."""
+    return bool(federation.touched_rows) and federation.drift_correction != "mime"
+
+
 def check_device_shards(train: TrainConfig, federation: FederationConfig, *, private: bool) -> None:
     """What a shard of devices cannot do yet, refused before the run."""
     if not federation.device_shards:
@@ -53,9 +59,10 @@ def check_device_shards(train: TrainConfig, federation: FederationConfig, *, pri
     if federation.secagg:
         raise ConfigError("--device-shards sums its devices in clear (a simulation device); SecAgg+ over devices needs "
                           "--device-shards 0, one SuperNode per device.")
-    if federation.drift_correction not in ("none", "auto") or federation.keep_optimizer_state:
-        raise ConfigError("--device-shards: drift correction and kept optimizer state are per-device state a shard "
-                          "does not keep; drop them or use --device-shards 0.")
+    if federation.drift_correction == "scaffold" or federation.keep_optimizer_state:
+        raise ConfigError("--device-shards: SCAFFOLD's control variates and kept optimizer state are per-device state a "
+                          "shard does not keep; drop them (Mime's moments are the server's: they work) or use "
+                          "--device-shards 0.")
 
 
 class ShardSum:
@@ -70,11 +77,18 @@ class ShardSum:
         self.weight = 0.0
         self.loss = 0.0
         self.devices = 0
+        self.statistics: dict[str, torch.Tensor] = {}  # a drift correction's (Mime's) example-weighted sums
 
-    def add(self, shared: Mapping[str, torch.Tensor], weight: float, loss: float) -> None:
+    def add(self, shared: Mapping[str, torch.Tensor], weight: float, loss: float,
+            statistics: Mapping[str, torch.Tensor] | None = None) -> None:
         self.devices += 1
         self.weight += weight
         self.loss += weight * loss
+        for key, value in (statistics or {}).items():
+            if key in self.statistics:
+                self.statistics[key].add_(value.double(), alpha=weight)
+            else:
+                self.statistics[key] = value.double().mul(weight)
         for key, value in shared.items():
             if not value.is_floating_point():  # lookup tables (attributes, vocabulary): as sent
                 self.totals[key] = value.numpy()
@@ -118,6 +132,13 @@ class ShardSum:
         metrics = {wire.NUM_EXAMPLES: self.weight, wire.TRAIN_LOSS: self.loss / max(self.weight, 1e-300),
                    wire.NUM_USERS: self.devices, wire.UNIT_WEIGHT: 1.0}
         return arrays, metrics
+
+    def statistics_reply(self) -> dict[str, np.ndarray] | None:
+        """The devices' example-weighted mean statistics (the server weighs shards by their
+        examples, so its mean over shards is the mean over devices); None without any."""
+        if not self.statistics or self.weight <= 0:
+            return None
+        return {key: (total / self.weight).float().numpy() for key, total in self.statistics.items()}
 
 
 class DeviceSampling(WrappingStrategy):
@@ -168,10 +189,13 @@ def shard_devices(config: Mapping[str, Any]) -> list[int] | None:
 
 def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: FederationConfig,
                 global_state: dict[str, torch.Tensor], round_number: int, devices: list[int], *,
-                state_dir: str | None, run: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """A shard's train reply: each of its sampled devices trained as a deployed device trains
-    (its own site, its own private state), one after another, summed (ShardSum)."""
-    from fedrec.federation.client import build_client_model, locate_site, partitioned, train_client  # a device's own code
+                state_dir: str | None, run: str, global_control: dict[str, torch.Tensor] | None = None,
+                ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray] | None]:
+    """A shard's train reply (arrays, metrics, Mime's statistics or None): each of its sampled
+    devices trained as a deployed device trains (its own site, its own private state), one
+    after another, summed (ShardSum)."""
+    from fedrec.federation.client import (  # a device's own code
+        build_client_model, locate_site, partitioned, round_config, stepping_config, train_client)
     from fedrec.models.registry import model_class, shares_every_parameter
 
     shard, shards = int(node_config[wire.NODE_PARTITION_ID]), int(node_config[wire.NODE_NUM_PARTITIONS])
@@ -182,7 +206,9 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
         site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
                            state_dir)
         if reused is None and shares_every_parameter(train.model):
-            reused = build_client_model(site, train, global_state)
-        update = train_client(site, train, federation, global_state, round_number, run=run, reuse=reused)
-        total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]))
-    return total.reply(row_averaging=bool(federation.touched_rows))
+            reused = build_client_model(site, stepping_config(round_config(train, federation, round_number), federation),
+                                        global_state)
+        update = train_client(site, train, federation, global_state, round_number, global_control, run=run, reuse=reused)
+        total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]),
+                  update.control_change)
+    return (*total.reply(row_averaging=averages_touched_rows(federation)), total.statistics_reply())

@@ -18,7 +18,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
-from fedrec.federation.device_shards import DeviceSampling
+from fedrec.federation.device_shards import DeviceSampling, averages_touched_rows
 from fedrec.federation.distributed_step import DistributedDPStep
 from fedrec.federation.ledger_collection import LedgerCollection
 from fedrec.federation.mime import MIME, MimeStatistics
@@ -139,11 +139,11 @@ def build_strategy(
         # client (Mime without momentum does not; its recipe was measured without it).
         inner = (ScaffoldControl(inner) if federation.drift_correction == SCAFFOLD
                  else MimeStatistics(inner, beta_1=federation.mime_momentum))
-    elif devices:
-        inner = DeviceSampling(inner, n_devices=devices[0], fraction=federation.fraction, seed=devices[1],
-                               row_averaging=bool(row_keys and federation.touched_rows))
-    elif row_keys and federation.touched_rows:
+    elif row_keys and federation.touched_rows and not devices:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
+    if devices:  # outermost: the sampled devices ride in the config every inner wrapper passes on
+        inner = DeviceSampling(inner, n_devices=devices[0], fraction=federation.fraction, seed=devices[1],
+                               row_averaging=bool(row_keys) and averages_touched_rows(federation))
     ledgers = LedgerCollection(inner, min_successes=federation.min_clients)
     return TolerantStrategy(ledgers, min_successes=federation.min_clients)
 
