@@ -75,9 +75,10 @@ def stop_head(temp_dir: Path, pgid: int) -> list[psutil.Process]:
     return head_processes(temp_dir, pgid)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head():
-    """A one-node Ray cluster (2 CPUs) at 127.0.0.1:PORT; yields (address, session logs dir)."""
+    """A one-node Ray cluster (2 CPUs) at 127.0.0.1:PORT, shared by this module's runs (each
+    leaves it running, as a user's cluster would); yields (address, session logs dir)."""
     # Short: Ray's socket paths (temp dir + session_<date>_<pid>/sockets/plasma_store) must
     # stay under the 107-character limit of a Unix socket path.
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
@@ -102,12 +103,9 @@ def ray_head():
         assert not left, f"head processes still alive: {[p.pid for p in left]}"
 
 
-def test_simulate_runs_its_clients_on_an_existing_ray_cluster(ray_head, chain_file, tmp_path):
-    address, logs = ray_head
-    out = tmp_path / "run"
+def _simulate_on(address: str, *args: str) -> tuple[subprocess.Popen, str]:
     run = subprocess.Popen(
-        [str(BIN / "fedrec"), "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2",
-         "--rounds", "1", *SMALL, "--out", str(out), "--ray-address", address],
+        [str(BIN / "fedrec"), "simulate", "--model", "lstm", *args, *SMALL, "--ray-address", address],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_ADDRESS": ""},
     )
     try:
@@ -116,6 +114,13 @@ def test_simulate_runs_its_clients_on_an_existing_ray_cluster(ray_head, chain_fi
         if run.poll() is None:
             run.kill()
             run.wait()
+    return run, stderr
+
+
+def test_simulate_runs_its_clients_on_an_existing_ray_cluster(ray_head, chain_file, tmp_path):
+    address, logs = ray_head
+    out = tmp_path / "run"
+    run, stderr = _simulate_on(address, "--data", str(chain_file), "--num-clients", "2", "--rounds", "1", "--out", str(out))
     assert run.returncode == 0, stderr[-3000:]
     assert f"Ray cluster at {address}" in stderr
     document = json.loads((out / "metrics.json").read_text())
@@ -130,6 +135,20 @@ def test_simulate_runs_its_clients_on_an_existing_ray_cluster(ray_head, chain_fi
     # The run left the cluster; the cluster itself keeps running for the next one.
     with socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=5):
         pass
+
+
+def test_device_shards_run_on_an_existing_ray_cluster(ray_head, chain_file, tmp_path):
+    """--partition user: the devices' shards are the cluster's actors, as stores are (issue 35)."""
+    address, logs = ray_head
+    out = tmp_path / "run"
+    run, stderr = _simulate_on(address, "--data", str(chain_file), "--partition", "user", "--fraction", "0.5",
+                               "--device-shards", "3", "--rounds", "2", "--out", str(out))
+    assert run.returncode == 0, stderr[-3000:]
+    assert f"Ray cluster at {address}" in stderr and "user clients on 3 SuperNodes" in stderr
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["complete"] is True and [r["round"] for r in document["rounds"]] == [1, 2]
+    names = sorted(p.name for p in logs.iterdir())
+    assert any(n.startswith("python-core-driver-") and n.endswith(f"_{run.pid}.log") for n in names), names
 
 
 @pytest.mark.parametrize("address, says", [
