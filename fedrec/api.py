@@ -11,6 +11,13 @@ thin layer over these functions.
 Options are the config fields (``fedrec.config.TrainConfig`` and ``FederationConfig``) by
 their Python names; unset ones take the model's measured recipe, as on the command line.
 Errors are ``fedrec.errors.FedrecError`` subclasses whose message names the fix.
+
+Progress (a line per round or epoch with the time left, Ray's start, the release gate) goes
+through Python logging, logger ``fedrec``, as the command prints it. When the caller has
+configured no logging, the long-running functions attach a stderr handler at INFO to that
+logger alone (``fedrec.logs.attach_default_handler``); importing fedrec configures nothing.
+Silence it with ``logging.getLogger("fedrec").setLevel(logging.WARNING)`` (bars go too), or
+configure logging yourself first.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedrec import logs
 from fedrec.config import TrainConfig, split_mapping
 from fedrec.config_file import merged_options, read_config_file, record_config_sources
 from fedrec.errors import ConfigError
@@ -80,7 +88,8 @@ class Run:
 def train(out: str | Path, *, config_file: str | Path | None = None, **options: Any) -> Run:
     """Centralised training (``fedrec train``) on all of ``options["data"]`` (default: the
     embedded Beauty data); writes ``out``/metrics.json, model.pt and privacy/. Options win
-    over the ``config_file``'s (TOML, fedrec.config_file)."""
+    over the ``config_file``'s (TOML, fedrec.config_file). Logs progress (module docstring)."""
+    logs.attach_default_handler()  # before imports that load Opacus, which configures the root
     from fedrec.training.central import train_centrally
 
     file_values = {} if config_file is None else read_config_file(config_file, federated=False)
@@ -118,7 +127,13 @@ def simulate(out: str | Path | None = None, *, resume: str | Path | None = None,
     ``schema`` as for ``anonymize``) and only the anonymized copies reach training.
     ``store_min_sum_stores`` and ``store_min_noise`` are the simulated stores' own floor
     (fedrec.federation.store_floor): each refuses a round that asks for less. Options win over
-    the ``config_file``'s (TOML, fedrec.config_file)."""
+    the ``config_file``'s (TOML, fedrec.config_file).
+
+    Progress goes to the ``fedrec`` logger: Ray's start, a line per round with the time left,
+    the release gate; on stderr at INFO unless the caller configured logging (silence:
+    ``logging.getLogger("fedrec").setLevel(logging.WARNING)``). ``verbose`` also shows
+    Flower's own INFO and DEBUG lines."""
+    logs.attach_default_handler()  # before imports that load Opacus, which configures the root
     from fedrec.federation.simulation import StoreAnonymization, resume_configs
     from fedrec.federation.simulation import simulate as run_simulation
 
@@ -164,7 +179,8 @@ def audit(run_dir: str | Path, *, baseline: str | Path | None = None, **options:
     when it passes. Options are ``fedrec.config.AuditConfig`` fields (thresholds,
     min_group_size, top_k, n_boot, seed). Writes ``run_dir``/audit/ and returns audit.json's
     content with ``release`` (the folder, or None); its ``verdict`` is "passed" or "blocked"
-    (a blocked model is not an error here: the CLI turns it into exit status 3)."""
+    (a blocked model is not an error here: the CLI turns it into exit status 3). Logs progress."""
+    logs.attach_default_handler()
     from fedrec.config import AuditConfig
     from fedrec.release.gatekeeper import audit_and_release
 
@@ -216,7 +232,8 @@ def privacy_audit(run_dir: str | Path, *, round_number: int | None = None, seed:
     empirical epsilon lower bound, and the anonymized stores' re-identification risk. Writes
     ``run_dir``/privacy/attacks.json and attacks.md and refreshes the privacy report; returns
     attacks.json's content, whose ``verdict.consistent`` is False when an attack proves more
-    than the accounted epsilon."""
+    than the accounted epsilon. Logs progress."""
+    logs.attach_default_handler()
     from fedrec.privacy_audit import audit_privacy
 
     return audit_privacy(Path(run_dir), round_number=round_number, seed=seed, leakage=leakage, membership=membership)
@@ -267,7 +284,8 @@ def anonymize_log(src: str | Path, dst: str | Path, *, key: str | Path, k: int =
     """A store's raw log -> a k-anonymous, pseudonymous log fedrec trains on (``fedrec
     anonymize``); the report (JSON and Markdown) goes to ``report_dir``, by default
     ``<dst stem>_anonymization/`` beside ``dst``. ``l``: also l-diverse in the schema's
-    sensitive attribute (skin_type by default). Returns the report. ``src`` is only read."""
+    sensitive attribute (skin_type by default). Returns the report. ``src`` is only read. Logs progress."""
+    logs.attach_default_handler()
     from fedrec.anonymize import anonymize_file, load_key
 
     dst = Path(dst)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from fedrec import api
+from fedrec import api, logs
 from fedrec.api import Run
 from fedrec.cli_options import Parser, add_config_flags, fill_simulate, fill_train, given_flags
 from fedrec.config import AuditConfig, FederationConfig, TrainConfig
@@ -212,15 +212,10 @@ def gate_outcome(run: Run) -> None:
 
 
 def configure_logging(*, verbose: bool, quiet: bool = False) -> logging.Logger:
-    """fedrec's own loggers at INFO (DEBUG with -v, WARNING with -q, which also hides the
-    progress bars); other libraries keep their own levels. Returns fedrec's logger."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger("fedrec")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
-    return root
+    """The whole process's log in fedrec's one format (fedrec.logs): fedrec's loggers at INFO
+    (DEBUG with -v, WARNING with -q, which also hides the progress bars), other libraries'
+    lines and Python's warnings at WARNING. Returns fedrec's logger."""
+    return logs.configure(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logger = configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
-        with logging_redirect_tqdm(loggers=[logger]):  # log lines print above a progress bar, not through it
+        with logging_redirect_tqdm(loggers=[logging.root, logger]):  # log lines print above a progress bar, not through it
             if args.command == "train":
                 run = api.train(args.out, config_file=args.config_file, **given_options(args, TrainConfig))
                 document, metrics = run.document, run.metrics

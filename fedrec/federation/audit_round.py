@@ -114,6 +114,9 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     started = time.perf_counter()
     secure = mode_of(message_config) in SUMMED_SECURELY
     nodes = wait_for_nodes(grid, federation.min_available, federation.round_timeout)
+    stores_add_noise = privacy_mode(train.dp).stores_add_noise
+    log.info("release gate, query 1 of 2: %d clients count their test users' history lengths%s", len(nodes),
+             "" if stores_add_noise else " and their training items")
     counted = _ask(grid, nodes, wire.AUDIT_COUNTS, RecordDict({wire.CONFIG: message_config}), federation.round_timeout)
     counted_nodes = [m.metadata.src_node_id for m in counted]
     if secure:  # the length histogram as SecAgg+ sums it (LENGTH_BINS lengths): no store's own
@@ -121,7 +124,6 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
     else:
         lengths = summed_lengths([m.content[wire.ARRAYS][wire.HISTORY_LENGTHS].numpy() for m in counted])
     threshold = threshold_of(lengths)
-    stores_add_noise = privacy_mode(train.dp).stores_add_noise
     if secure and not stores_add_noise:  # the item counts as SecAgg+ sums them: no store's own reaches the server
         item_counts = [secure_sum(grid, context, federation, counted_nodes, message_config, wire.ITEM_COUNTS)[0]]
     else:
@@ -137,6 +139,8 @@ def federated_audit(grid: Grid, train: TrainConfig, federation: FederationConfig
                           wire.AUDIT: ConfigRecord(settings)})
     if popularity is not None:
         content[wire.POPULARITY] = ArrayRecord({wire.POPULARITY: Array(np.asarray(popularity, dtype=np.float64))})
+    log.info("release gate, query 2 of 2: %d clients rank their test users with the reported model (query 1: %.1f s)",
+             len(counted), counted_at - started)
     answered = _ask(grid, [m.metadata.src_node_id for m in counted], wire.AUDIT, content, federation.round_timeout)
     answered.sort(key=lambda m: str(m.content[wire.AUDIT][wire.AUDIT_CLIENT]))  # a fixed order of float sums
     audited_at = time.perf_counter()

@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import shutil
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from fedrec.federation import wire
 from fedrec.federation.checkpoints import latest_checkpoint
 from fedrec.federation.checks import check_options, check_run
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
+from fedrec.federation.console import flower_lines, ray_log_args
 from fedrec.federation.ray_cluster import ray_head_address
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.store_floor import SIMULATED_FLOOR, StoreFloor
@@ -100,22 +103,20 @@ def simulate(
             raise ConfigError(f"--ray-address {ray_address}: this process is already connected to Ray; call ray.shutdown() first.")
         # The cluster's own resources count; Ray refuses num_cpus/resources when attaching.
         init_args = {"address": ray_address}
-        log.info("clients run on the Ray cluster at %s (1 CPU each)", ray_address)
     log.info("simulating %d %s clients%s for %s rounds", partition.num_clients, federation.partition,
              f" on {supernodes} SuperNodes" if federation.device_shards else "", federation.rounds or "the planned")
-    _flower_console(verbose=verbose)
+    flower_lines(verbose=verbose)
     started_ray = not ray.is_initialized()
     try:
-        with warnings.catch_warnings():
-            # Ray's tip asks to stop hiding GPUs from actors with num_gpus=0; our CPU clients should not see them.
-            warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
-            run_simulation(
-                server_app=server_app_for(train, federation),
-                client_app=client_app,
-                num_supernodes=supernodes,
-                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": init_args},
-                verbose_logging=verbose,
-            )
+        if started_ray:
+            _start_ray({**init_args, **ray_log_args(verbose=verbose)})
+        run_simulation(
+            server_app=server_app_for(train, federation),
+            client_app=client_app,
+            num_supernodes=supernodes,
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            verbose_logging=verbose,
+        )
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()  # leave a cluster this run joined (it keeps running), or stop the local one
@@ -135,28 +136,19 @@ def _removed_on_failure(run_dir: Path):
         raise
 
 
-def _flower_console(*, verbose: bool) -> None:
-    """Each Flower line said once, and only its warnings unless ``verbose``.
+def _start_ray(init_args: dict[str, Any]) -> None:
+    """Start Ray (or join the cluster at ``address``) before Flower would, to say so: it takes
+    seconds, and the first round then waits for each worker to load fedrec. Flower reuses a
+    started Ray; its workers get this process's import path, as Flower would give them."""
+    import ray
 
-    Flower's logger has its own console handler and also propagates to the root logger,
-    where Opacus' import-time ``logging.basicConfig`` put a second one: every Flower line
-    came out twice, DEBUG ones included. Flower's INFO lines repeat what fedrec's round line
-    says. Its notice that ``run_simulation`` is deprecated concerns how fedrec starts the
-    engine, nothing a user can act on.
-    """
-    from flwr.common.logger import FLOWER_LOGGER, set_logger_propagation, update_console_handler
-
-    set_logger_propagation(FLOWER_LOGGER, False)
-    if verbose:  # run_simulation(verbose_logging=True) shows Flower's DEBUG, with timestamps
-        FLOWER_LOGGER.removeFilter(_not_the_engine_notice)
-    else:
-        update_console_handler(level=logging.WARNING)
-        FLOWER_LOGGER.addFilter(_not_the_engine_notice)  # (adding it again is a no-op)
-
-
-def _not_the_engine_notice(record: logging.LogRecord) -> bool:
-    """Flower notices about how fedrec drives it, not about the user's run: the simulation
-    entry point's deprecation, and "federated evaluation will be skipped" when the server
-    evaluates instead (fedrec's recipes choose one or the other)."""
-    message = record.getMessage()
-    return "`run_simulation` function is deprecated" not in message and "Federated evaluation will be skipped" not in message
+    where = f"joining the Ray cluster at {init_args['address']}" if "address" in init_args else \
+        f"starting Ray ({init_args['num_cpus']} CPUs)"
+    log.info("%s for the clients (1 CPU each)", where)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Ray's tip asks to stop hiding GPUs from actors with num_gpus=0; our CPU clients should not see them.
+        warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+        path = os.pathsep.join([*sys.path, *filter(None, [os.environ.get("PYTHONPATH")])])
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **init_args)
+    log.info("Ray ready in %.1f s; round 1 also waits for each worker to load fedrec", time.perf_counter() - started)

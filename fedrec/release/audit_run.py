@@ -343,6 +343,8 @@ def audit_run(run_dir: str | Path, config: AuditConfig, *, baseline: Mapping[str
 
 def audit_subject(subject: Subject, config: AuditConfig, *, baseline: Mapping[str, Any] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
+    log.info("audit of %s: ranking %d test users with the model (one evaluation pass), then the checks",
+             subject.run.root, len(subject.test.users))
     evaluated = evaluation_pass(scorer(subject.model, subject.data.n_users), subject.test,
                                 mask_history=subject.mask_history, top_k=config.top_k)
     evaluated_at = time.perf_counter()
