@@ -42,10 +42,11 @@ log = logging.getLogger("fedrec.anonymize")
 def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path | Mapping | None = None,
                    link_stores: bool = False, l: int | None = None, scrub_text: bool = False,
                    reference_date: date | None = None, postcode_prefix: int = 3,
-                   report_dir: Path | None = None) -> AnonymizationReport:
+                   report_dir: Path | None = None, log_level: int = logging.INFO) -> AnonymizationReport:
     """Anonymize the log ``src`` (CSV or Parquet) into ``dst`` (CSV or Parquet, by suffix),
     readable by ``fedrec.data.load_dataset``. ``schema``: a JSON file or its dict (role ->
-    columns). With ``report_dir``, report.json and report.md are written there too."""
+    columns). With ``report_dir``, report.json and report.md are written there too.
+    ``log_level``: of its progress lines (a caller that says one line per file passes DEBUG)."""
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
@@ -54,7 +55,7 @@ def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path
         raise ConfigError(f"{dst}: the output would overwrite the input; write it to another path.")
     settings = _settings(k, l, link_stores, scrub_text, reference_date, postcode_prefix)
     table = open_table(src)
-    schema_, census, release, detections = _prepare(table, schema, settings, key)
+    schema_, census, release, detections = _prepare(table, schema, settings, key, log_level)
     sink_rows = int(census.customer_rows[~census.removed].sum())
     as_parquet = dst.suffix.lower() in PARQUET_SUFFIXES
     numeric = dict(census.numeric) if as_parquet else {}
@@ -74,8 +75,8 @@ def anonymize_file(src: Path, dst: Path, *, key: bytes, k: int = 5, schema: Path
                           seconds=time.perf_counter() - started)
     if report_dir is not None:
         write_report(report, Path(report_dir))
-    log.info("anonymize: %s -> %s: %d rows, %d pseudonymous users (%.0f s)", src, dst, report.rows_out,
-             report.users_out, report.seconds)
+    log.log(log_level, "anonymize: %s -> %s: %d rows, %d pseudonymous users (%.0f s)", src, dst, report.rows_out,
+            report.users_out, report.seconds)
     return report
 
 
@@ -122,8 +123,8 @@ def _settings(k, l, link_stores, scrub_text, reference_date, postcode_prefix) ->
                     reference_date=reference_date, postcode_prefix=postcode_prefix)
 
 
-def _prepare(table: Table, schema, settings: Settings, key: bytes):
-    """Roles, the personal-data check, pass 1 and the release plan."""
+def _prepare(table: Table, schema, settings: Settings, key: bytes, level: int = logging.INFO):
+    """Roles, the personal-data check, pass 1 and the release plan; progress lines at ``level``."""
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise ConfigError(f"the key must be the {KEY_BYTES} bytes of a key file; load it with load_key(KEYFILE).")
     declared = load_schema(schema) if isinstance(schema, (str, Path)) else schema
@@ -131,20 +132,20 @@ def _prepare(table: Table, schema, settings: Settings, key: bytes):
     output_columns(schema_, scrub_text=settings.scrub_text)
     schema_, detections, sampled = _check_columns(table, schema_, settings)
     if schema_.passed:
-        log.info("anonymize: published with no declared role: %s",
-                 "; ".join(f"{c} ({why})" for c, why in schema_.passed.items()))
+        log.log(level, "anonymize: published with no declared role: %s",
+                "; ".join(f"{c} ({why})" for c, why in schema_.passed.items()))
     if schema_.dropped_undeclared:
-        log.info("anonymize: dropped (no declared role; the schema says \"undeclared\": \"drop\"): %s",
-                 ", ".join(schema_.dropped_undeclared))
+        log.log(level, "anonymize: dropped (no declared role; the schema says \"undeclared\": \"drop\"): %s",
+                ", ".join(schema_.dropped_undeclared))
     started = time.perf_counter()
     census = scan(table, schema_, link_stores=settings.link_stores)
     removed = int(census.removed.sum())
-    log.info("anonymize: pass 1: %d rows, %d customers, %d of them opted out (%.1f s)", census.rows,
-             len(census.removed), removed, time.perf_counter() - started)
+    log.log(level, "anonymize: pass 1: %d rows, %d customers, %d of them opted out (%.1f s)", census.rows,
+            len(census.removed), removed, time.perf_counter() - started)
     started = time.perf_counter()
     release = plan_release(census, schema_, settings, key=key, source=table.name)
-    log.info("anonymize: k=%d reached: smallest class %d, %d users suppressed; pseudonyms drawn (%.1f s)",
-             settings.k, release.recoding.k, int(release.recoding.suppressed.sum()), time.perf_counter() - started)
+    log.log(level, "anonymize: k=%d reached: smallest class %d, %d users suppressed; pseudonyms drawn (%.1f s)",
+            settings.k, release.recoding.k, int(release.recoding.suppressed.sum()), time.perf_counter() - started)
     return schema_, census, release, (detections, sampled)
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,7 @@ from fedrec.anonymize.pipeline import copy_catalog
 from fedrec.anonymize.schema import load_schema
 from fedrec.data.partition.stores import store_label
 from fedrec.errors import ConfigError, DataError
+from fedrec.progress import time_left
 from fedrec.rundir import RunDir, atomic_write, write_json
 
 log = logging.getLogger("fedrec.anonymize")
@@ -50,18 +52,26 @@ def anonymize_stores(raw: Path, run_dir: Path, *, key_file: Path, k: int = 5, li
         )
     folder = RunDir(Path(run_dir)).anonymization
     folder.mkdir(parents=True, exist_ok=True)
-    parts = []
+    parts, undeclared = [], set()
+    stores = frame.groupby(store_column, sort=True)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedrec-store-logs-") as stores_disks:
-        for store, rows in frame.groupby(store_column, sort=True):
+        for done, (store, rows) in enumerate(stores, start=1):
             name = _file_name(str(store))
             own = Path(stores_disks) / f"{name}{raw.suffix.lower()}"
             _write_like(rows, own)
             out = folder / f"{name}.parquet"
             report = anonymize_file(own, out, key=key, k=k, schema=declared, link_stores=link_stores,
-                                    report_dir=folder / name)
-            log.info("store %s: %d rows, %d customers in; %d rows, %d customers out; k=%d", store,
-                     report.rows_in, report.customers_in, report.rows_out, report.users_out, report.k_achieved)
+                                    report_dir=folder / name, log_level=logging.DEBUG)  # one line a store, here
+            left = time_left(time.perf_counter() - started, done, stores.ngroups)
+            log.info("anonymize: store %s (%d of %d): %d rows, %d customers in; %d rows, %d customers out; k=%d%s",
+                     store, done, stores.ngroups, report.rows_in, report.customers_in, report.rows_out,
+                     report.users_out, report.k_achieved, f"; {left}" if left else "")
+            undeclared.update(report.undeclared_published)
             parts.append(out)
+    if undeclared:  # the same columns in every store's part, as a rule: said once
+        log.info("anonymize: published with no declared role: %s (each store's report in %s says why)",
+                 ", ".join(sorted(undeclared)), folder)
     union = folder / UNION
     copy_catalog(raw, union)  # the shop's item catalog is public: the run reads its attributes, the release its names
     atomic_write(union, lambda tmp: pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)

@@ -4,6 +4,7 @@ again whenever what shapes it changed, not only the raw log."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError, DataError
 from fedrec.federation import wire
 from fedrec.federation.client import locate_site
-from fedrec.federation.store_logs import OWN_COPY, OWN_COPY_SETTINGS, anonymize_own_log
+from fedrec.federation.store_logs import OWN_COPY, OWN_COPY_SETTINGS, anonymize_own_log, anonymize_stores
 
 
 def test_the_own_copy_is_made_again_when_k_or_the_key_changes(tmp_path):
@@ -76,3 +77,20 @@ def test_a_ledger_kept_under_a_stores_old_positional_name_is_not_silently_left_b
         locate_site(config, train, federation, None)
     (state / "store-0.privacy.json").rename(state / "store-S01.privacy.json")
     assert locate_site(config, train, federation, None).name == "store-S01"
+
+
+def test_each_store_of_a_simulation_says_its_anonymization_in_one_line_the_details_at_debug(tmp_path, caplog):
+    raw, _ = fedrec.synth(tmp_path / "raw.csv", stores=3, users=240, seed=3)
+    key = fedrec.make_key(tmp_path / "store.key")
+
+    with caplog.at_level(logging.DEBUG, logger="fedrec.anonymize"):
+        anonymize_stores(raw, tmp_path / "run", key_file=key, k=3)
+
+    said = [r.getMessage() for r in caplog.records if r.name == "fedrec.anonymize" and r.levelno == logging.INFO]
+    stores = [line for line in said if line.startswith("anonymize: store ")]
+    assert [line.split(" (")[1][:6] for line in stores] == ["1 of 3", "2 of 3", "3 of 3"]
+    assert "left" in stores[0] and "left" not in stores[-1]  # the time left, until the last one
+    others = [line for line in said if line not in stores]  # the undeclared columns once, the shop's catalog copied
+    assert len(others) == 2 and "published with no declared role" in others[0] and "item catalog" in others[1]
+    details = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum("anonymize: pass 1" in line for line in details) == 3
