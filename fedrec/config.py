@@ -171,11 +171,11 @@ class FederationConfig(_Mapped):
                                     "epochs of steps: 220 on Beauty)")
     fraction: float | None = _opt(None, "share of clients sampled per round")
     local_epochs: int | None = _opt(None, "epochs each sampled client trains per round")
-    strategy: str = _opt(
-        "fedavgm", "server aggregation: FedAvg, FedAvg with server momentum, or server-side Adam (Reddi et al. 2021)",
+    strategy: str | None = _opt(
+        None, "server aggregation: FedAvg, FedAvg with server momentum, or server-side Adam (Reddi et al. 2021)",
         ("fedavg", "fedavgm", "fedadam"),
     )
-    server_lr: float = _opt(1.0, "fedavgm/fedadam: server learning rate on the averaged update")
+    server_lr: float | None = _opt(None, "fedavgm/fedadam: server learning rate on the averaged update")
     server_momentum: float | None = _opt(None, "fedavgm: server momentum (0 = plain FedAvg); fedadam: beta_1")
     client_lr_decay: float | None = _opt(None, "client learning rate of round r is lr * client_lr_decay ** (r - 1)")
     keep_optimizer_state: bool = _opt(
@@ -256,11 +256,11 @@ class FederationConfig(_Mapped):
             raise ConfigError(f"round_timeout={self.round_timeout} must be > 0.")
         if self.eval_users is not None and self.eval_users < 0:
             raise ConfigError(f"eval_users={self.eval_users} must be >= 0 (0 = all users).")
-        if not 0.0 < self.server_lr < float("inf"):
+        if self.server_lr is not None and not 0.0 < self.server_lr < float("inf"):
             raise ConfigError(f"server_lr={self.server_lr} must be a finite number > 0.")
         if self.server_momentum is not None and not 0.0 <= self.server_momentum < 1.0:
             raise ConfigError(f"server_momentum={self.server_momentum} must be in [0, 1).")
-        if self.strategy not in ("fedavg", "fedavgm", "fedadam"):
+        if self.strategy is not None and self.strategy not in ("fedavg", "fedavgm", "fedadam"):
             raise ConfigError(f"strategy={self.strategy!r} is not one of fedavg, fedavgm, fedadam.")
         if self.client_lr_decay is not None and not 0.0 < self.client_lr_decay <= 1.0:
             raise ConfigError(f"client_lr_decay={self.client_lr_decay} must be in (0, 1]; 1 keeps the learning rate fixed.")

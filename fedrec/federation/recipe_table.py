@@ -10,7 +10,8 @@ import dataclasses
 from typing import Any
 
 from fedrec.config import FederationConfig, TrainConfig
-from fedrec.federation.recipes import CROSS_DEVICE, DEVICE_SHARDS, STORE_RECIPES, resolve_run
+from fedrec.federation.recipes import (
+    CROSS_DEVICE, CROSS_DEVICE_PLAIN, DEVICE_OPTIMIZER, DEVICE_SHARDS, STORE_RECIPES, resolve_run)
 from fedrec.models.registry import model_class
 from fedrec.privacy.modes import BUILT_IN, privacy_mode
 
@@ -58,7 +59,11 @@ def document() -> str:
              "page equal to it. A cell is what a run resolves to when the option is not given, on data with",
              "catalog attributes; `-` is unset. Cross-device (`--partition user`) runs also take: "
              + "; ".join(f"{m}: " + ", ".join(f"{k.replace('_', '-')} {_show(v)}" for k, v in CROSS_DEVICE[m].items())
-                         for m in models) + f"; in `fedrec simulate` without DP or SecAgg+, device-shards {DEVICE_SHARDS} "
+                         for m in models) + "; and without DP: "
+             + "; ".join(f"{m}: optimizer {DEVICE_OPTIMIZER[m][0]}, lr {_show(DEVICE_OPTIMIZER[m][1])}, "
+                         + ", ".join(f"{k.replace('_', '-')} {_show(v)}" for k, v in CROSS_DEVICE_PLAIN[m].items())
+                         for m in models if m in CROSS_DEVICE_PLAIN)
+             + f"; in `fedrec simulate` without DP or SecAgg+, device-shards {DEVICE_SHARDS} "
              "(docs/devices.md). Why each value: docs/results.md.", ""]
     for model in models:
         parts += [f"## {model}", "", table(model), ""]

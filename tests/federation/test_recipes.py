@@ -25,6 +25,21 @@ def test_federated_lstm_defaults_to_the_mime_recipe():
     assert (federation.server_eval, federation.fraction, federation.eval_users) == (True, 1.0, 0)
 
 
+def test_devices_without_dp_default_to_fedsgd_with_the_servers_adam():
+    """One local SGD step a device, FedAdam at the centralised Adam rate (docs/results.md)."""
+    train, federation = resolved(model="lstm", partition="user")
+    assert (train.optimizer, train.lr) == ("sgd", 10.0)
+    assert (federation.strategy, federation.server_lr, federation.server_momentum, federation.local_epochs,
+            federation.rounds, federation.fraction) == ("fedadam", 0.003, 0.9, 1, 300, 0.01)
+    # A server optimizer of the user's own keeps the model's client recipe; so do DP and the unmeasured MLP.
+    chosen, federation = resolved(model="lstm", partition="user", strategy="fedavgm")
+    assert (chosen.optimizer, federation.strategy, federation.server_lr, federation.local_epochs) == ("adam", "fedavgm", 1.0, 2)
+    central, federation = resolved(model="lstm", partition="user", dp="central", noise_multiplier=1.0)
+    assert (central.optimizer, federation.strategy) == ("adam", "fedavgm")
+    mlp, federation = resolved(model="mlp", partition="user")
+    assert (mlp.optimizer, federation.strategy, federation.local_epochs) == ("adam", "fedavgm", 2)
+
+
 def test_an_optimizer_alone_brings_its_own_learning_rate():
     sgd, federation = resolved(model="lstm", optimizer="sgd")
     central = model_class("lstm").resolve_config(TrainConfig(model="lstm", optimizer="sgd"))
