@@ -21,7 +21,7 @@ def check_options(train: TrainConfig, federation: FederationConfig) -> None:
                                  uses_popularity_prior=model_class(train.model).uses_popularity_prior)
     check_drift_correction(train, federation)
     check_secure_aggregation(train, federation)
-    check_device_shards(train, federation, private=privacy_mode(train.dp).private)
+    check_device_shards(train, federation)
 
 
 def check_run(train: TrainConfig, federation: FederationConfig, catalog: Interactions) -> None:

@@ -9,13 +9,17 @@ over only the devices that trained it and that row's weight. The server then ave
 shards exactly as it would have averaged the devices. A round costs the devices' compute plus
 one message per shard, instead of one Ray actor call and message per device.
 
+Under central DP (``--dp central``) the server draws the cohort by secret Poisson sampling
+and a shard replies the sum of its devices' clipped updates instead
+(fedrec.federation.device_central_dp).
+
 A shard that sums its devices' updates in clear is a trusted aggregator: that is a
 simulation device, never a deployment recipe (deployed, each device is its own SuperNode).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -26,7 +30,9 @@ from flwr.serverapp.strategy import Strategy
 from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
+from fedrec.federation.device_central_dp import ClippedSum
 from fedrec.federation.wrapping import WrappingStrategy
+from fedrec.privacy.modes import privacy_mode
 
 
 def sample_devices(n_devices: int, fraction: float, seed: int, round_number: int) -> list[int]:
@@ -47,15 +53,16 @@ def averages_touched_rows(federation: FederationConfig) -> bool:
     return bool(federation.touched_rows) and federation.drift_correction != "mime"
 
 
-def check_device_shards(train: TrainConfig, federation: FederationConfig, *, private: bool) -> None:
+def check_device_shards(train: TrainConfig, federation: FederationConfig) -> None:
     """What a shard of devices cannot do yet, refused before the run."""
     if not federation.device_shards:
         return
     if federation.partition != "user":
         raise ConfigError("--device-shards hosts one-user devices; use it with --partition user (or drop it).")
-    if private:
-        raise ConfigError("--device-shards trains devices without DP for now (a shard would have to clip and noise each "
-                          "device, which is the next step); use --device-shards 0 (one SuperNode per device) under --dp.")
+    if privacy_mode(train.dp).stores_add_noise:
+        raise ConfigError(f"--device-shards trains devices without DP or under --dp central (the server adds the noise); "
+                          f"--dp {train.dp} would need each device to noise its own update: use --device-shards 0 (one "
+                          "SuperNode per device) or --dp central.")
     if federation.secagg:
         raise ConfigError("--device-shards sums its devices in clear (a simulation device); SecAgg+ over devices needs "
                           "--device-shards 0, one SuperNode per device.")
@@ -146,14 +153,16 @@ class DeviceSampling(WrappingStrategy):
     config; the shards' replies are merged row by row (each item row over the devices that
     trained it, across shards) before the wrapped strategy averages them."""
 
-    def __init__(self, inner: Strategy, *, n_devices: int, fraction: float, seed: int, row_averaging: bool) -> None:
+    def __init__(self, inner: Strategy, *, cohort: Callable[[int], list[int]], row_averaging: bool) -> None:
+        """``cohort(round)``: the round's devices (``sample_devices`` from the seed, or under
+        central DP ``secret_poisson_cohort``)."""
         super().__init__(inner)
-        self.n_devices, self.fraction, self.seed, self.row_averaging = n_devices, fraction, seed, row_averaging
+        self.cohort, self.row_averaging = cohort, row_averaging
         self.sampled: dict[int, int] = {}  # devices per round, for the logs
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         round_number = server_round + int(config.get(wire.ROUND_OFFSET, 0))
-        devices = sample_devices(self.n_devices, self.fraction, self.seed, round_number)
+        devices = self.cohort(round_number)
         self.sampled[server_round] = len(devices)
         return self.inner.configure_train(server_round, arrays, ConfigRecord({**config, wire.SHARD_DEVICES: devices}), grid)
 
@@ -193,14 +202,16 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
                 ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray] | None]:
     """A shard's train reply (arrays, metrics, Mime's statistics or None): each of its sampled
     devices trained as a deployed device trains (its own site, its own private state), one
-    after another, summed (ShardSum)."""
+    after another, summed (ShardSum; under central DP each clipped first: ClippedSum)."""
     from fedrec.federation.client import (  # a device's own code
         build_client_model, locate_site, partitioned, round_config, stepping_config, train_client)
     from fedrec.models.registry import model_class, shares_every_parameter
 
     shard, shards = int(node_config[wire.NODE_PARTITION_ID]), int(node_config[wire.NODE_NUM_PARTITIONS])
     n_devices = partitioned(train, federation)[1].num_clients
-    total = ShardSum(global_state, model_class(train.model).item_row_parameters)
+    clipped = privacy_mode(train.dp).server_adds_noise
+    total = (ClippedSum(global_state, train.max_grad_norm) if clipped
+             else ShardSum(global_state, model_class(train.model).item_row_parameters))
     reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
     for device in hosted(devices, shard, shards):
         site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
@@ -211,4 +222,6 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
         update = train_client(site, train, federation, global_state, round_number, global_control, run=run, reuse=reused)
         total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]),
                   update.control_change)
+    if clipped:
+        return (*total.reply(), None)
     return (*total.reply(row_averaging=averages_touched_rows(federation)), total.statistics_reply())

@@ -40,7 +40,8 @@ from fedrec.federation.wire_contract import disclosed_under
 from fedrec.models import create_model
 from fedrec.models.registry import load_model, model_class
 from fedrec.models.torch_model import TorchRecommender
-from fedrec.privacy.central_dp import SERVER, central_ledger, record_central_round
+from fedrec.privacy.central_dp import (
+    SERVER, central_ledger, device_ledgers, epsilons_by_viewer, record_central_round, record_device_round)
 from fedrec.privacy.distributed_dp import RunLedgers
 from fedrec.privacy.ledger import load_run_ledger, save_run_ledger
 from fedrec.privacy.modes import privacy_mode
@@ -111,7 +112,11 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         ledgers.before_asking = lambda server_round: write_text(RunDir(run_dir).privacy / ASKED_FILE, str(offset + server_round))
     if checkpoint:
         restore_server_optimizer_state(strategy, checkpoint.server_optimizer)
-    if mode.server_adds_noise:
+    on_devices = mode.server_adds_noise and bool(federation.device_shards)  # secret Poisson cohorts: two viewers
+    if on_devices:
+        for name, ledger in device_ledgers(train, partitioned(train, federation)[1].num_clients).items():
+            ledgers.privacy_ledgers.setdefault(name, ledger)
+    elif mode.server_adds_noise:
         ledgers.privacy_ledgers.setdefault(SERVER, central_ledger(train, federation.min_available))
     distributed = RunLedgers(plan, ledgers.privacy_ledgers, secure=federation.secagg) if plan else None
     state_dir = Path(federation.state_dir).expanduser() if federation.state_dir else RunDir(run_dir).client_state
@@ -147,7 +152,10 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
             record["client_metrics"] = dict(client_metrics)
         record["failures"] = strategy.failures_per_round.get(server_round, 0)
         record.update(secure_notes.get(server_round, {}))
-        if mode.server_adds_noise:
+        if on_devices:
+            record_device_round(ledgers.privacy_ledgers, round_number, train.noise_multiplier, federation.fraction)
+            record.update(epsilons_by_viewer(ledgers.privacy_ledgers))
+        elif mode.server_adds_noise:
             record_central_round(ledgers.privacy_ledgers[SERVER], round_number, train.noise_multiplier)
         if distributed is not None:
             distributed.record_round(round_number)

@@ -6,6 +6,7 @@ strategy and passes through what it does not change (``WrappingStrategy``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Iterable
 
@@ -18,7 +19,8 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, Strategy
 from fedrec.config import FederationConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
-from fedrec.federation.device_shards import DeviceSampling, averages_touched_rows
+from fedrec.federation.device_central_dp import DeviceCentralDP, secret_poisson_cohort
+from fedrec.federation.device_shards import DeviceSampling, averages_touched_rows, sample_devices
 from fedrec.federation.distributed_step import DistributedDPStep
 from fedrec.federation.ledger_collection import LedgerCollection
 from fedrec.federation.mime import MIME, MimeStatistics
@@ -106,7 +108,9 @@ def build_strategy(
     ``server_noise=(noise_multiplier, clipping_norm)`` wraps it in Flower's server-side DP (secret
     noise; the mode's ``server_adds_noise``); ``joint_step=(global model, plan)`` (``joint_dp_sgd``) replaces the averaging with a DP-SGD step on the
     stores' noise shares (the round then needs the plan's survivors). ``devices=(devices, seed)``
-    (``--device-shards``): the server samples devices and every shard trains its sampled ones."""
+    (``--device-shards``): the server samples devices and every shard trains its sampled ones;
+    with ``server_noise`` the cohorts are secret Poisson draws and the devices clip their own
+    updates (fedrec.federation.device_central_dp)."""
     common = dict(
         fraction_train=1.0 if devices else federation.fraction,  # shards: every one; the devices are sampled
         fraction_evaluate=federation.fraction_evaluate,
@@ -128,7 +132,11 @@ def build_strategy(
         inner = FedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
     else:
         inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
-    if server_noise is not None:
+    if server_noise is not None and devices:  # no touched-row averaging under DP (see below)
+        noise_multiplier, clipping_norm = server_noise
+        inner = DeviceCentralDP(inner, noise_multiplier=noise_multiplier, clipping_norm=clipping_norm,
+                                expected_cohort=federation.fraction * devices[0])
+    elif server_noise is not None:
         # No touched-row averaging here: it would weigh a client's rows beyond the clipping bound.
         noise_multiplier, clipping_norm = server_noise
         inner = SecretServerSideFixedClipping(
@@ -142,8 +150,10 @@ def build_strategy(
     elif row_keys and federation.touched_rows and not devices:
         inner = TouchedRowsAveraging(inner, row_keys=row_keys)
     if devices:  # outermost: the sampled devices ride in the config every inner wrapper passes on
-        inner = DeviceSampling(inner, n_devices=devices[0], fraction=federation.fraction, seed=devices[1],
-                               row_averaging=bool(row_keys) and averages_touched_rows(federation))
+        cohort = (functools.partial(secret_poisson_cohort, devices[0], federation.fraction) if server_noise is not None
+                  else functools.partial(sample_devices, devices[0], federation.fraction, devices[1]))
+        inner = DeviceSampling(inner, cohort=cohort,
+                               row_averaging=bool(row_keys) and averages_touched_rows(federation) and server_noise is None)
     ledgers = LedgerCollection(inner, min_successes=federation.min_clients)
     return TolerantStrategy(ledgers, min_successes=federation.min_clients)
 

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import opacus
 from opacus.accountants import create_accountant
 
+from fedrec.privacy.central_dp import against_whom
 from fedrec.privacy.distributed_dp import EARLIER_MECHANISMS, MECHANISM
 from fedrec.privacy.ledger import ClientLedger, epsilon_of, load_run_ledger
 from fedrec.privacy.noise_check import CHECK_COORDINATES, FALSE_ALARM_PER_RUN, load_noise_checks
@@ -72,6 +73,8 @@ def write_privacy_report(run_dir: Path) -> Path:
         report["disclosed_outside_accounting"] = json.loads(disclosed.read_text(encoding="utf-8"))
     if ledgers:
         report["customer_of_several_stores"] = [found for k in STORES if (found := several_stores(ledgers, k))]
+    if ledgers and (viewers := against_whom(ledgers)):
+        report["epsilon_against"] = viewers
     checks = load_noise_checks(run_dir)
     if checks:
         report["noise_check"] = noise_check_summary(checks)
@@ -81,12 +84,22 @@ def write_privacy_report(run_dir: Path) -> Path:
         markdown += several_stores_section(report["customer_of_several_stores"])
     if "noise_check" in report:
         markdown += noise_check_section(report["noise_check"])
+    if "epsilon_against" in report:
+        markdown += against_whom_section(report["epsilon_against"], report["delta"])
     if "disclosed_outside_accounting" in report:
         markdown += disclosed_section(report["disclosed_outside_accounting"])
     if "empirical_audit" in report:
         markdown += "\n## Privacy audit\n\n" + audit_sentence(report) + " Details: attacks.md.\n"
     write_text(folder / REPORT_MD, markdown)
     return folder / REPORT_JSON
+
+
+def against_whom_section(viewers: dict[str, Any], delta: float) -> str:
+    """Central DP on devices: the epsilon against outsiders with the release and against the server."""
+    return ("\n## Against whom\n\n"
+            f"- outsiders with the release: ε={viewers['epsilon_outsiders']:.3f} (δ={delta:.1e}), with the sampling rate\n"
+            f"- the server (it sees who took part): ε={viewers['epsilon_server']:.3f} (δ={delta:.1e}), rate 1\n\n"
+            + viewers["which_holds"] + "\n")
 
 
 def disclosed_section(disclosed: dict[str, Any]) -> str:

@@ -73,14 +73,18 @@ def test_shards_average_to_what_the_devices_average_to(row_averaging, monkeypatc
 
 
 @pytest.mark.parametrize("changes, named", [
-    ({"dp": "local", "target_epsilon": 8.0}, "without DP"), ({"secagg": True}, "SecAgg+"), ({"partition": "store"}, "--partition user"),
+    ({"dp": "local", "target_epsilon": 8.0}, "--dp central"), ({"secagg": True}, "SecAgg+"), ({"partition": "store"}, "--partition user"),
 ])
 def test_what_a_shard_cannot_do_yet_is_refused(changes, named):
     train = TrainConfig(**{k: v for k, v in changes.items() if k in ("dp", "target_epsilon")})
     federation = FederationConfig(**{"partition": "user", "device_shards": 4,
                                      **{k: v for k, v in changes.items() if k in ("secagg", "partition")}})
     with pytest.raises(ConfigError, match=named):
-        check_device_shards(train, federation, private=train.dp != "off")
+        check_device_shards(train, federation)
+
+
+def test_shards_take_central_dp_where_the_server_adds_the_noise():
+    check_device_shards(TrainConfig(dp="central", noise_multiplier=1.0), FederationConfig(partition="user", device_shards=4))
 
 
 @pytest.mark.parametrize("drift_correction", ["none", "mime"])
