@@ -224,3 +224,113 @@ def test_the_profile_attack_reads_a_store_that_sends_its_audit_sums_in_clear(sto
     """Planted weakness: the store sends its sums where only their layout should go."""
     monkeypatch.setattr(client_app, "layout", lambda packed: packed)
     assert server_reads_a_stores_item_profile(store, secure=True)
+
+
+# Devices in shards under central DP (fedrec.federation.device_central_dp): the server holds the
+# run config, the code, the cohort it drew and every shard's reply. A shard's reply is a sum of
+# its sampled devices' clipped updates, so even a shard with one sampled device shows the server
+# no device's unclipped update.
+DEVICE_SHARDS = 3
+COHORT = [0, 1, 4]  # shard 0 holds device 0 alone; shard 1 holds devices 1 and 4 (d mod 3); shard 2 none
+
+
+@pytest.fixture
+def device_run(tmp_path):
+    """(train, federation, global state) of a --dp central run on 12 one-user devices in 3 shards."""
+    from conftest import resolved, write_chain_sequences
+    from fedrec.config import FederationConfig
+    from fedrec.federation.client import partitioned
+
+    data = write_chain_sequences(tmp_path / "devices.txt", n_users=12, n_items=10)
+    train = TrainConfig(model="lstm", data=str(data), dp="central", noise_multiplier=NOISE, max_grad_norm=1e-3, dim=8,
+                        dropout=0.0, threads=1, seed=SEED)
+    train, federation = resolved(train, FederationConfig(partition="user", device_shards=DEVICE_SHARDS, fraction=0.5))
+    n_items = partitioned(train, federation)[0].n_items
+    return train, federation, create_model("lstm", train, n_users=0, n_items=n_items).shareable_state()
+
+
+@pytest.fixture
+def unclipped_devices(monkeypatch):
+    """Planted weakness: a shard that sends its devices' updates as they are (no clipping)."""
+    from fedrec.federation import device_central_dp
+
+    monkeypatch.setattr(device_central_dp, "clip_update", lambda update, clipping_norm: 0.0)
+
+
+def _flat_update(arrays) -> np.ndarray:
+    return np.concatenate([np.asarray(arrays[k], dtype=np.float64).reshape(-1) for k in sorted(arrays)])
+
+
+def unclipped_update(train, federation, global_state, device: int) -> np.ndarray:
+    """The oracle (never the server's): the device's own update, trained as a device trains."""
+    from fedrec.federation.client import locate_site, partitioned, train_client
+
+    n_devices = partitioned(train, federation)[1].num_clients
+    site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation, None)
+    shared = train_client(site, train, federation, global_state, 1).shared
+    return _flat_update({k: (shared[k].double() - v.double()).numpy() for k, v in global_state.items() if v.is_floating_point()})
+
+
+def server_reads_an_unclipped_device_update(train, federation, global_state) -> bool:
+    """The attack, on every shard's reply to one round: a reply longer than its devices' clips
+    carries unclipped updates; a reply of one device is read as that device's update, and the
+    attack succeeds when it equals the device's unclipped update (longer than the clip here)."""
+    from fedrec.federation.device_shards import hosted, train_shard
+
+    for shard in range(DEVICE_SHARDS):
+        devices = hosted(COHORT, shard, DEVICE_SHARDS)
+        node = {wire.NODE_PARTITION_ID: shard, wire.NODE_NUM_PARTITIONS: DEVICE_SHARDS}
+        arrays, metrics, _ = train_shard(node, train, federation, global_state, 1, COHORT, state_dir=None, run="run-1")
+        reply = _flat_update(arrays)
+        assert metrics[wire.NUM_USERS] == len(devices)  # the cohort: the server drew it, it knows it anyway
+        if np.linalg.norm(reply) > len(devices) * train.max_grad_norm * (1 + 1e-5):
+            return True
+        if len(devices) == 1:
+            truth = unclipped_update(train, federation, global_state, devices[0])
+            assert np.linalg.norm(truth) > 10 * train.max_grad_norm  # so clipping changes it
+            if np.allclose(reply, truth, rtol=1e-4, atol=1e-8):
+                return True
+    return False
+
+
+def test_a_shard_reply_under_central_dp_shows_no_devices_unclipped_update(device_run):
+    assert not server_reads_an_unclipped_device_update(*device_run)
+
+
+def test_the_update_attack_reads_a_shard_that_skips_the_devices_clip(device_run, unclipped_devices):
+    assert server_reads_an_unclipped_device_update(*device_run)
+
+
+def outsider_strips_the_servers_noise(train, federation, global_state) -> bool:
+    """The attack of an outsider with the release before and after a round and the run config
+    (its seed): run the server's own noise code (a zero sum, the key the code makes) and
+    subtract what it drew. Without noise the step is the cohort's clipped sum over q x N, norm
+    at most clip x cohort / (qN); anything longer is noise the outsider could not remove."""
+    from flwr.app import Array, ArrayRecord
+    from flwr.serverapp.strategy import FedAvg
+    from fedrec.federation.device_central_dp import DeviceCentralDP, noisy_mean
+    from fedrec.federation.device_shards import train_shard
+
+    expected = federation.fraction * 12
+    server = DeviceCentralDP(FedAvg(), noise_multiplier=train.noise_multiplier, clipping_norm=train.max_grad_norm,
+                             expected_cohort=expected)
+    server.global_arrays = ArrayRecord({key: Array(value.numpy()) for key, value in global_state.items()})
+    sums = [ArrayRecord({k: Array(v) for k, v in train_shard({wire.NODE_PARTITION_ID: shard, wire.NODE_NUM_PARTITIONS: 3},
+                                                             train, federation, global_state, 1, COHORT, state_dir=None,
+                                                             run="run-1")[0].items()}) for shard in range(DEVICE_SHARDS)]
+    released = server.release(sums)
+    floats = {k: v.numpy() for k, v in global_state.items() if v.is_floating_point()}
+    drawn = noisy_mean({k: np.zeros(v.shape) for k, v in floats.items()}, noise_multiplier=train.noise_multiplier,
+                       clipping_norm=train.max_grad_norm, expected_cohort=expected, noise=SecretNoise.fresh())
+    residual = _flat_update({k: released[k].astype(np.float64) - v - drawn[k] for k, v in floats.items()})
+    noise_norm = train.noise_multiplier * train.max_grad_norm * residual.size ** 0.5 / expected
+    assert noise_norm > 10 * len(COHORT) * train.max_grad_norm / expected  # the test can tell noise from the sum
+    return float(np.linalg.norm(residual)) <= 1.01 * len(COHORT) * train.max_grad_norm / expected
+
+
+def test_an_outsider_with_the_seed_cannot_strip_the_servers_noise(device_run):
+    assert not outsider_strips_the_servers_noise(*device_run)
+
+
+def test_the_noise_stripping_attack_succeeds_against_seeded_server_noise(device_run, seeded_noise):
+    assert outsider_strips_the_servers_noise(*device_run)
