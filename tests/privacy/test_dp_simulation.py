@@ -13,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from opacus.accountants import RDPAccountant
+
+from conftest import write_chain_sequences
 
 from fedrec.federation.checkpoints import checkpoint_path, load_checkpoint
 from fedrec.models import load_model
@@ -126,3 +129,29 @@ def test_central_dp_cross_device_run_is_accounted_at_the_server(chain_file, tmp_
     assert report["epsilon_max"] == server["epsilon"] == epsilon_of([(0.8, 1.0, 3)], server["delta"])
     document = json.loads((out / "metrics.json").read_text())
     assert document["rounds"][-1]["epsilon_max"] == report["epsilon_max"]
+
+
+def test_central_dp_on_device_shards_reports_both_epsilons_and_its_noise_is_not_the_seeds(tmp_path):
+    """Devices in 3 shards, the server adding the noise: the run finishes, its report and metrics
+    hold the epsilon against outsiders (rate q = 0.5) and against the server (q = 1), and a second
+    run with the same --seed ends elsewhere (noise and cohorts are secret draws, not the seed's)."""
+    data = write_chain_sequences(tmp_path / "chains.txt", n_users=24, n_items=12)
+    models = []
+    for name in ("run", "again"):
+        out = tmp_path / name
+        result = fedrec("simulate", "--model", "lstm", "--data", str(data), "--partition", "user", "--dp", "central",
+                        "--noise-multiplier", "1.0", "--device-shards", "3", "--fraction", "0.5", "--rounds", "2",
+                        "--seed", "7", *SMALL, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "secret Gaussian noise" in result.stderr
+        models.append(torch.load(out / "model.pt", weights_only=False)["state"])
+    report = json.loads((tmp_path / "run" / "privacy" / "report.json").read_text())
+    against, delta = report["epsilon_against"], report["delta"]
+    assert delta < 1 / 24
+    assert against["epsilon_outsiders"] == pytest.approx(epsilon_of([(1.0, 0.5, 2)], delta))
+    assert against["epsilon_server"] == pytest.approx(epsilon_of([(1.0, 1.0, 2)], delta)) == report["epsilon_max"]
+    assert against["epsilon_outsiders"] < against["epsilon_server"] and "holds against" in against["which_holds"]
+    last = json.loads((tmp_path / "run" / "metrics.json").read_text())["rounds"][-1]
+    assert (last["epsilon_outsiders"], last["epsilon_server"]) == (against["epsilon_outsiders"], against["epsilon_server"])
+    assert "Against whom" in (tmp_path / "run" / "privacy" / "report.md").read_text()
+    assert any(not torch.equal(models[0][key], models[1][key]) for key in models[0] if models[0][key].is_floating_point())
