@@ -44,7 +44,7 @@ def secret_poisson_cohort(n_devices: int, rate: float, round_number: int) -> lis
                                                                       step=0))
 
 
-def clip_update(update: list[np.ndarray], clipping_norm: float) -> float:
+def clip_update(update: list[np.ndarray], *, clipping_norm: float) -> float:
     """Scale ``update`` in place to L2 norm at most ``clipping_norm`` (Flower's FlatClip);
     returns its norm before clipping."""
     norm = get_norm(update)
@@ -59,7 +59,7 @@ class ClippedSum:
     out. No example weights and no row averaging: either would let one device count for more
     than its clipped update."""
 
-    def __init__(self, global_state: Mapping[str, torch.Tensor], clipping_norm: float) -> None:
+    def __init__(self, global_state: Mapping[str, torch.Tensor], *, clipping_norm: float) -> None:
         self.global_state = {key: value for key, value in global_state.items() if value.is_floating_point()}
         self.clipping_norm = clipping_norm
         self.totals = {key: np.zeros(tuple(value.shape)) for key, value in self.global_state.items()}
@@ -71,7 +71,7 @@ class ClippedSum:
             raise ConfigError("a device's drift statistics would reach the server unclipped under --dp central; drop "
                               "--drift-correction.")
         update = [shared[key].detach().double().numpy() - start.double().numpy() for key, start in self.global_state.items()]
-        if clip_update(update, self.clipping_norm) > self.clipping_norm:
+        if clip_update(update, clipping_norm=self.clipping_norm) > self.clipping_norm:
             self.clipped += 1
         for key, part in zip(self.global_state, update):
             self.totals[key] += part

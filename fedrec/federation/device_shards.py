@@ -210,7 +210,7 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
     shard, shards = int(node_config[wire.NODE_PARTITION_ID]), int(node_config[wire.NODE_NUM_PARTITIONS])
     n_devices = partitioned(train, federation)[1].num_clients
     clipped = privacy_mode(train.dp).server_adds_noise
-    total = (ClippedSum(global_state, train.max_grad_norm) if clipped
+    total = (ClippedSum(global_state, clipping_norm=train.max_grad_norm) if clipped
              else ShardSum(global_state, model_class(train.model).item_row_parameters))
     reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
     for device in hosted(devices, shard, shards):

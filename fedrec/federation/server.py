@@ -185,7 +185,9 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         log.info(
             "round %d/%d: %s, %d failed, %.1f s%s%s%s",
             round_number, federation.rounds, measured, record["failures"], record["wall_seconds"],
-            f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else "",
+            (f", epsilon {record['epsilon_outsiders']:.3f} against outsiders, {record['epsilon_server']:.3f} against the "
+             "server" if "epsilon_server" in record else
+             f", epsilon max {record['epsilon_max']:.3f}, {record['refused']} refused" if "epsilon_max" in record else ""),
             f", noise check {_fmt(record['noise_check_ratio'])}" if "noise_check_ratio" in record else "",
             f", {left}" if left else "",
         )

@@ -254,7 +254,7 @@ def unclipped_devices(monkeypatch):
     """Planted weakness: a shard that sends its devices' updates as they are (no clipping)."""
     from fedrec.federation import device_central_dp
 
-    monkeypatch.setattr(device_central_dp, "clip_update", lambda update, clipping_norm: 0.0)
+    monkeypatch.setattr(device_central_dp, "clip_update", lambda update, *, clipping_norm: 0.0)
 
 
 def _flat_update(arrays) -> np.ndarray:

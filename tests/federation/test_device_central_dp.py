@@ -35,7 +35,7 @@ def test_a_device_whose_update_exceeds_the_clip_contributes_exactly_the_clip():
     start = _global_state()
     long = {key: value + 3.0 if value.is_floating_point() else value for key, value in start.items()}
     short = {key: value + 0.01 if value.is_floating_point() else value for key, value in start.items()}
-    total = ClippedSum(start, CLIP)
+    total = ClippedSum(start, clipping_norm=CLIP)
     total.add(long, weight=5.0, loss=1.0)
     arrays, metrics = total.reply()
     assert set(arrays) == {"item_embedding.weight", "output.bias"} and metrics["num-users"] == 1
