@@ -54,15 +54,17 @@ def clip_update(update: list[np.ndarray], *, clipping_norm: float) -> float:
 
 
 class ClippedSum:
-    """A shard's reply under central DP: the sum (float64) of its devices' clipped updates,
-    every float array of the shared model; integer tables are lookups, not updates, and stay
-    out. No example weights and no row averaging: either would let one device count for more
-    than its clipped update."""
+    """A shard's reply under central DP: the sum of its devices' clipped updates over every
+    float array of the shared model (one flat vector: a device costs a few passes over it);
+    integer tables are lookups, not updates, and stay out. No example weights and no row
+    averaging: either would let one device count for more than its clipped update."""
 
     def __init__(self, global_state: Mapping[str, torch.Tensor], *, clipping_norm: float) -> None:
-        self.global_state = {key: value for key, value in global_state.items() if value.is_floating_point()}
+        self.shapes = {key: value.shape for key, value in global_state.items() if value.is_floating_point()}
+        self.dtypes = {key: global_state[key].numpy().dtype for key in self.shapes}
+        self.start = torch.cat([global_state[key].detach().reshape(-1).float() for key in self.shapes]).numpy()
+        self.total = np.zeros(len(self.start))  # float64: the sum of up to a cohort of clipped updates
         self.clipping_norm = clipping_norm
-        self.totals = {key: np.zeros(tuple(value.shape)) for key, value in self.global_state.items()}
         self.devices, self.weight, self.loss, self.clipped = 0, 0.0, 0.0, 0
 
     def add(self, shared: Mapping[str, torch.Tensor], weight: float, loss: float,
@@ -70,18 +72,19 @@ class ClippedSum:
         if statistics:
             raise ConfigError("a device's drift statistics would reach the server unclipped under --dp central; drop "
                               "--drift-correction.")
-        update = [shared[key].detach().double().numpy() - start.double().numpy() for key, start in self.global_state.items()]
-        if clip_update(update, clipping_norm=self.clipping_norm) > self.clipping_norm:
+        update = torch.cat([shared[key].detach().reshape(-1).float() for key in self.shapes]).numpy() - self.start
+        if clip_update([update], clipping_norm=self.clipping_norm) > self.clipping_norm:
             self.clipped += 1
-        for key, part in zip(self.global_state, update):
-            self.totals[key] += part
+        self.total += update
         self.devices += 1
         self.weight += weight
         self.loss += weight * loss
 
     def reply(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """(arrays, metrics): the clipped updates' sum in the model's dtypes, and the count."""
-        arrays = {key: total.astype(self.global_state[key].numpy().dtype) for key, total in self.totals.items()}
+        """(arrays, metrics): the clipped updates' sum in the model's shapes and dtypes, and the count."""
+        parts = np.split(self.total, np.cumsum([int(np.prod(shape)) for shape in self.shapes.values()])[:-1])
+        arrays = {key: part.reshape(tuple(shape)).astype(self.dtypes[key])
+                  for (key, shape), part in zip(self.shapes.items(), parts)}
         metrics = {wire.NUM_EXAMPLES: self.weight, wire.TRAIN_LOSS: self.loss / max(self.weight, 1e-300),
                    wire.NUM_USERS: self.devices, wire.UNIT_WEIGHT: 1.0}
         if self.devices:
@@ -92,12 +95,13 @@ class ClippedSum:
 
 def noisy_mean(total: Mapping[str, np.ndarray], *, noise_multiplier: float, clipping_norm: float,
                expected_cohort: float, noise: SecretNoise) -> dict[str, np.ndarray]:
-    """(sum + N(0, (z C)^2)) / (qN), float64: the released mean update."""
+    """(sum + N(0, (z C)^2)) / (qN), float64: the released mean update. The noise is drawn in
+    float32, the model parameters' precision, as Opacus' secure mode draws it."""
     keys = list(total)
     references = [torch.from_numpy(np.asarray(total[key], dtype=np.float64)) for key in keys]
-    drawn = noise.gaussians_like(references, noise_multiplier * clipping_norm, purpose=Purpose.SERVER_NOISE,
-                                 round_number=0, step=0)
-    return {key: ((value + draw) / expected_cohort).numpy() for key, value, draw in zip(keys, references, drawn)}
+    drawn = noise.gaussians_like([value.float() for value in references], noise_multiplier * clipping_norm,
+                                 purpose=Purpose.SERVER_NOISE, round_number=0, step=0)
+    return {key: ((value + draw.double()) / expected_cohort).numpy() for key, value, draw in zip(keys, references, drawn)}
 
 
 class DeviceCentralDP(WrappingStrategy):
