@@ -169,7 +169,8 @@ class FederationConfig(_Mapped):
     alpha: float = _opt(0.5, "Dirichlet concentration of the non-IID store split (smaller = more skewed)")
     rounds: int | None = _opt(None, "federated rounds (--dp distributed: one DP-SGD step each; by default the model's DP "
                                     "epochs of steps: 220 on Beauty)")
-    fraction: float | None = _opt(None, "share of clients sampled per round")
+    fraction: float | None = _opt(None, "share of clients sampled per round (--dp central on device shards: each "
+                                        "device's Poisson sampling rate q, drawn in secret)")
     local_epochs: int | None = _opt(None, "epochs each sampled client trains per round")
     strategy: str | None = _opt(
         None, "server aggregation: FedAvg, FedAvg with server momentum, or server-side Adam (Reddi et al. 2021)",
