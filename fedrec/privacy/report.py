@@ -316,9 +316,12 @@ def _ledger_guarantee(report: dict[str, Any]) -> str:
     lifetime = report.get("lifetime_epsilon_max", report["epsilon_max"])
     over_runs = (f" (over every run that kept the same state folder: ε={lifetime:.3f})"
                  if lifetime > report["epsilon_max"] + 1e-9 else "")
+    viewers = report.get("epsilon_against")
+    against = (f" Against outsiders with the release ε={viewers['epsilon_outsiders']:.3f} (secret Poisson cohorts); "
+               f"against the server, which sees who took part, ε={viewers['epsilon_server']:.3f}." if viewers else "")
     return (
         f"Worst-case (ε={report['epsilon_max']:.3f}, δ={report['delta']:.1e})-DP per {unit} in this run{over_runs}, "
-        f"{report['mechanism']}, accountant {_accountants(report)}."
+        f"{report['mechanism']}, accountant {_accountants(report)}.{against}"
     )
 
 

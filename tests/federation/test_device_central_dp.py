@@ -5,6 +5,7 @@ Poisson cohorts, and the two epsilons (against outsiders with the release, again
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -113,3 +114,20 @@ def test_the_two_epsilons_are_the_accountants_with_and_without_the_sampling_rate
     assert epsilons["epsilon_server"] == pytest.approx(epsilon_of([(1.1, 1.0, 30)], delta))
     assert ledgers[COHORT_KNOWN].history == [(1.1, 1.0, 30)]
     assert epsilons["epsilon_outsiders"] < 1 < 30 < epsilons["epsilon_server"]  # amplification: 0.87 against 34.9
+
+
+def test_the_privacy_statement_names_both_epsilons(tmp_path):
+    from fedrec.privacy.ledger import save_run_ledger
+    from fedrec.privacy.report import guarantee, write_privacy_report
+
+    ledgers = device_ledgers(TrainConfig(max_grad_norm=CLIP), devices=2000)
+    for round_number in (1, 2):
+        record_device_round(ledgers, round_number, 1.1, 0.01)
+    save_run_ledger(tmp_path, ledgers)
+    report = json.loads(write_privacy_report(tmp_path).read_text())
+    epsilons = epsilons_by_viewer(ledgers)
+    assert {k: report["epsilon_against"][k] for k in epsilons} == pytest.approx(epsilons)
+    assert report["epsilon_max"] == pytest.approx(epsilons["epsilon_server"])  # the headline: the weaker guarantee
+    statement = guarantee(report)  # what the model card of a release carries
+    assert f"outsiders with the release ε={epsilons['epsilon_outsiders']:.3f}" in statement
+    assert f"against the server, which sees who took part, ε={epsilons['epsilon_server']:.3f}" in statement
