@@ -131,3 +131,20 @@ def test_the_privacy_statement_names_both_epsilons(tmp_path):
     statement = guarantee(report)  # what the model card of a release carries
     assert f"outsiders with the release ε={epsilons['epsilon_outsiders']:.3f}" in statement
     assert f"against the server, which sees who took part, ε={epsilons['epsilon_server']:.3f}" in statement
+
+
+def test_a_central_dp_device_run_draws_secret_cohorts_and_noises_over_the_expected_cohort():
+    from conftest import resolved
+    from fedrec.config import FederationConfig
+    from fedrec.federation.device_shards import DeviceSampling
+    from fedrec.federation.strategy import _wrapped, build_strategy
+
+    train, federation = resolved(TrainConfig(model="lstm", dp="central", noise_multiplier=1.0),
+                                 FederationConfig(partition="user", device_shards=3, fraction=0.05))
+    chain = _wrapped(build_strategy(federation, server_noise=(1.0, CLIP), devices=(1000, 42)))
+    sampling = next(s for s in chain if isinstance(s, DeviceSampling))
+    (server,) = [s for s in chain if isinstance(s, DeviceCentralDP)]
+    assert server.expected_cohort == pytest.approx(50) and server.clipping_norm == CLIP
+    assert sampling.cohort(3) != sampling.cohort(3)  # secret draws: the seed does not give them
+    plain = next(s for s in _wrapped(build_strategy(federation, devices=(1000, 42))) if isinstance(s, DeviceSampling))
+    assert plain.cohort(3) == plain.cohort(3)  # without DP the seed decides, for reproducible runs
