@@ -1,6 +1,8 @@
 """User-level DP at the server (``--dp central``): the server clips each client's update and
 noises the average from its own secret keystream (fedrec.privacy.central_dp); for cross-device
-runs where one client is one user. The server sees each update, so not with --secagg."""
+runs where one client is one user. On device shards each device clips its own update and the
+cohorts are secret Poisson draws (fedrec.federation.device_central_dp). The server sees each
+(clipped) update, so not with --secagg."""
 
 from __future__ import annotations
 
