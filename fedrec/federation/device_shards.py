@@ -31,6 +31,7 @@ from fedrec.config import FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.device_central_dp import ClippedSum
+from fedrec.federation.summed_step import one_batch, summed_step, summed_step_applies
 from fedrec.federation.wrapping import WrappingStrategy
 from fedrec.privacy.modes import privacy_mode
 
@@ -140,6 +141,23 @@ class ShardSum:
                    wire.NUM_USERS: self.devices, wire.UNIT_WEIGHT: 1.0}
         return arrays, metrics
 
+    def add_sums(self, sums: Mapping[str, torch.Tensor], row_weights: Mapping[str, torch.Tensor], weight: float,
+                 weighted_loss: float, devices: int) -> None:
+        """Several devices at once, already summed (fedrec.federation.summed_step): ``sums`` as
+        ``add`` would have totalled them, ``row_weights`` per item table, their total weight
+        and weight x loss. Anything of the state they did not train stays as sent."""
+        self.devices += devices
+        self.weight += weight
+        self.loss += weighted_loss
+        for key, start in self.global_state.items():
+            if not start.is_floating_point():
+                self.totals[key] = start.numpy()
+                continue
+            value = sums[key] if key in sums else start.double() * weight
+            self.totals[key] = self.totals[key] + value.numpy() if key in self.totals else value.numpy()
+            if key in self.row_keys:
+                self.row_weights[key] = self.row_weights.get(key, np.zeros(len(start))) + row_weights[key].numpy()
+
     def statistics_reply(self) -> dict[str, np.ndarray] | None:
         """The devices' example-weighted mean statistics (the server weighs shards by their
         examples, so its mean over shards is the mean over devices); None without any."""
@@ -190,6 +208,27 @@ def merge_touched_rows(replies: list[Message]) -> None:
             del arrays[weight_key]
 
 
+def _summed_devices(model, devices: list[int], n_devices: int, train: TrainConfig, federation: FederationConfig,
+                    stepping: TrainConfig, state_dir: str | None, round_number: int):
+    """(sums, row weights, weight, weighted loss) of ``devices``' one-step updates in one pass:
+    each device's own batch from its own site, as train_client would read it."""
+    from fedrec.data import leave_one_out
+    from fedrec.federation.client import locate_site, training_examples
+    from fedrec.models.registry import model_class
+
+    batches, weights = [], []
+    for device in devices:
+        site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation, state_dir)
+        split = leave_one_out(site.data)
+        batch = one_batch(model, split, np.random.default_rng([model.config.seed, round_number, 0]))
+        if batch is not None:
+            batches.append(batch)
+            weights.append(float(training_examples(split.train, train.model)))
+    sums, row_weights, weighted_loss = summed_step(model, batches, weights, stepping.lr,
+                                                   model_class(train.model).item_row_parameters)
+    return sums, row_weights, float(sum(weights)), weighted_loss
+
+
 def shard_devices(config: Mapping[str, Any]) -> list[int] | None:
     """The round's sampled devices a shard's train message carries (None: not a shard round)."""
     devices = config.get(wire.SHARD_DEVICES)
@@ -213,7 +252,16 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
     total = (ClippedSum(global_state, clipping_norm=train.max_grad_norm) if clipped
              else ShardSum(global_state, model_class(train.model).item_row_parameters))
     reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
-    for device in hosted(devices, shard, shards):
+    mine = hosted(devices, shard, shards)
+    if mine and not clipped and shares_every_parameter(train.model):
+        stepping = stepping_config(round_config(train, federation, round_number), federation)
+        reused = build_client_model(locate_site({wire.NODE_PARTITION_ID: mine[0], wire.NODE_NUM_PARTITIONS: n_devices},
+                                                train, federation, state_dir), stepping, global_state)
+        if summed_step_applies(stepping, federation, reused):
+            total.add_sums(*_summed_devices(reused, mine, n_devices, train, federation, stepping, state_dir, round_number),
+                           devices=len(mine))
+            return (*total.reply(row_averaging=averages_touched_rows(federation)), None)
+    for device in mine:
         site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
                            state_dir)
         if reused is None and shares_every_parameter(train.model):

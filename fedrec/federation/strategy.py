@@ -100,6 +100,22 @@ class TolerantStrategy(WrappingStrategy):
         self.inner.summary()
 
 
+class TypedFedAdam(FedAdam):
+    """Flower's FedAdam, its new model in the dtypes of the model it stepped from. Flower's adds
+    float64 moments to the float32 arrays and returns float64: every later message carried the
+    model at twice its size, and a client's float32 weights never equalled the global ones, so
+    touched-row averaging counted every row as trained by every client (all rows averaged
+    over all clients from round 2 on; found by the device shards' summed step)."""
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        dtypes = {key: np.asarray(array).dtype for key, array in (self.current_arrays or {}).items()}
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        if arrays is not None and dtypes:
+            arrays = ArrayRecord({key: Array(np.asarray(array.numpy(), dtype=dtypes.get(key, array.numpy().dtype)))
+                                  for key, array in arrays.items()})
+        return arrays, metrics
+
+
 def build_strategy(
     federation: FederationConfig, *, row_keys: tuple[str, ...] = (), server_noise: tuple[float, float] | None = None,
     joint_step: tuple[TorchRecommender, DistributedPlan] | None = None, devices: tuple[int, int] | None = None,
@@ -129,7 +145,7 @@ def build_strategy(
     if federation.strategy == "fedavg":
         inner: Strategy = FedAvg(**common)
     elif federation.strategy == "fedadam":
-        inner = FedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
+        inner = TypedFedAdam(**common, eta=federation.server_lr, beta_1=federation.server_momentum)
     else:
         inner = FedAvgM(**common, server_learning_rate=federation.server_lr, server_momentum=federation.server_momentum)
     if server_noise is not None and devices:  # no touched-row averaging under DP (see below)

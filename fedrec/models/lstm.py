@@ -146,6 +146,13 @@ class LSTMRecommender(TorchRecommender):
         inputs, targets = batch
         return self.net(inputs, targets)
 
+    def row_losses(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        return self.net.row_losses(inputs, targets)
+
+    def item_rows_read(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+        return self.net.rows_read(batch[0])
+
     def score(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
         self.net.eval()
         recent = [h[-self.config.max_len :] for h in histories]

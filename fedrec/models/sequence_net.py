@@ -185,8 +185,29 @@ class SequenceNet(nn.Module):
     def forward(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy at positions with a target only: over classes, or over items when
         attributes tell items of one class apart."""
+        return self.position_losses(sequences, targets).mean()
+
+    def row_losses(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B,) each row's mean cross-entropy over its positions with a target: what
+        ``forward`` gives for that row alone (a batch of one-user devices, each its own loss)."""
+        present = targets > 0
+        sums = torch.zeros(len(targets), dtype=torch.float32).index_add(
+            0, present.nonzero()[:, 0], self.position_losses(sequences, targets))
+        return sums / present.sum(dim=1).clamp(min=1)
+
+    def position_losses(self, sequences: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy at each position with a target (row-major order); the output layer
+        runs only there."""
         states = self.hidden(sequences)
         present = targets > 0
         if self.attribute_buckets:
-            return F.cross_entropy(self.item_logits(states[present], sequences[present]), targets[present])
-        return F.cross_entropy(self.output(states[present]), self.classes_of(targets[present]))
+            logits, labels = self.item_logits(states[present], sequences[present]), targets[present]
+        else:
+            logits, labels = self.output(states[present]), self.classes_of(targets[present])
+        return F.cross_entropy(logits, labels, reduction="none")
+
+    def rows_read(self, sequences: torch.Tensor) -> list[torch.Tensor]:
+        """Per row of the batch, the item-embedding rows it reads (its items' classes, no
+        padding): the only rows of that table its gradient can touch."""
+        classes = self.classes_of(sequences)
+        return [row[row > 0].unique() for row in classes]

@@ -47,6 +47,15 @@ class TorchRecommender(Recommender):
     @abstractmethod
     def loss(self, batch: Any) -> torch.Tensor: ...
 
+    def row_losses(self, batch: Any) -> torch.Tensor | None:
+        """(B,) each row's ``loss`` as if it were a batch of its own, for a batch whose rows are
+        one user each; None where a model cannot split its loss so (then devices train one by one)."""
+        return None
+
+    def item_rows_read(self, batch: Any) -> list[torch.Tensor]:
+        """Per row of the batch, the rows of the ``item_row_parameters`` tables it reads."""
+        raise NotImplementedError(f"{self.name} does not say which item rows a batch reads")
+
     def make_optimizer(self, module: nn.Module | None = None) -> torch.optim.Optimizer:
         """--optimizer over ``module`` (default: the whole net; DP: ``private_module()``). Adam
         runs torch's fused kernel: one step of the 1.7M-parameter LSTM took 1.3 ms against 21 ms

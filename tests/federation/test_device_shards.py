@@ -87,14 +87,47 @@ def test_shards_take_central_dp_where_the_server_adds_the_noise():
     check_device_shards(TrainConfig(dp="central", noise_multiplier=1.0), FederationConfig(partition="user", device_shards=4))
 
 
-@pytest.mark.parametrize("drift_correction", ["none", "mime"])
-def test_shards_and_one_supernode_per_device_train_the_same_model(tmp_path, drift_correction):
+FEDSGD = ["--optimizer", "sgd", "--lr", "10", "--local-epochs", "1", "--strategy", "fedadam", "--server-lr", "0.003",
+          "--server-momentum", "0.9"]
+
+
+def test_the_device_recipe_takes_the_summed_step_and_adam_does_not():
+    from fedrec.federation.client import round_config, stepping_config
+    from fedrec.federation.recipes import resolve_run
+    from fedrec.federation.summed_step import summed_step_applies
+    from fedrec.models import create_model
+
+    for fields, expected in (({}, True), ({"optimizer": "adam"}, False), ({"local_epochs": 2}, False),
+                             ({"weight_decay": 1e-4}, False)):
+        train, federation = resolve_run(
+            TrainConfig(model="lstm", **{k: v for k, v in fields.items() if k in TrainConfig.__dataclass_fields__}),
+            FederationConfig(partition="user", **{k: v for k, v in fields.items() if k in FederationConfig.__dataclass_fields__}),
+            item_attributes=False, simulated=True)
+        stepping = stepping_config(round_config(train, federation, 1), federation)
+        model = create_model("lstm", stepping, n_users=1, n_items=20)
+        assert summed_step_applies(stepping, federation, model) is expected, fields
+    mf_train, mf_federation = resolve_run(TrainConfig(model="mf", optimizer="sgd"), FederationConfig(partition="user", local_epochs=1),
+                                          item_attributes=False, simulated=True)
+    mf = create_model("mf", mf_train, n_users=1, n_items=20)
+    assert not summed_step_applies(mf_train, mf_federation, mf)  # its user vector is private
+
+
+ADAM = ["--optimizer", "adam", "--lr", "5e-3", "--strategy", "fedavgm"]
+
+
+@pytest.mark.parametrize("recipe", [[*ADAM, "--drift-correction", "none"], [*ADAM, "--drift-correction", "mime"],
+                                    [*FEDSGD, "--touched-rows"]],
+                         ids=["client-adam", "mime", "summed-sgd-step"])
+def test_shards_and_one_supernode_per_device_train_the_same_model(tmp_path, recipe):
     """Non-DP, every device each round (the same sample both ways), no dropout: the two engines'
     models after two rounds agree to float tolerance (they sum in another order). Under Mime the
-    second round steps with the server's moments moved by the shards' (devices') statistics."""
+    second round steps with the server's moments moved by the shards' (devices') statistics; with
+    one SGD step a device the shards sum their devices in one batched pass (summed_step), its
+    item rows counted over the devices that read them, under FedAdam (which once returned
+    float64 and so counted every row as trained: 3e-4 apart at round 2)."""
     data = write_chain_sequences(tmp_path / "chains.txt", n_users=24, n_items=12)
     common = ["simulate", "--model", "lstm", "--data", str(data), "--partition", "user", "--fraction", "1", "--rounds", "2",
-              "--dim", "8", "--dropout", "0", "--threads", "1", "--no-release-gate", "--drift-correction", drift_correction]
+              "--dim", "8", "--dropout", "0", "--threads", "1", "--no-release-gate", *recipe]
     runs = {}
     for shards in ("3", "0"):
         out = tmp_path / f"shards-{shards}"
