@@ -1,6 +1,6 @@
 """Seconds per round of the cross-device workload, side by side with Apple's pfl-research (issue 35).
 
-    python simulations/benchmark_devices.py --out runs/bench-devices [--rounds 3] [--threads 1]
+    python simulations/benchmark_devices.py --out runs/bench-devices [--rounds 3] [--threads 1] [--recipe issue|default]
         [--arms pfl,pfl-fused,fedrec-loop,fedrec-loop-unfused,fedrec-simulate] [--pfl-python .venv-pfl/bin/python]
 
 The workload: fedrec's LSTM (the federated ``--partition user`` recipe, resolved by
@@ -85,18 +85,32 @@ def targets_of(split: LeaveOneOut, user: int) -> int:
     return max(0, len(split.train[user]) - 1)
 
 
-def write_spec(path: Path, *, rounds: int, threads: int, seed: int, data: str) -> dict:
+# --recipe issue: the issue's workload (client Adam 5e-3, 2 local steps, FedAvgM 0.5), given as
+# options; --recipe default: the device default since f68993e (one local SGD step, FedAdam).
+RECIPES = {
+    "issue": ({"optimizer": "adam", "lr": 5e-3}, {"strategy": "fedavgm", "local_epochs": 2, "server_momentum": 0.5,
+                                                  "server_lr": SERVER_LR}),
+    "default": ({}, {}),
+}
+RECIPE_FLAGS = {"issue": ["--optimizer", "adam", "--lr", "5e-3", "--strategy", "fedavgm", "--local-epochs", "2",
+                          "--server-momentum", "0.5", "--server-lr", str(SERVER_LR)], "default": []}
+
+
+def write_spec(path: Path, *, rounds: int, threads: int, seed: int, data: str, recipe: str = "issue") -> dict:
     """Resolve the cross-device recipe once and draw every round's cohort."""
     from fedrec.federation.recipes import resolve_run  # imports flwr: only the driver resolves
 
     dataset = load_dataset(data)
-    train, federation = resolve_run(TrainConfig(model="lstm", data=data, seed=seed, threads=threads),
-                                    FederationConfig(partition="user"), item_attributes=dataset.has_item_attributes)
+    train_fields, federation_fields = RECIPES[recipe]
+    train, federation = resolve_run(TrainConfig(model="lstm", data=data, seed=seed, threads=threads, **train_fields),
+                                    FederationConfig(partition="user", **federation_fields),
+                                    item_attributes=dataset.has_item_attributes, simulated=True)
     cohort = int(COHORT_FRACTION * dataset.n_users)
     rng = np.random.default_rng(seed)
     spec = {
-        "data": data, "threads": threads, "seed": seed, "rounds": rounds, "cohort_size": cohort,
-        "local_steps": federation.local_epochs, "server_lr": SERVER_LR, "server_momentum": federation.server_momentum,
+        "data": data, "threads": threads, "seed": seed, "rounds": rounds, "cohort_size": cohort, "recipe": recipe,
+        "local_steps": federation.local_epochs, "server_strategy": federation.strategy, "server_lr": federation.server_lr,
+        "server_momentum": federation.server_momentum,
         "train": dataclasses.asdict(train),
         "cohorts": [sorted(rng.choice(dataset.n_users, cohort, replace=False).tolist()) for _ in range(rounds)],
     }
@@ -109,6 +123,8 @@ def write_spec(path: Path, *, rounds: int, threads: int, seed: int, data: str) -
 def fedrec_loop(spec: dict, *, unfused: bool, weights_out: Path | None = None) -> dict:
     from fedrec.training.local import train_local_epochs
 
+    if spec["server_strategy"] != "fedavgm":
+        raise SystemExit("the fedrec-loop arms run the issue's recipe (FedAvgM); use --recipe issue")
     model, split = load_workload(spec)
     if unfused:  # this instance's optimiser only: torch's default Adam, as fedrec used before 70945c9
         model.make_optimizer = lambda module=None: torch.optim.Adam(
@@ -180,7 +196,7 @@ def run_simulate(out: Path, args: argparse.Namespace) -> dict:
     command = [str(ROOT / ".venv" / "bin" / "fedrec"), "simulate", "--model", "lstm", "--partition", "user",
                "--rounds", str(args.simulate_rounds or args.rounds), "--no-server-eval", "--fraction-evaluate", "0",
                "--no-touched-rows", "--no-release-gate", "--threads", str(args.threads), "--seed", str(args.seed),
-               "--out", str(run_dir)]
+               *RECIPE_FLAGS[args.recipe], "--out", str(run_dir)]
     print("$", " ".join(command), flush=True)
     measured = run_measured(command, log_path=out / "fedrec-simulate.log")
     if measured.returncode != 0:
@@ -216,6 +232,9 @@ def main() -> None:
     parser.add_argument("--simulate-rounds", type=int, help="rounds of fedrec-simulate (default --rounds)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every arm")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="issue",
+                        help="issue: 2 local Adam steps, FedAvgM 0.5 (the issue's workload); default: the device default "
+                             "(one local SGD step, FedAdam; its shards sum each step in one pass)")
     parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--pfl-python", default=str(ROOT / ".venv-pfl" / "bin" / "python"),
                         help="interpreter with pfl[pytorch]==0.6.0 and fedrec (--no-deps) installed")
@@ -237,7 +256,7 @@ def main() -> None:
         parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     spec_path = args.out / "workload.json"
-    spec = write_spec(spec_path, rounds=args.rounds, threads=args.threads, seed=args.seed, data="beauty")
+    spec = write_spec(spec_path, rounds=args.rounds, threads=args.threads, seed=args.seed, data="beauty", recipe=args.recipe)
     rows = [summarise(run_arm(arm, spec_path, args.out, args), args.threads) for arm in arms]
     print_table(rows)
     write_table(args.out / "benchmark_devices.json", {

@@ -8,8 +8,9 @@ steps, server momentum). Here pfl does the rest as its cross-device benchmarks d
 ``PyTorchModel`` around fedrec's ``SequenceNet`` (loss: fedrec's next-item cross-entropy),
 a ``FederatedDataset`` of one user per client (the batch fedrec's own ``batches`` makes from
 the user's train window), ``FederatedAveraging`` whose central optimizer is torch SGD with
-momentum (FedAvgM), each update weighted by the user's next-item targets as fedrec weights
-it, on the simulated backend. Evaluation is off in every round.
+momentum (FedAvgM; the issue's recipe) or torch Adam with FedAdam's beta_2 and tau (the device
+default), the local optimizer the spec's (Adam or SGD), each update weighted by the user's
+next-item targets as fedrec weights it, on the simulated backend. Evaluation is off in every round.
 """
 
 from __future__ import annotations
@@ -101,11 +102,16 @@ def run(spec: dict, *, fused: bool, weights_out: Path | None = None) -> dict:
     data = {u: list(next(iter(model.batches(user_split(split, u), rng)[0]))) for u in users}
     sampler = MinimizeReuseUserSampler([u for cohort in spec["cohorts"] for u in cohort])  # the driver's cohorts, in order
     federated = FederatedDataset(lambda u: Dataset(data[u], user_id=u), sampler)
-    local_optimizer = functools.partial(torch.optim.Adam, fused=True) if fused else torch.optim.Adam
+    if model.config.optimizer == "sgd":
+        local_optimizer = torch.optim.SGD
+    else:
+        local_optimizer = functools.partial(torch.optim.Adam, fused=True) if fused else torch.optim.Adam
     wrapped = PflSequenceNet(model.net)
-    pfl_model = PyTorchModel(wrapped, local_optimizer_create=local_optimizer,
-                             central_optimizer=torch.optim.SGD(wrapped.parameters(), lr=spec["server_lr"],
-                                                               momentum=spec["server_momentum"]))
+    if spec.get("server_strategy", "fedavgm") == "fedadam":  # FedAdam: Adam on the pseudo-gradient, Flower's beta_2 and tau
+        central = torch.optim.Adam(wrapped.parameters(), lr=spec["server_lr"], betas=(spec["server_momentum"], 0.99), eps=1e-3)
+    else:  # FedAvgM
+        central = torch.optim.SGD(wrapped.parameters(), lr=spec["server_lr"], momentum=spec["server_momentum"])
+    pfl_model = PyTorchModel(wrapped, local_optimizer_create=local_optimizer, central_optimizer=central)
     backend = SimulatedBackend(training_data=federated, val_data=None,
                                postprocessors=[WeightByTargets({u: targets_of(split, u) for u in users})])
     timer = RoundTimer()

@@ -30,7 +30,7 @@ def test_devices_without_dp_default_to_fedsgd_with_the_servers_adam():
     train, federation = resolved(model="lstm", partition="user")
     assert (train.optimizer, train.lr) == ("sgd", 10.0)
     assert (federation.strategy, federation.server_lr, federation.server_momentum, federation.local_epochs,
-            federation.rounds, federation.fraction) == ("fedadam", 0.003, 0.9, 1, 300, 0.01)
+            federation.rounds, federation.fraction) == ("fedadam", 0.003, 0.9, 1, 1200, 0.01)
     # A server optimizer of the user's own keeps the model's client recipe; so do DP and the unmeasured MLP.
     chosen, federation = resolved(model="lstm", partition="user", strategy="fedavgm")
     assert (chosen.optimizer, federation.strategy, federation.server_lr, federation.local_epochs) == ("adam", "fedavgm", 1.0, 2)
