@@ -41,13 +41,11 @@ def summed_step_applies(train: TrainConfig, federation: FederationConfig, model:
 def one_batch(model: TorchRecommender, split: Any, rng: np.random.Generator) -> Any | None:
     """A one-user device's single training batch (None: nothing to train on)."""
     batches, count = model.batches(split, rng)
-    if count != 1:
-        return None if count == 0 else _refuse(count)
+    if count == 0:
+        return None
+    if count > 1:
+        raise ValueError(f"a device's round here is one batch, this one has {count}; train it device by device")
     return next(iter(batches))
-
-
-def _refuse(count: int) -> None:
-    raise ValueError(f"a device's round here is one batch, this one has {count}; train it device by device")
 
 
 def summed_step(model: TorchRecommender, batches: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float],

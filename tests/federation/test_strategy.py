@@ -154,3 +154,25 @@ def test_integer_tables_of_the_state_come_out_of_aggregation_as_the_server_sent_
 
     assert np.array_equal(aggregated["item_attributes"].numpy(), table)
     assert not np.array_equal(aggregated["w"].numpy(), np.zeros(4))  # the weights were averaged
+
+
+def test_fedadam_steps_the_model_in_the_dtypes_it_was_sent():
+    """Flower's FedAdam returned float64: the model crossed the wire at twice its size and a
+    client's float32 weights never equalled the global ones (every row looked trained)."""
+    from flwr.app import Array, ArrayRecord, Message, Metadata, MetricRecord, RecordDict
+
+    from fedrec.federation import wire
+    from fedrec.federation.strategy import _optimizer_strategy
+
+    strategy = build_strategy(federation(strategy="fedadam", server_lr=0.01, server_momentum=0.9))
+    sent = ArrayRecord({"w": Array(np.zeros(4, np.float32))})
+    _optimizer_strategy(strategy).current_arrays = {k: v.numpy() for k, v in sent.items()}  # as configure_train keeps it
+    strategy.remember_sent(sent)
+    content = RecordDict({wire.ARRAYS: ArrayRecord({"w": Array(np.full(4, 0.5, np.float32))}),
+                          wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: 3, wire.UNIT_WEIGHT: 1.0, wire.TRAIN_LOSS: 0.0,
+                                                      wire.NUM_USERS: 1})})
+    metadata = Metadata(run_id=1, message_id="m0", src_node_id=1, dst_node_id=0, reply_to_message_id="", group_id="1",
+                        created_at=0.0, ttl=60.0, message_type="train")
+    aggregated, _ = strategy.aggregate_train(1, [Message(content=content, metadata=metadata)])
+    assert aggregated["w"].numpy().dtype == np.float32
+    assert np.all(aggregated["w"].numpy() > 0)  # it stepped
