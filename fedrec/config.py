@@ -237,8 +237,14 @@ class FederationConfig(_Mapped):
     server_eval: bool | None = _opt(None, "evaluate the global model at the server on --data each round")
     run_dir: str = _opt("runs/federated", "run directory (flwr run): metrics.json, checkpoints/, client_state/")
     resume: bool = _opt(False, "continue the run in run_dir from its last checkpoint")
+    keep_checkpoints: int = _opt(
+        10, "per-round checkpoints kept: the last this many rounds' and the reported round's (a 1,200-round device run "
+            "kept every one: 26 GB); 0 = all (fedrec privacy-audit --round R needs round R - 1's)",
+    )
 
     def __post_init__(self) -> None:
+        if self.keep_checkpoints < 0:
+            raise ConfigError(f"keep_checkpoints={self.keep_checkpoints} must be >= 0 (0 keeps every round's).")
         if self.device_shards is not None and self.device_shards < 0:
             raise ConfigError(f"device_shards={self.device_shards} must be >= 0 (0: one SuperNode per device).")
         if self.num_clients is not None and self.num_clients < 1:

@@ -39,6 +39,21 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
                               "config": checkpoint.config, "server_optimizer": checkpoint.server_optimizer})
 
 
+def prune_checkpoints(run_dir: Path, *, keep_last: int, keep: set[int]) -> list[int]:
+    """Delete the checkpoints of all but the last ``keep_last`` rounds and those in ``keep``
+    (0: keep all); returns the rounds deleted. Each checkpoint holds the whole history, so
+    metrics lose nothing; resume needs only the latest."""
+    if keep_last <= 0:
+        return []
+    found = sorted((int(m.group(1)), p) for p in (run_dir / CHECKPOINT_DIR).glob("round-*.pt") if (m := _NAME.search(p.name)))
+    deleted = []
+    for round_number, path in found[:-keep_last]:
+        if round_number not in keep:
+            path.unlink(missing_ok=True)
+            deleted.append(round_number)
+    return deleted
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

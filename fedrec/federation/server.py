@@ -22,7 +22,7 @@ from fedrec.config import AuditConfig, FederationConfig, TrainConfig
 from fedrec.errors import ConfigError
 from fedrec.federation import wire
 from fedrec.federation.audit_round import federated_audit
-from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
+from fedrec.federation.checkpoints import Checkpoint, checkpoint_path, load_checkpoint, prune_checkpoints, save_checkpoint
 from fedrec.federation.client import check_federated, partitioned, shared_dataset
 from fedrec.federation.checks import check_run
 from fedrec.federation.distributed_step import plan_federation
@@ -30,7 +30,7 @@ from fedrec.federation.ledger_collection import ledger_collection
 from fedrec.federation.prior_round import starts_from_prior, with_popularity_prior
 from fedrec.federation.recipes import resolve_run
 from fedrec.federation.resume import checkpoint_to_resume
-from fedrec.federation.run_record import metrics_document, save_release_candidate
+from fedrec.federation.run_record import metrics_document, reported_round as reported_record, save_release_candidate
 from fedrec.federation.secure_evaluation import SecureEvaluation, evaluates_securely
 from fedrec.federation.secure_rounds import run_secure_rounds
 from fedrec.federation.server_eval import GlobalEvaluator
@@ -176,6 +176,8 @@ def run_federation(grid: Grid, train: TrainConfig, federation: FederationConfig,
         record["bytes_received"] = grid.bytes_received - clock["received"]
         history.append(record)
         save_checkpoint(run_dir, Checkpoint(round_number, state, history, resolved, server_optimizer_state(strategy)))
+        best, _ = reported_record(train, federation, history)  # the round model.pt and the gate may need
+        prune_checkpoints(run_dir, keep_last=federation.keep_checkpoints, keep={best["round"]} if best else set())
         write_json(RunDir(run_dir).metrics, metrics_document(train, federation, history, previous_wall + time.perf_counter() - started, complete=False))
         # Without server-side evaluation, the clients' own (federated) test metrics.
         scored, whose = (record, "test") if "hr@10" in record else (dict(client_metrics or {}), "clients' test")

@@ -67,6 +67,10 @@ def replay_round(run_dir: Path, round_number: int | None = None) -> ReplayedRoun
     if not 2 <= chosen <= last.round:
         raise ConfigError(f"--round {chosen}: the audit replays round r from checkpoint r - 1, so r must lie in "
                           f"2..{last.round} for this run (it has {last.round} rounds).")
+    if not checkpoint_path(run_dir, chosen - 1).is_file():
+        raise ConfigError(f"--round {chosen}: round {chosen - 1}'s checkpoint was not kept (a run keeps the last "
+                          "--keep-checkpoints rounds' and its reported round's); audit a later round, or rerun with "
+                          "--keep-checkpoints 0 to keep every round's.")
     before = load_checkpoint(checkpoint_path(run_dir, chosen - 1))
     train, federation = wire.config_from_wire(before.config)
     _, partition = partitioned(train, federation)
