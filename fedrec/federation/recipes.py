@@ -75,8 +75,9 @@ SECURE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("lstm", "plain"): {"client_lr_decay": 0.97}, ("mlp", "plain"): {"client_lr_decay": 0.97},
 }
 SECURE_OPTIMIZER = {("lstm", "plain"): "sgd", ("mlp", "plain"): "sgd"}  # lr: the model's SGD rate (LSTM: 20)
-COMMON: dict[str, Any] = {"strategy": "fedavgm", "server_lr": 1.0, "fraction": 1.0, "server_eval": True, "fraction_evaluate": 0.0, "eval_users": 0,
-                          "touched_rows": True, "eval_every": 1, "secagg": False, "device_shards": 0}
+COMMON: dict[str, Any] = {"strategy": "fedavgm", "server_lr": 1.0, "fraction": 1.0, "server_eval": True,
+                          "fraction_evaluate": 0.0, "eval_users": 0, "touched_rows": True, "eval_every": 1,
+                          "secagg": False, "device_shards": 0}
 # Devices in `fedrec simulate`: this many virtual SuperNodes host them (fedrec.federation.device_shards),
 # where a shard can (no DP, no SecAgg+: those need one SuperNode per device for now). Never
 # elsewhere: deployed, every device is its own SuperNode.
