@@ -99,7 +99,8 @@ def test_starting_over_an_existing_run_is_refused_without_touching_it(chain_file
 def test_a_killed_run_resumes_after_its_last_checkpoint(chain_file, tmp_path):
     out = tmp_path / "run"
     exe = shutil.which("fedrec") or str(Path(sys.executable).with_name("fedrec"))
-    command = [exe, "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2", "--rounds", "40", *SMALL, "--out", str(out)]
+    command = [exe, "simulate", "--model", "lstm", "--data", str(chain_file), "--num-clients", "2", "--rounds", "40", *SMALL,
+               "--keep-checkpoints", "0", "--out", str(out)]  # every round's kept, to compare round 1's (pruning: test_checkpoint_retention)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         first = out / "checkpoints" / "round-0001.pt"
