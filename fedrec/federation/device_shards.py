@@ -19,6 +19,7 @@ simulation device, never a deployment recipe (deployed, each device is its own S
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -37,7 +38,8 @@ from fedrec.privacy.modes import privacy_mode
 
 
 def sample_devices(n_devices: int, fraction: float, seed: int, round_number: int) -> list[int]:
-    """The round's devices: ``fraction`` of all (at least one), drawn from the seed and round."""
+    """The round's devices: ``fraction`` of all (at least one), drawn from the seed and round.
+    Runs without DP only: under central DP the cohorts are secret (``secret_poisson_cohort``)."""
     count = max(1, int(round(n_devices * fraction)))
     chosen = np.random.default_rng([seed, round_number]).choice(n_devices, size=min(count, n_devices), replace=False)
     return sorted(int(d) for d in chosen)
@@ -208,17 +210,15 @@ def merge_touched_rows(replies: list[Message]) -> None:
             del arrays[weight_key]
 
 
-def _summed_devices(model, devices: list[int], n_devices: int, train: TrainConfig, federation: FederationConfig,
-                    stepping: TrainConfig, state_dir: str | None, round_number: int):
-    """(sums, row weights, weight, weighted loss) of ``devices``' one-step updates in one pass:
+def _summed_devices(model, sites: list, train: TrainConfig, stepping: TrainConfig, round_number: int):
+    """(sums, row weights, weight, weighted loss) of the devices' one-step updates in one pass:
     each device's own batch from its own site, as train_client would read it."""
     from fedrec.data import leave_one_out
-    from fedrec.federation.client import locate_site, training_examples
+    from fedrec.federation.client import training_examples
     from fedrec.models.registry import model_class
 
     batches, weights = [], []
-    for device in devices:
-        site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation, state_dir)
+    for site in sites:
         split = leave_one_out(site.data)
         batch = one_batch(model, split, np.random.default_rng([model.config.seed, round_number, 0]))
         if batch is not None:
@@ -251,22 +251,21 @@ def train_shard(node_config: Mapping[str, Any], train: TrainConfig, federation: 
     clipped = privacy_mode(train.dp).server_adds_noise
     total = (ClippedSum(global_state, clipping_norm=train.max_grad_norm) if clipped
              else ShardSum(global_state, model_class(train.model).item_row_parameters))
-    reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
+    stepping = stepping_config(round_config(train, federation, round_number), federation)
     mine = hosted(devices, shard, shards)
+    sites = (locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation, state_dir)
+             for device in mine)
+    reused = None  # one model for every device, where a model holds nothing private (LSTM, MLP; not MF's user vectors)
     if mine and not clipped and shares_every_parameter(train.model):
-        stepping = stepping_config(round_config(train, federation, round_number), federation)
-        reused = build_client_model(locate_site({wire.NODE_PARTITION_ID: mine[0], wire.NODE_NUM_PARTITIONS: n_devices},
-                                                train, federation, state_dir), stepping, global_state)
+        first = next(sites)
+        reused = build_client_model(first, stepping, global_state)
         if summed_step_applies(stepping, federation, reused):
-            total.add_sums(*_summed_devices(reused, mine, n_devices, train, federation, stepping, state_dir, round_number),
-                           devices=len(mine))
+            total.add_sums(*_summed_devices(reused, [first, *sites], train, stepping, round_number), devices=len(mine))
             return (*total.reply(row_averaging=averages_touched_rows(federation)), None)
-    for device in mine:
-        site = locate_site({wire.NODE_PARTITION_ID: device, wire.NODE_NUM_PARTITIONS: n_devices}, train, federation,
-                           state_dir)
+        sites = itertools.chain([first], sites)
+    for site in sites:
         if reused is None and shares_every_parameter(train.model):
-            reused = build_client_model(site, stepping_config(round_config(train, federation, round_number), federation),
-                                        global_state)
+            reused = build_client_model(site, stepping, global_state)
         update = train_client(site, train, federation, global_state, round_number, global_control, run=run, reuse=reused)
         total.add(update.shared, float(update.metrics[wire.NUM_EXAMPLES]), float(update.metrics[wire.TRAIN_LOSS]),
                   update.control_change)

@@ -88,6 +88,13 @@ def _mode(train: TrainConfig) -> str:
     return privacy_mode(train.dp).recipe_key
 
 
+def _plain_devices(train: TrainConfig, federation: FederationConfig) -> bool:
+    """Whether the devices' FedSGD recipe (CROSS_DEVICE_PLAIN, DEVICE_OPTIMIZER) applies: devices,
+    no DP, and the server optimizer left to the recipe or FedAdam."""
+    return (federation.partition == "user" and not privacy_mode(train.dp).private
+            and federation.strategy in (None, "fedadam"))
+
+
 def _secure(train: TrainConfig, federation: FederationConfig) -> bool:
     """--secagg as given, else the mode's default (on under distributed DP)."""
     return privacy_mode(train.dp).secagg_default if federation.secagg is None else federation.secagg
@@ -107,7 +114,7 @@ def federation_recipe(train: TrainConfig, federation: FederationConfig, *, simul
     recipe = {**COMMON, **STORE_RECIPES[key]}
     if federation.partition == "user":
         recipe.update(CROSS_DEVICE[train.model])
-        if not privacy_mode(train.dp).private and federation.strategy in (None, "fedadam"):
+        if _plain_devices(train, federation):
             recipe.update(CROSS_DEVICE_PLAIN.get(train.model, {}))
         if simulated and not privacy_mode(train.dp).private and not _secure(train, federation):
             recipe["device_shards"] = DEVICE_SHARDS
@@ -127,10 +134,8 @@ def resolve_run(train: TrainConfig, federation: FederationConfig, *, item_attrib
     secure_optimizer = SECURE_OPTIMIZER.get((train.model, _mode(train)))
     if _secure(train, federation) and train.optimizer is None and secure_optimizer:
         train = dataclasses.replace(train, optimizer=secure_optimizer)
-    device_optimizer = DEVICE_OPTIMIZER.get(train.model)
-    if (federation.partition == "user" and not privacy_mode(train.dp).private and train.optimizer is None
-            and device_optimizer and federation.strategy in (None, "fedadam")):
-        optimizer, lr = device_optimizer
+    if _plain_devices(train, federation) and train.optimizer is None and train.model in DEVICE_OPTIMIZER:
+        optimizer, lr = DEVICE_OPTIMIZER[train.model]
         train = dataclasses.replace(train, optimizer=optimizer, lr=lr if train.lr is None else train.lr)
     # Under distributed DP the federation is one central DP-SGD run: the model's centralised DP recipe.
     federated, private = privacy_mode(train.dp).model_recipe(federated=True)
