@@ -105,21 +105,17 @@ class LSTMRecommender(TorchRecommender):
         return right_pad([samples[r][:-1] for r in rows]), positions, targets
 
     def private_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Mean cross-entropy of each user's recent predictions. The output layer runs on
-        (B, K, dim) so Opacus sees one sample per user (never positions flattened together)."""
+        """Mean cross-entropy of each user's recent predictions. Only positions with a target
+        are scored, as one (positions, outputs) table; the item-score head gives the DP
+        engine each user's share of its gradients (``ItemScoreHead``)."""
         inputs, positions, targets = batch
         states = gather_positions(self.net.hidden(inputs), positions)  # (B, K, dim)
-        if self.net.attribute_buckets:
-            logits, labels = self.net.item_logits(states, inputs.gather(1, positions)), targets  # (B, K, items + 1)
-        else:
-            logits, labels = self.net.output(states), self.net.classes_of(targets)  # (B, K, classes)
-        # Flattened, so the softmax runs over the contiguous last dimension (on logits
-        # transposed to (B, classes, K) it was several times slower).
-        losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=0, reduction="none"
-        ).view(targets.shape)  # (B, K)
-        present = (targets > 0).float()
-        return (losses * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
+        present = targets > 0
+        users = present.nonzero()[:, 0]  # ascending
+        head = self.net.item_head
+        logits = head(states[present], inputs.gather(1, positions)[present], users, len(targets))
+        losses = F.cross_entropy(logits, head.labels(targets[present]), reduction="none")
+        return torch.zeros(len(targets), dtype=losses.dtype).index_add(0, users, losses) / present.sum(dim=1).clamp(min=1)
 
     def batches(self, split: LeaveOneOut, rng: np.random.Generator) -> tuple[Iterable, int]:
         windows = self._windows(split)

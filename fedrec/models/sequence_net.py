@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedrec.models.item_attributes import MAX_ATTRIBUTES, attribute_table, bucket_matrix
+from fedrec.models.item_scores import ItemScoreHead
 from fedrec.models.item_vocabulary import first_items_vocabulary, ranked_vocabulary, spread_over_items
 from fedrec.models.pooled_encoder import PooledEncoder
 
@@ -62,6 +63,7 @@ class SequenceNet(nn.Module):
             nn.init.ones_(self.attribute_affinity.weight)
             with torch.no_grad():
                 self.attribute_affinity.weight[0] = 0
+        self.item_head = ItemScoreHead(self)  # holds no weights: scores with the ones above
         if level_output:
             # A random output bias is a random popularity ranking that noisy DP steps take
             # many rounds to undo; start every item level instead (no random draw: the other
@@ -79,18 +81,12 @@ class SequenceNet(nn.Module):
     def item_logits(self, states: torch.Tensor, last_items: torch.Tensor) -> torch.Tensor:
         """(..., dim) states after reading ``last_items`` (...) -> (..., n_items + 1): the
         class scores spread over items, plus, with attributes, each item's summed bucket
-        scores (a sparse item x bucket product): the state's, and the affinity bonus for
-        buckets the last item has."""
-        scores = self.item_scores(self.output(states))
+        scores: the state's, and the affinity bonus for buckets the last item has
+        (``item_scores.ItemScoreHead``)."""
         if not self.attribute_buckets:
-            return scores
-        # Layers see (batch, ...) shapes, never users flattened together: Opacus needs them per user.
-        last_buckets = self.item_attributes[last_items]  # (..., MAX_ATTRIBUTES), 0 = none
-        bonus = self.attribute_affinity(last_buckets).squeeze(-1)  # padding row is 0
-        by_bucket = self.attribute_output(states).scatter_add(-1, last_buckets, bonus)  # (..., buckets + 1)
-        by_bucket = by_bucket.reshape(-1, self.attribute_buckets + 1)
-        by_item = torch.sparse.mm(self.item_bucket_matrix(), by_bucket.T).T  # (N, n_items + 1)
-        return scores + by_item.reshape(scores.shape)
+            return self.item_scores(self.output(states))
+        flat = self.item_head(states.reshape(-1, states.shape[-1]), last_items.reshape(-1))
+        return flat.reshape(*states.shape[:-1], -1)
 
     def scoring_item_logits(self, states: torch.Tensor, last_items: torch.Tensor) -> torch.Tensor:
         """``item_logits`` for scoring without gradients, from a dense (dim, n_items + 1)

@@ -15,6 +15,11 @@ DPLSTM means every cell at every time step, where Opacus also builds and adds up
 (users, out, in) per-user gradient per step. Here a layer called at several steps gets one norm
 from Opacus' own linear norm sampler on the stacked steps (Gram matrices over time).
 
+A layer that computes with weights it does not call as modules (the sequence models' folded
+item-score head) gives its own norms and clipped sums: it has ``per_user_norms(call, grads)``,
+``clipped_sums(call, grads, coefficients)`` and ``trained_parameters()``, and its call's
+inputs are kept whole.
+
 The norm formulas (Opacus' for linear layers, ``embedding_norms`` for embeddings), the
 clipping coefficients, noise, sampling and accounting stay Opacus'. A module with any
 trainable layer of another type keeps Opacus' two passes (``supports``). A test checks the
@@ -40,7 +45,7 @@ def supports(module: nn.Module) -> bool:
     can form from its calls (DPLSTM also lists its cells' parameters as its own: they count once)."""
     covered: set[int] = set()
     for layer in _layers(module):
-        covered.update(id(p) for p in layer.parameters(recurse=False))
+        covered.update(id(p) for p in _own_parameters(layer))
     return all(id(p) in covered for p in module.parameters() if p.requires_grad)
 
 
@@ -49,11 +54,22 @@ def _layers(module: nn.Module) -> list[nn.Module]:
     is one) with a trainable parameter."""
     layers = []
     for layer in module.modules():
+        if _norms_itself(layer):
+            layers.append(layer)
+            continue
         if isinstance(layer, nn.Embedding) and (layer.sparse or layer.scale_grad_by_freq or layer.max_norm is not None):
             continue
         if isinstance(layer, (nn.Embedding, nn.Linear)) and any(p.requires_grad for p in layer.parameters(recurse=False)):
             layers.append(layer)
     return layers
+
+
+def _norms_itself(layer: nn.Module) -> bool:
+    return callable(getattr(layer, "per_user_norms", None)) and callable(getattr(layer, "clipped_sums", None))
+
+
+def _own_parameters(layer: nn.Module) -> list[nn.Parameter]:
+    return list(layer.trained_parameters()) if _norms_itself(layer) else list(layer.parameters(recurse=False))
 
 
 def attach(dp_module: GradSampleModuleFastGradientClipping) -> None:
@@ -71,7 +87,8 @@ def attach(dp_module: GradSampleModuleFastGradientClipping) -> None:
 
 def _keep_call(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
     if layer.training and torch.is_grad_enabled():
-        layer.__dict__.setdefault(_CALLS, []).append((inputs[0].detach(), output))
+        kept = tuple(x.detach() if isinstance(x, torch.Tensor) else x for x in inputs) if _norms_itself(layer) else inputs[0].detach()
+        layer.__dict__.setdefault(_CALLS, []).append((kept, output))
 
 
 def _forget(module: nn.Module) -> None:
@@ -136,6 +153,14 @@ def clipped_backward(dp_module: GradSampleModuleFastGradientClipping, per_user_l
         grads = iter(torch.autograd.grad(per_user_loss.sum(), outputs, allow_unused=True))
         merged: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
         for layer in layers:
+            if _norms_itself(layer):
+                calls = [(call, torch.zeros_like(out) if (g := next(grads)) is None else g) for call, out in layer.__dict__[_CALLS]]
+                if len(calls) != 1:
+                    raise RuntimeError(f"book-keeping: {type(layer).__name__} gives its norms for one call a step, got {len(calls)}")
+                merged[layer] = calls[0]
+                for param, norm in layer.per_user_norms(*calls[0]).items():
+                    param._norm_sample = norm
+                continue
             calls = [(a, torch.zeros_like(out) if (g := next(grads)) is None else g) for a, out in layer.__dict__[_CALLS]]
             inputs, layer_grads = _merged([a for a, _ in calls], keep_last=isinstance(layer, nn.Linear)), _merged([g for _, g in calls], keep_last=True)
             if layer_grads.shape[0] != len(per_user_loss):
@@ -143,13 +168,14 @@ def clipped_backward(dp_module: GradSampleModuleFastGradientClipping, per_user_l
             merged[layer] = inputs, layer_grads
             for param, norm in _norms(layer, inputs, layer_grads).items():
                 param._norm_sample = norm  # where Opacus' hooks leave it: get_clipping_coef reads it
-        normed = {id(p) for layer in layers for p in layer.parameters(recurse=False)}
+        normed = {id(p) for layer in layers for p in _own_parameters(layer)}
         missing = [name for name, p in module.named_parameters() if p.requires_grad and id(p) not in normed]
         if missing:
             raise RuntimeError(f"book-keeping: no call of the layers holding {missing} reached the loss")
         coefficients = dp_module.get_clipping_coef().detach()
         for layer, (inputs, layer_grads) in merged.items():
-            for param, grad in _clipped_sums(layer, inputs, layer_grads, coefficients).items():
+            sums = layer.clipped_sums(inputs, layer_grads, coefficients) if _norms_itself(layer) else _clipped_sums(layer, inputs, layer_grads, coefficients)
+            for param, grad in sums.items():
                 if param.requires_grad:
                     param.grad = grad
     finally:

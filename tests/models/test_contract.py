@@ -378,3 +378,38 @@ def test_scoring_path_gives_the_training_path_scores(private, vocab_size, bucket
     torch.testing.assert_close(scored, trained, atol=1e-4, rtol=1e-4)
     if private:
         assert isinstance(net.encoder(scoring=True), torch.nn.LSTM) and net.encoder(scoring=True) is not net.rnn
+
+
+@pytest.mark.parametrize("vocab_size", [0, 20])
+def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size):
+    """The folded head (one dense item table, the affinity bonus as a bag of bucket rows)
+    equals the scores as defined, written out densely: the class scores spread over items,
+    plus each item's summed bucket scores, the state's and the last item's affinity bonus;
+    every weight random, DP noise's non-zero padding rows included."""
+    from fedrec.models.item_vocabulary import spread_over_items
+    from fedrec.models.sequence_net import SequenceNet
+
+    torch.manual_seed(0)
+    n_items, buckets = 60, 16
+    net = SequenceNet(n_items, 8, 0.0, vocab_size=vocab_size, attribute_buckets=buckets)
+    net.set_attributes([[]] + [[item % 7, 9 + item % 5, 20 + item % 3] for item in range(1, n_items + 1)])
+    if vocab_size:
+        net.set_vocabulary(torch.randperm(n_items) + 1)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.5)
+    states, last_items = torch.randn(7, 8), torch.tensor([0, 1, 5, 5, 33, 59, 60])
+    item_buckets = torch.zeros(n_items + 1, buckets + 1)
+    for item in range(n_items + 1):
+        for bucket in net.item_attributes[item]:
+            if bucket > 0:
+                item_buckets[item, bucket] = 1.0
+    class_scores = net.output(states)
+    by_class = spread_over_items(class_scores, net.item_class) if vocab_size else class_scores
+    by_bucket = net.attribute_output(states)
+    for row, last in enumerate(last_items):
+        for bucket in net.item_attributes[last]:
+            by_bucket[row, bucket] = by_bucket[row, bucket] + net.attribute_affinity.weight[bucket, 0]
+    expected = by_class + by_bucket @ item_buckets.T
+    torch.testing.assert_close(net.item_head(states, last_items), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(net.item_logits(states[None], last_items[None])[0], expected, atol=1e-5, rtol=1e-5)

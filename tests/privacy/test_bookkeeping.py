@@ -63,7 +63,7 @@ def clipped_sum_one_user_at_a_time(model, batch) -> tuple[dict[str, torch.Tensor
     return total, torch.stack(coefficients)
 
 
-@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7})])
+@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7}), ("lstm", {"attribute_buckets": 7, "vocab_size": 10}), ("mlp", {"attribute_buckets": 7, "vocab_size": 10})])
 def test_one_backward_gives_the_clipped_sum_of_per_user_gradients(name, changes, chain_split, fast_config):
     torch.manual_seed(0)
     model, samples = private_model(name, chain_split, fast_config, **changes)
