@@ -23,16 +23,11 @@ against per-user gradients taken one user at a time.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fedrec.models.item_vocabulary import OTHER
-
-if TYPE_CHECKING:
-    from fedrec.models.sequence_net import SequenceNet
 
 # One call: (states (N, dim), last items (N,), each position's user row (N,), number of users).
 Call = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]
@@ -43,7 +38,7 @@ class ItemScoreHead(nn.Module):
     items of one class apart), else over classes. Holds no weights of its own: they stay the
     net's ``output``, ``attribute_output`` and ``attribute_affinity``, under their names."""
 
-    def __init__(self, net: SequenceNet) -> None:
+    def __init__(self, net: nn.Module) -> None:  # a SequenceNet (which imports this module)
         super().__init__()
         object.__setattr__(self, "_net", net)  # the owner, not a submodule (no cycle in modules())
 
