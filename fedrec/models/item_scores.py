@@ -58,16 +58,22 @@ class ItemScoreHead(nn.Module):
         if not net.attribute_buckets:  # the weights used directly: a call of net.output would be clipped twice
             return torch.addmm(net.output.bias, states, net.output.weight.T)
         weights, offsets = self._folded()
-        # The bonus: per position, the sum of the item-indicator rows of the buckets the item
-        # just read has, each times its affinity (a weighted bag of at most 8 dense rows;
-        # faster than any sparse product here, since the bag has 8 buckets, not 1,025).
-        buckets = net.item_attributes[last_items]
-        bonus = F.embedding_bag(buckets, self._items_of_buckets(), mode="sum", padding_idx=0,
-                                per_sample_weights=net.attribute_affinity.weight[buckets, 0])
+        bonus = self.bonus(last_items)
         # The offsets ride in the product as a weight column over a constant input of 1: one
         # pass over the (N, items) table instead of two.
         ones = torch.ones(len(states), 1, dtype=states.dtype)
         return torch.addmm(bonus, torch.cat([states, ones], 1), torch.cat([weights, offsets[:, None]], 1).T)
+
+    def bonus(self, last_items: torch.Tensor) -> torch.Tensor:
+        """(N,) items just read -> (N, n_items + 1) affinity bonus: per position, the sum of
+        the item-indicator rows of the buckets that item has, each times its affinity (a
+        weighted bag of at most 8 dense rows: faster than any sparse product here, since the
+        bag has 8 buckets, not 1,025). Bucket 0, "no bucket", adds nothing (DP noise can make
+        its affinity non-zero)."""
+        net = self._net
+        buckets = net.item_attributes[last_items]
+        return F.embedding_bag(buckets, self._items_of_buckets(), mode="sum", padding_idx=0,
+                               per_sample_weights=net.attribute_affinity.weight[buckets, 0])
 
     def labels(self, targets: torch.Tensor) -> torch.Tensor:
         """The logits' column of each target item."""

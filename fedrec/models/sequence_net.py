@@ -90,21 +90,15 @@ class SequenceNet(nn.Module):
 
     def scoring_item_logits(self, states: torch.Tensor, last_items: torch.Tensor) -> torch.Tensor:
         """``item_logits`` for scoring without gradients, from a dense (dim, n_items + 1)
-        table built once per weight version: the class scores and the bucket scores are
-        both linear in the state, so one matrix product replaces the class spread and most
-        of the sparse product (about 3x faster for one request); only the affinity bonus of
-        the last item's buckets is added per request."""
+        table built once per weight version (the training path folds its table at every
+        step, for the gradients); only the affinity bonus of the last item's buckets is added
+        per request."""
         weights, offsets = self._cached("_scoring_head_cache", self._scoring_head, [*self.parameters(), *self.buffers()])
-        scores = torch.addmm(offsets, states.reshape(-1, states.shape[-1]), weights)
+        flat = states.reshape(-1, states.shape[-1])
         if self.attribute_buckets:
-            last_buckets = self.item_attributes[last_items.reshape(-1)]
-            bonus = torch.zeros(len(last_buckets), self.attribute_buckets + 1)
-            bonus.scatter_add_(-1, last_buckets, self.attribute_affinity.weight[last_buckets, 0])
-            bonus[:, 0] = 0  # slot 0 is "no bucket" (DP noise can make its row non-zero)
-            if len(bonus) == 1:  # a gather over the item table beats a sparse product for one row
-                scores += bonus[0][self.item_attributes].sum(-1)
-            else:
-                scores += torch.sparse.mm(self.item_bucket_matrix(), bonus.T).T
+            scores = torch.addmm(self.item_head.bonus(last_items.reshape(-1)), flat, weights).add_(offsets)
+        else:
+            scores = torch.addmm(offsets, flat, weights)
         return scores.reshape(*states.shape[:-1], -1)
 
     def _scoring_head(self) -> tuple[torch.Tensor, torch.Tensor]:
