@@ -9,6 +9,7 @@ metrics file and checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -340,9 +341,16 @@ def split_mapping(values: Mapping[str, Any]) -> tuple[TrainConfig, FederationCon
     return from_mapping(TrainConfig, train), from_mapping(FederationConfig, fed)
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's resolved annotations (resolving them is slow, and they never change:
+    every federated message's config is read through them)."""
+    return typing.get_type_hints(cls)
+
+
 def field_type(f: dataclasses.Field, cls: type = TrainConfig) -> tuple[type, bool]:
     """(base type, optional?) of a config field, from its annotation string."""
-    hint = typing.get_type_hints(cls)[f.name]
+    hint = _type_hints(cls)[f.name]
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         base = next(a for a in args if a is not type(None))

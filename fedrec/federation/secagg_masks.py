@@ -31,11 +31,19 @@ NONCE = bytes(16)  # one key, one stream: every seed is fresh per round (SecAgg+
 
 def full_strength_rand_gen(seed: bytes, num_range: int, dimensions_list: list[tuple[int, ...]]) -> list[np.ndarray]:
     """Flower's ``pseudo_rand_gen`` with the whole seed: int64 arrays of the given shapes, each
-    entry uniform in [0, num_range), from ChaCha20 keyed by SHA-256(seed)."""
+    entry uniform in [0, num_range), from ChaCha20 keyed by SHA-256(seed). A power-of-two range
+    of at most 2^32 (fedrec's, 2^32) takes the low bits of 32-bit words, exactly uniform and
+    half the keystream (a mask of the main job's 290,203 coordinates: 7.2 ms -> about 2 ms);
+    any other range, 64-bit words modulo the range."""
     sizes = [math.prod(shape) for shape in dimensions_list]  # a scalar's shape () has one entry
     key = hashlib.sha256(bytes(seed)).digest()
-    stream = Cipher(algorithms.ChaCha20(key, NONCE), mode=None).encryptor().update(bytes(BYTES_PER_ENTRY * sum(sizes)))
-    values = (np.frombuffer(stream, dtype="<u8") % np.uint64(num_range)).astype(np.int64)
+    words = num_range <= 2**32 and num_range & (num_range - 1) == 0
+    width = 4 if words else BYTES_PER_ENTRY
+    stream = Cipher(algorithms.ChaCha20(key, NONCE), mode=None).encryptor().update(bytes(width * sum(sizes)))
+    if words:
+        values = (np.frombuffer(stream, dtype="<u4") & np.uint32(num_range - 1)).astype(np.int64)
+    else:
+        values = (np.frombuffer(stream, dtype="<u8") % np.uint64(num_range)).astype(np.int64)
     parts = np.split(values, np.cumsum(sizes)[:-1]) if sizes else []
     return [part.reshape(shape) for part, shape in zip(parts, dimensions_list)]
 

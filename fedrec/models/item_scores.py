@@ -22,7 +22,6 @@ against per-user gradients taken one user at a time.
 
 from __future__ import annotations
 
-import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,7 +71,7 @@ class ItemScoreHead(nn.Module):
         its affinity non-zero)."""
         net = self._net
         buckets = net.item_attributes[last_items]
-        return F.embedding_bag(buckets, self._items_of_buckets(), mode="sum", padding_idx=0,
+        return F.embedding_bag(buckets, net.bucket_tables().items_of_buckets, mode="sum", padding_idx=0,
                                per_sample_weights=net.attribute_affinity.weight[buckets, 0])
 
     def labels(self, targets: torch.Tensor) -> torch.Tensor:
@@ -94,24 +93,6 @@ class ItemScoreHead(nn.Module):
         item_class = self._net.item_class
         others = (item_class == OTHER).sum().clamp(min=1)
         return torch.where(item_class == OTHER, -torch.log(others.float()), torch.zeros(()))
-
-    def _items_of_buckets(self) -> torch.Tensor:
-        """Dense (buckets + 1, n_items + 1) 0/1 table: row b marks bucket b's items (50 MB
-        for Beauty's 1,024 buckets), rebuilt only when the attribute table changes."""
-        net = self._net
-        return net._cached("_items_of_buckets", lambda: net.item_bucket_matrix().t().to_dense().contiguous(), [net.item_attributes])
-
-    def _buckets_of_items(self) -> torch.Tensor:
-        """The (items x buckets) 0/1 matrix in CSR form: summing the output gradients per
-        bucket through it is about 20x faster than through the COO form on CPU."""
-        net = self._net
-
-        def build() -> torch.Tensor:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-                return net.item_bucket_matrix().to_sparse_csr()
-
-        return net._cached("_buckets_of_items", build, [net.item_attributes])
 
     # Per-user gradients of the head's weights, from one call's inputs and output gradient
     # ``grads`` (N, outputs). Each user's gradient is a sum over their positions, so a norm
@@ -160,7 +141,7 @@ class ItemScoreHead(nn.Module):
         by_class, by_bucket = self._class_grads(grads), None
         rows = values = None
         if net.attribute_buckets:
-            by_bucket = grads.contiguous() @ self._buckets_of_items()
+            by_bucket = grads.contiguous() @ net.bucket_tables().csr
             rows = net.item_attributes[call[1]]
             values = by_bucket.gather(1, rows) * (rows > 0)
         parts = (by_class, by_bucket, rows, values)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedrec.models.item_attributes import MAX_ATTRIBUTES, attribute_table, bucket_matrix
+from fedrec.models.item_attributes import MAX_ATTRIBUTES, BucketTables, attribute_table, bucket_tables
 from fedrec.models.item_scores import ItemScoreHead
 from fedrec.models.item_vocabulary import first_items_vocabulary, ranked_vocabulary, spread_over_items
 from fedrec.models.pooled_encoder import PooledEncoder
@@ -134,9 +134,14 @@ class SequenceNet(nn.Module):
         return cached[1]
 
     def item_bucket_matrix(self) -> torch.Tensor:
-        """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table, rebuilt only
-        when the table changes."""
-        return self._cached("_bucket_matrix", lambda: bucket_matrix(self.item_attributes, self.attribute_buckets),
+        """Sparse (n_items + 1, buckets + 1) 0/1 matrix of the attribute table."""
+        return self.bucket_tables().matrix
+
+    def bucket_tables(self) -> BucketTables:
+        """The attribute table's item x bucket matrix in the forms the item scores use,
+        built once per process for each table's contents (and looked up once per table
+        version of this net)."""
+        return self._cached("_bucket_tables", lambda: bucket_tables(self.item_attributes, self.attribute_buckets),
                             [self.item_attributes])
 
     def set_attributes(self, attribute_lists: Sequence[Sequence[int]]) -> None:

@@ -44,8 +44,10 @@ def test_the_masks_keep_flowers_shapes_and_range_and_both_parties_draw_the_same(
     assert all(0 <= int(m.min()) and int(m.max()) < RANGE for m in masks)
     again = full_strength_rand_gen(seed, RANGE, SHAPES)  # the neighbour, or the server rebuilding a dropout's mask
     assert all(np.array_equal(a, b) for a, b in zip(masks, again))
-    big = full_strength_rand_gen(seed, 2**8, [(100_000,)])[0]
+    big = full_strength_rand_gen(seed, 2**8, [(100_000,)])[0]  # a power of two: the low bits of 32-bit words
     assert abs(big.mean() - 127.5) < 1.0 and len(np.unique(big)) == 2**8
+    other = full_strength_rand_gen(seed, 1000, [(100_000,)])[0]  # any other range: 64-bit words modulo it
+    assert abs(other.mean() - 499.5) < 4.0 and len(np.unique(other)) == 1000 and other.max() < 1000
 
 
 def test_the_client_mod_and_the_server_workflow_both_use_it():

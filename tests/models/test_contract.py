@@ -413,3 +413,21 @@ def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size
     expected = by_class + by_bucket @ item_buckets.T
     torch.testing.assert_close(net.item_head(states, last_items), expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(net.item_logits(states[None], last_items[None])[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bucket_tables_are_built_once_per_table_contents():
+    """A federated client builds a fresh model each round and loads the same attribute table:
+    its bucket tables are reused; a changed table gets its own."""
+    from fedrec.models.sequence_net import SequenceNet
+
+    attributes = [[]] + [[item % 7, 9 + item % 5] for item in range(1, 31)]
+    first, second = SequenceNet(30, 8, 0.0, attribute_buckets=16), SequenceNet(30, 8, 0.0, attribute_buckets=16)
+    first.set_attributes(attributes)
+    second.set_attributes(attributes)
+    assert first.bucket_tables() is second.bucket_tables()
+    second.set_attributes([[]] + [[item % 3] for item in range(1, 31)])
+    changed = second.bucket_tables()
+    assert changed is not first.bucket_tables()
+    assert changed.items_of_buckets.sum() == 30  # one bucket per item now
+    torch.testing.assert_close(changed.csr.to_dense(), changed.matrix.to_dense())
+    torch.testing.assert_close(changed.items_of_buckets, changed.matrix.to_dense().T)
