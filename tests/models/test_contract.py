@@ -380,12 +380,13 @@ def test_scoring_path_gives_the_training_path_scores(private, vocab_size, bucket
         assert isinstance(net.encoder(scoring=True), torch.nn.LSTM) and net.encoder(scoring=True) is not net.rnn
 
 
+@pytest.mark.parametrize("positions", [7, 40])  # fewer than dim 8 (unfolded), more (folded)
 @pytest.mark.parametrize("vocab_size", [0, 20])
-def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size):
-    """The folded head (one dense item table, the affinity bonus as a bag of bucket rows)
-    equals the scores as defined, written out densely: the class scores spread over items,
-    plus each item's summed bucket scores, the state's and the last item's affinity bonus;
-    every weight random, DP noise's non-zero padding rows included."""
+def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size, positions):
+    """The head, folded (one dense item table, the affinity bonus as a bag of bucket rows) or
+    not (a few positions), equals the scores as defined, written out densely: the class
+    scores spread over items, plus each item's summed bucket scores, the state's and the last
+    item's affinity bonus; every weight random, DP noise's non-zero padding rows included."""
     from fedrec.models.item_vocabulary import spread_over_items
     from fedrec.models.sequence_net import SequenceNet
 
@@ -398,7 +399,7 @@ def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size
     with torch.no_grad():
         for parameter in net.parameters():
             parameter.normal_(0.0, 0.5)
-    states, last_items = torch.randn(7, 8), torch.tensor([0, 1, 5, 5, 33, 59, 60])
+    states, last_items = torch.randn(positions, 8), torch.tensor([0, 1, 5, 5, 33, 59, 60] * (positions // 7 + 1))[:positions]
     item_buckets = torch.zeros(n_items + 1, buckets + 1)
     for item in range(n_items + 1):
         for bucket in net.item_attributes[item]:

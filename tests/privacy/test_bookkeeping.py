@@ -12,7 +12,7 @@ from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedrec.models import create_model, model_class
+from fedrec.models import create_model, item_scores, model_class
 from fedrec.privacy import bookkeeping
 from fedrec.privacy.opacus_layers import make_private_layers
 
@@ -63,8 +63,11 @@ def clipped_sum_one_user_at_a_time(model, batch) -> tuple[dict[str, torch.Tensor
     return total, torch.stack(coefficients)
 
 
-@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7}), ("lstm", {"attribute_buckets": 7, "vocab_size": 10}), ("mlp", {"attribute_buckets": 7, "vocab_size": 10})])
-def test_one_backward_gives_the_clipped_sum_of_per_user_gradients(name, changes, chain_split, fast_config):
+@pytest.mark.parametrize("fold", [False, True])  # the item-score head unfolded (as for a few positions), folded
+@pytest.mark.parametrize("name, changes", [("mf", {}), ("lstm", {}), ("lstm", {"vocab_size": 10}), ("lstm", {"attribute_buckets": 7}),
+                                           ("lstm", {"attribute_buckets": 7, "vocab_size": 10}), ("mlp", {"attribute_buckets": 7, "vocab_size": 10})])
+def test_one_backward_gives_the_clipped_sum_of_per_user_gradients(name, changes, fold, chain_split, fast_config, monkeypatch):
+    monkeypatch.setattr(item_scores, "folds", lambda positions, dim: fold)
     torch.manual_seed(0)
     model, samples = private_model(name, chain_split, fast_config, **changes)
     rows = list(range(0, len(samples), 3))
