@@ -11,6 +11,8 @@ matrix against every position's bucket scores, forward and backward. Here
   dim) product, about a millisecond);
 - the affinity bonus, which depends on the item just read, is a weighted bag of the dense
   item-indicator rows of that item's (at most 8) buckets;
+- a call with no more positions than dim (a device's few) skips the fold and sends its
+  bucket scores through the matrix, in CSR form (``folds``);
 - only positions with a target are scored (a user's padding was half the rows);
 - under DP, the output gradients are summed per bucket through a CSR copy of the matrix
   (about 20x faster than the COO form on CPU).
