@@ -334,17 +334,13 @@ def test_attributes_asked_of_data_without_them_are_refused(chain_split, fast_con
         model.use_item_attributes(data)
 
 
-@pytest.mark.parametrize("private, vocab_size, buckets", [(True, 20, 16), (True, 0, 16), (False, 0, 0), (False, 20, 0)])
-def test_scoring_path_gives_the_training_path_scores(private, vocab_size, buckets):
-    """Scoring (fused LSTM, dense item table) equals the trained path (DPLSTM, class spread,
-    sparse bucket product) for one row and for a batch, with every weight random, padding
-    rows included (DP noise makes them non-zero)."""
+def random_sequence_net(n_items: int, vocab_size: int, buckets: int, *, private: bool = False):
+    """A SequenceNet of dim 8 with catalog attributes (3 an item), a random vocabulary and
+    every weight random, padding rows included (DP noise makes them non-zero)."""
     from fedrec.models.sequence_net import SequenceNet
-    from fedrec.models.sequences import right_pad
     from fedrec.privacy.opacus_layers import make_private_layers
 
     torch.manual_seed(0)
-    n_items = 60
     net = SequenceNet(n_items, 8, 0.0, vocab_size=vocab_size, attribute_buckets=buckets)
     if private:
         make_private_layers(net)
@@ -355,6 +351,17 @@ def test_scoring_path_gives_the_training_path_scores(private, vocab_size, bucket
     with torch.no_grad():
         for parameter in net.parameters():
             parameter.normal_(0.0, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("private, vocab_size, buckets", [(True, 20, 16), (True, 0, 16), (False, 0, 0), (False, 20, 0)])
+def test_scoring_path_gives_the_training_path_scores(private, vocab_size, buckets):
+    """Scoring (fused LSTM, dense item table) equals the trained path (DPLSTM, the item-score
+    head) for one row and for a batch, with every weight random, padding
+    rows included (DP noise makes them non-zero)."""
+    from fedrec.models.sequences import right_pad
+
+    net = random_sequence_net(60, vocab_size, buckets, private=private)
     net.eval()
     sequences = [np.array([3, 9, 4]), np.array([7]), np.array([1, 2, 3, 4, 5, 60])]
     lengths = torch.tensor([len(s) for s in sequences])
@@ -388,17 +395,9 @@ def test_item_score_head_gives_the_definition_of_the_attribute_scores(vocab_size
     scores spread over items, plus each item's summed bucket scores, the state's and the last
     item's affinity bonus; every weight random, DP noise's non-zero padding rows included."""
     from fedrec.models.item_vocabulary import spread_over_items
-    from fedrec.models.sequence_net import SequenceNet
 
-    torch.manual_seed(0)
     n_items, buckets = 60, 16
-    net = SequenceNet(n_items, 8, 0.0, vocab_size=vocab_size, attribute_buckets=buckets)
-    net.set_attributes([[]] + [[item % 7, 9 + item % 5, 20 + item % 3] for item in range(1, n_items + 1)])
-    if vocab_size:
-        net.set_vocabulary(torch.randperm(n_items) + 1)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.normal_(0.0, 0.5)
+    net = random_sequence_net(n_items, vocab_size, buckets)
     states, last_items = torch.randn(positions, 8), torch.tensor([0, 1, 5, 5, 33, 59, 60] * (positions // 7 + 1))[:positions]
     item_buckets = torch.zeros(n_items + 1, buckets + 1)
     for item in range(n_items + 1):
