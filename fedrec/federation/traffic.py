@@ -8,6 +8,7 @@ update as 64-bit masked integers where the plain path sends 32-bit floats, plus 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
@@ -38,6 +39,12 @@ def _value_bytes(value: Any) -> int:
 # replies take ~10 ms at the setup and unmask stages, so each stage waited out the interval:
 # about 0.2 s of the main job's ~1.7 s round. A look costs microseconds.
 SIMULATION_PULL_INTERVAL = 0.01
+# Flower's deployment grid (HttpGrid, `flwr run` against a SuperLink) sleeps a fixed 3 s between
+# looks, so each stage whose replies are not back at once cost at least 3 s: a main-job round
+# (four SecAgg+ stages) at least 12 s where the stores need ~1 s. fedrec asks with Flower's
+# own push_messages / pull_messages, as Flower's loop does, every DEPLOYMENT_PULL_INTERVAL
+# (one small request to the SuperLink each time).
+DEPLOYMENT_PULL_INTERVAL = 0.2
 
 
 class MeteredGrid:
@@ -56,8 +63,26 @@ class MeteredGrid:
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
         self.bytes_sent += sum(payload_bytes(message) for message in messages)
-        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        if hasattr(self._grid, "pull_interval"):  # the in-memory grid: its own loop, at the interval set above
+            replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        else:
+            replies = self._pushed_and_pulled(messages, timeout)
         self.bytes_received += sum(payload_bytes(reply) for reply in replies)
+        return replies
+
+    def _pushed_and_pulled(self, messages: list[Message], timeout: float | None) -> list[Message]:
+        """Flower's ``Grid.send_and_receive`` (push, then pull until every reply is in or the
+        timeout passes), looking every DEPLOYMENT_PULL_INTERVAL instead of every 3 s."""
+        waiting = set(self._grid.push_messages(messages))
+        end = time.time() + (timeout if timeout is not None else 0.0)
+        replies: list[Message] = []
+        while timeout is None or time.time() < end:
+            pulled = list(self._grid.pull_messages(waiting))
+            replies.extend(pulled)
+            waiting.difference_update(reply.metadata.reply_to_message_id for reply in pulled)
+            if not waiting:
+                break
+            time.sleep(DEPLOYMENT_PULL_INTERVAL)
         return replies
 
     def __getattr__(self, name: str) -> Any:
