@@ -55,7 +55,8 @@ class MeteredGrid:
     ``DEPLOYMENT_PULL_INTERVAL``."""
 
     def __init__(self, grid: Any) -> None:
-        if isinstance(getattr(grid, "pull_interval", None), float):  # Flower's InMemoryGrid (simulation)
+        self._in_memory = isinstance(getattr(grid, "pull_interval", None), float)  # Flower's InMemoryGrid (simulation)
+        if self._in_memory:
             grid.pull_interval = min(grid.pull_interval, SIMULATION_PULL_INTERVAL)
         self._grid = grid
         self.bytes_sent = 0
@@ -64,7 +65,7 @@ class MeteredGrid:
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         messages = list(messages)
         self.bytes_sent += sum(payload_bytes(message) for message in messages)
-        if hasattr(self._grid, "pull_interval"):  # the in-memory grid: its own loop, at the interval set above
+        if self._in_memory:  # its own loop, at the interval set above
             replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         else:
             replies = self._pushed_and_pulled(messages, timeout)

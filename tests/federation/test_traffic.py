@@ -4,7 +4,6 @@ is returned once, a missing one ends the wait at the timeout."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 from flwr.app import ConfigRecord
@@ -55,14 +54,28 @@ def asked(node: int) -> StubMessage:
     return StubMessage(ConfigRecord({"round": 1}), node=node)
 
 
+class Clock:
+    """The loop's clock, advanced only by its sleeps: the test reads time, it never measures it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_a_deployment_grid_returns_every_reply_once_and_stops_at_the_timeout(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(traffic, "time", clock)
     monkeypatch.setattr(traffic, "DEPLOYMENT_PULL_INTERVAL", 0.01)
     grid = SlowStoresGrid({1: 0, 2: 3, 3: 10**9})
     metered = MeteredGrid(grid)
-    started = time.time()
     replies = list(metered.send_and_receive([asked(1), asked(2), asked(3)], timeout=0.5))
     assert sorted(reply.content["reply"]["node"] for reply in replies) == [1, 2]  # store 3 never answered
-    assert time.time() - started >= 0.5 and grid.looks > 4  # it kept looking until the timeout
+    assert clock.now >= 0.5 and grid.looks > 4  # it kept looking until the timeout
     assert metered.bytes_received > 0
 
     grid = SlowStoresGrid({1: 0, 2: 3})
